@@ -1,0 +1,331 @@
+"""Domain models: plain dataclasses shared by every backend.
+
+Conventions that hold everywhere (convert only at adapter edges):
+
+* **Bounding boxes** are :class:`BoundingBox` in integer *pixels* of the image
+  they were found in: ``left``, ``top`` (inclusive) and ``width``, ``height``.
+  Rekognition ratios, dlib rectangles and SSD corner ratios are converted by
+  private helpers inside the adapter that meets them.
+* **Scores** are *similarities* in ``[0.0, 1.0]``, higher meaning more alike.
+  The local engine maps Euclidean distance ``d`` to ``1 - d`` (clipped);
+  Rekognition maps its 0-100 similarity through a calibration in its adapter.
+  The recognition policy only ever sees this one scale.
+* **Times** are timezone-aware UTC ``datetime`` objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (second resolution is not assumed)."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque identifier such as ``cus_3f2a...``; never derived from a name."""
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+@dataclass(frozen=True, slots=True)
+class BoundingBox:
+    """A face rectangle in integer pixels of the image it belongs to.
+
+    >>> BoundingBox(10, 20, 100, 120).right
+    110
+    """
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.left + self.width / 2.0, self.top + self.height / 2.0)
+
+    def iou(self, other: BoundingBox) -> float:
+        """Intersection over union with another box (0.0 when disjoint)."""
+        ix = max(0, min(self.right, other.right) - max(self.left, other.left))
+        iy = max(0, min(self.bottom, other.bottom) - max(self.top, other.top))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def clip(self, width: int, height: int) -> BoundingBox:
+        """This box clipped to an image of ``width`` x ``height`` pixels."""
+        left = min(max(0, self.left), width)
+        top = min(max(0, self.top), height)
+        right = min(max(0, self.right), width)
+        bottom = min(max(0, self.bottom), height)
+        return BoundingBox(left, top, right - left, bottom - top)
+
+    def expand(self, margin: float) -> BoundingBox:
+        """Grow by ``margin`` (a fraction of the size) on every side."""
+        dx = round(self.width * margin)
+        dy = round(self.height * margin)
+        return BoundingBox(self.left - dx, self.top - dy, self.width + 2 * dx, self.height + 2 * dy)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "width": self.width, "height": self.height}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BoundingBox:
+        return cls(int(data["left"]), int(data["top"]), int(data["width"]), int(data["height"]))
+
+
+@dataclass(frozen=True, slots=True)
+class FaceEvent:
+    """One person's best face crop, as published by an edge agent (schema v1).
+
+    See ``docs/face-event.md`` for the JSON form; :mod:`core.schema` parses and
+    validates it.
+    """
+
+    event_id: str
+    store_id: str
+    camera_id: str
+    zone: str
+    captured_at: datetime
+    bbox: BoundingBox
+    frame_width: int
+    frame_height: int
+    detector: str
+    confidence: float
+    track_id: str
+    crop_jpeg: bytes
+    schema_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedFace:
+    """A face found in an image by a detector, with the detector's confidence."""
+
+    bbox: BoundingBox
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedFace:
+    """A face stored in a face collection under an opaque external id."""
+
+    face_id: str
+    external_id: str
+    bbox: BoundingBox | None = None
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FaceMatch:
+    """A search hit: an indexed face and how similar it is (0..1)."""
+
+    face_id: str
+    external_id: str
+    similarity: float
+
+
+class Band(enum.StrEnum):
+    """The recognition policy's decision for one face."""
+
+    MATCH = "match"
+    REVIEW = "review"
+    NEW = "new"
+
+
+class FaceStatus(enum.StrEnum):
+    PENDING = "pending"  # belongs to a pending identity awaiting approval
+    CUSTOMER = "customer"  # belongs to an approved customer
+    SUPPRESSED = "suppressed"  # do-not-track: kept only as a suppression template
+
+
+@dataclass(slots=True)
+class Face:
+    """A stored face crop and who it belongs to.
+
+    ``index_face_id`` is the id in the face collection (local index or
+    Rekognition). Exactly one of ``customer_id`` / ``pending_id`` is set, except
+    for suppressed faces.
+    """
+
+    face_id: str
+    event_id: str | None
+    crop_key: str
+    captured_at: datetime
+    camera_id: str
+    zone: str
+    status: FaceStatus
+    index_face_id: str | None = None
+    customer_id: str | None = None
+    pending_id: str | None = None
+    similarity: float | None = None
+
+
+@dataclass(slots=True)
+class Customer:
+    """An approved, consenting customer. ``customer_id`` is opaque."""
+
+    customer_id: str
+    name: str
+    email: str | None = None
+    loyalty_id: str | None = None
+    consent: bool = False
+    consent_at: datetime | None = None
+    notes: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A customer seen by a camera. Dwell is ``last_seen_at - started_at``."""
+
+    visit_id: str
+    customer_id: str
+    store_id: str
+    camera_id: str
+    zone: str
+    started_at: datetime
+    last_seen_at: datetime
+    event_id: str | None = None
+    similarity: float | None = None
+
+    @property
+    def dwell_seconds(self) -> float:
+        return max(0.0, (self.last_seen_at - self.started_at).total_seconds())
+
+
+class PendingKind(enum.StrEnum):
+    NEW = "new"  # nobody known: approve as a new customer or reject
+    REVIEW = "review"  # possible returning customer: confirm or "not this person"
+
+
+class PendingStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    NOT_A_CUSTOMER = "not_a_customer"
+    MERGED = "merged"  # confirmed as / merged into an existing customer
+    EXPIRED = "expired"
+
+
+@dataclass(slots=True)
+class PendingIdentity:
+    """An unknown person awaiting one human decision, with all their faces."""
+
+    pending_id: str
+    kind: PendingKind
+    status: PendingStatus
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    store_id: str
+    face_count: int = 0
+    suggested_customer_id: str | None = None
+    suggested_similarity: float | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDetails:
+    """What the approver fills in; ``consent`` must be explicit."""
+
+    name: str
+    email: str | None = None
+    loyalty_id: str | None = None
+    consent: bool = False
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A point-of-sale transaction; ``amount_cents`` avoids float money."""
+
+    transaction_id: str
+    store_id: str
+    occurred_at: datetime
+    amount_cents: int
+    currency: str = "EUR"
+    loyalty_id: str | None = None
+    customer_id: str | None = None
+    camera_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what to whom, when. Details never contain face images."""
+
+    audit_id: str
+    at: datetime
+    actor: str
+    action: str
+    subject_id: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class IngestOutcome(enum.StrEnum):
+    VISIT = "visit"
+    REVIEW = "review"
+    PENDING = "pending"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What ingest decided for one event."""
+
+    event_id: str
+    outcome: IngestOutcome
+    customer_id: str | None = None
+    pending_id: str | None = None
+    similarity: float | None = None
+    face_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input and why; the raw payload is kept for inspection."""
+
+    dead_letter_id: str
+    received_at: datetime
+    source: str
+    reason: str
+    error_type: str
+    event_id: str | None = None
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class SeenEvent:
+    """A row of the incoming-faces feed (the dashboard's Live page)."""
+
+    event_id: str
+    captured_at: datetime
+    store_id: str
+    camera_id: str
+    zone: str
+    outcome: str
+    crop_key: str | None
+    customer_id: str | None = None
+    customer_name: str | None = None
+    pending_id: str | None = None
+    similarity: float | None = None

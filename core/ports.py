@@ -1,0 +1,306 @@
+"""Ports: the small interfaces every backend implements.
+
+Each port is a :class:`typing.Protocol` named in domain terms that takes and
+returns StoreLens dataclasses (never boto3 dicts, SQL rows or numpy internals).
+The local adapters live in ``core/local/``, the AWS ones in ``core/aws/``; the
+contract tests in ``tests/contract/`` run the same assertions against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from core.models import (
+    AuditEntry,
+    Customer,
+    CustomerDetails,
+    DeadLetter,
+    DetectedFace,
+    Face,
+    FaceEvent,
+    FaceMatch,
+    FaceStatus,
+    IndexedFace,
+    PendingIdentity,
+    PendingStatus,
+    SeenEvent,
+    Transaction,
+    Visit,
+)
+
+# --------------------------------------------------------------------------- blobs
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Opaque byte objects (face crops) addressed by ``/``-separated keys."""
+
+    def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> None:
+        """Store ``data`` durably under ``key`` (overwrites)."""
+
+    def get(self, key: str) -> bytes:
+        """Return the bytes under ``key``; raise ``NotFoundError`` if absent."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys starting with ``prefix``, sorted."""
+
+    def url(self, key: str, expires_seconds: int = 3600) -> str | None:
+        """A URL a browser can fetch, or ``None`` when the store has none."""
+
+
+# ----------------------------------------------------------------------- face index
+
+
+@runtime_checkable
+class FaceIndex(Protocol):
+    """A searchable collection of face templates, shaped like a Rekognition collection.
+
+    ``external_id`` is always an opaque id (``cus_...``, ``pid_...``,
+    ``dnt_...``), never a person's name. Images are encoded bytes (JPEG/PNG).
+    Similarities are on the common 0..1 scale (see :mod:`core.models`).
+    """
+
+    def create_collection(self, collection_id: str) -> None:
+        """Create; raise ``ConflictError`` if it already exists."""
+
+    def delete_collection(self, collection_id: str) -> None:
+        """Delete with all its faces; raise ``NotFoundError`` if missing."""
+
+    def list_collections(self) -> list[str]: ...
+
+    def detect_faces(self, image: bytes) -> list[DetectedFace]:
+        """Faces in ``image``, largest first. ``ImageDecodeError`` on bad bytes."""
+
+    def index_face(self, collection_id: str, image: bytes, external_id: str) -> IndexedFace:
+        """Index the largest face of ``image``; ``FaceNotFoundError`` if none."""
+
+    def search_by_image(
+        self, collection_id: str, image: bytes, threshold: float, max_results: int
+    ) -> list[FaceMatch]:
+        """Faces similar to the largest face in ``image``, best first."""
+
+    def search_by_face(
+        self, collection_id: str, face_id: str, threshold: float, max_results: int
+    ) -> list[FaceMatch]:
+        """Faces similar to an indexed face (itself excluded), best first."""
+
+    def list_faces(self, collection_id: str) -> list[IndexedFace]: ...
+
+    def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> None:
+        """Remove faces; unknown ids are ignored."""
+
+
+# --------------------------------------------------------------------- repositories
+
+
+class CustomerRepository(Protocol):
+    def add(self, customer: Customer) -> None: ...
+
+    def get(self, customer_id: str) -> Customer:
+        """Raise ``NotFoundError`` if there is no such customer."""
+
+    def update(self, customer: Customer) -> None: ...
+
+    def delete(self, customer_id: str) -> None: ...
+
+    def list(self, search: str | None = None, limit: int = 1000) -> list[Customer]:
+        """Customers whose name, e-mail or loyalty id contains ``search``."""
+
+    def find_by_loyalty_id(self, loyalty_id: str) -> Customer | None: ...
+
+    def count(self) -> int: ...
+
+
+class FaceRepository(Protocol):
+    def add(self, face: Face) -> None: ...
+
+    def get(self, face_id: str) -> Face: ...
+
+    def update(self, face: Face) -> None: ...
+
+    def delete(self, face_id: str) -> None: ...
+
+    def by_customer(self, customer_id: str) -> list[Face]: ...
+
+    def by_pending(self, pending_id: str) -> list[Face]: ...
+
+    def by_status(self, status: FaceStatus) -> list[Face]: ...
+
+    def by_index_face_ids(self, index_face_ids: Sequence[str]) -> dict[str, Face]:
+        """Map collection face ids to the stored faces that own them."""
+
+
+class VisitRepository(Protocol):
+    def add(self, visit: Visit) -> None: ...
+
+    def latest_for_customer(self, customer_id: str) -> Visit | None: ...
+
+    def extend(self, visit_id: str, last_seen_at: datetime) -> None:
+        """Move a visit's ``last_seen_at`` forward (the person is still here)."""
+
+    def by_customer(self, customer_id: str) -> list[Visit]: ...
+
+    def between(self, start: datetime, end: datetime) -> list[Visit]: ...
+
+    def reassign(self, from_customer_id: str, to_customer_id: str) -> int: ...
+
+    def delete_by_customer(self, customer_id: str) -> int: ...
+
+
+class PendingRepository(Protocol):
+    def add(self, pending: PendingIdentity) -> None: ...
+
+    def get(self, pending_id: str) -> PendingIdentity: ...
+
+    def update(self, pending: PendingIdentity) -> None: ...
+
+    def delete(self, pending_id: str) -> None: ...
+
+    def list(self, status: PendingStatus | None = PendingStatus.PENDING) -> list[PendingIdentity]: ...
+
+    def expired(self, now: datetime) -> list[PendingIdentity]:
+        """Pending (undecided) identities whose ``expires_at`` is before ``now``."""
+
+
+class TransactionRepository(Protocol):
+    def add(self, transaction: Transaction) -> bool:
+        """Store; return ``False`` if the id was already stored (idempotent)."""
+
+    def by_customer(self, customer_id: str) -> list[Transaction]: ...
+
+    def between(self, start: datetime, end: datetime) -> list[Transaction]: ...
+
+    def link(self, transaction_id: str, customer_id: str | None) -> None: ...
+
+    def reassign(self, from_customer_id: str, to_customer_id: str) -> int: ...
+
+    def unlink_customer(self, customer_id: str) -> int:
+        """Remove the link to ``customer_id`` (the sale itself stays). Return count."""
+
+
+class EventLog(Protocol):
+    """Received events (for idempotency and the Live feed) and dead letters."""
+
+    def is_processed(self, event_id: str) -> bool: ...
+
+    def record(self, event: FaceEvent, crop_key: str | None, result_outcome: str,
+               customer_id: str | None, pending_id: str | None,
+               similarity: float | None) -> bool:
+        """Record a processed event; ``False`` if ``event_id`` was already recorded."""
+
+    def recent(self, limit: int = 100, camera_id: str | None = None,
+               outcome: str | None = None, since: datetime | None = None) -> list[SeenEvent]: ...
+
+    def forget_customer(self, customer_id: str) -> int:
+        """Detach events from an erased customer (drop crop keys and ids)."""
+
+    def forget_pending(self, pending_id: str) -> int: ...
+
+    def add_dead_letter(self, letter: DeadLetter) -> None: ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+
+class AuditLog(Protocol):
+    def append(self, entry: AuditEntry) -> None: ...
+
+    def list(self, subject_id: str | None = None, limit: int = 200) -> list[AuditEntry]: ...
+
+
+class TokenLedger(Protocol):
+    """Remembers single-use token nonces so a link can be used only once."""
+
+    def consume(self, nonce: str, expires_at: datetime) -> bool:
+        """Mark ``nonce`` used; ``False`` if it had been used before."""
+
+
+class Repositories(Protocol):
+    """All repositories of one backend, plus a unit of work.
+
+    ``atomic()`` groups writes: on the local backend it is one SQLite
+    transaction; on DynamoDB it is best effort (writes are ordered and
+    idempotent instead).
+    """
+
+    customers: CustomerRepository
+    faces: FaceRepository
+    visits: VisitRepository
+    pending: PendingRepository
+    transactions: TransactionRepository
+    events: EventLog
+    audit: AuditLog
+    tokens: TokenLedger
+
+    def atomic(self) -> AbstractContextManager[None]: ...
+
+
+# ----------------------------------------------------------------- approvals, mail
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A human decision on a pending identity.
+
+    ``action`` is one of ``approve`` (needs ``details``), ``reject``,
+    ``not_a_customer``, ``confirm`` (review band: it is the suggested customer),
+    ``not_this_person`` (review band: treat as new), ``merge`` (it is
+    ``customer_id``).
+    """
+
+    action: str
+    actor: str
+    details: CustomerDetails | None = None
+    customer_id: str | None = None
+
+
+ACTIONS = ("approve", "reject", "not_a_customer", "confirm", "not_this_person", "merge")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMail:
+    """A fully built e-mail (RFC 5322 bytes) and who it concerns."""
+
+    to: tuple[str, ...]
+    subject: str
+    mime: bytes
+    subject_id: str  # the pending identity (or customer) it is about
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+class Notifier(Protocol):
+    def send(self, mail: OutgoingMail) -> str:
+        """Deliver and return a message id."""
+
+    def forget(self, subject_id: str) -> int:
+        """Delete stored copies about ``subject_id`` where the backend keeps any."""
+
+
+class ApprovalWorkflow(Protocol):
+    """Runs one approval per pending identity until a human decides."""
+
+    def start(self, pending: PendingIdentity) -> str:
+        """Begin waiting for a decision; return an execution reference."""
+
+    def submit(self, pending_id: str, decision: Decision) -> None:
+        """Deliver the decision; the workflow then records it."""
+
+    def cancel(self, pending_id: str, reason: str) -> None:
+        """Stop waiting (expired, erased)."""
+
+
+class EventPublisher(Protocol):
+    """How an edge agent hands a FaceEvent to the pipeline."""
+
+    def publish(self, event: FaceEvent) -> None: ...
+
+    def close(self) -> None: ...
+
