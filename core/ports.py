@@ -205,6 +205,12 @@ class EventLog(Protocol):
 
     def forget_pending(self, pending_id: str) -> int: ...
 
+    def attribute_pending(self, pending_id: str, customer_id: str) -> int:
+        """Attribute a pending identity's events to the customer it became."""
+
+    def reassign_customer(self, from_customer_id: str, to_customer_id: str) -> int:
+        """Move events from a merged-away customer to the one kept."""
+
     def add_dead_letter(self, letter: DeadLetter) -> None: ...
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
