@@ -1,0 +1,296 @@
+"""Dashboard authentication and roles, for both backends.
+
+* **local**: users from :class:`core.users.UserStore` (``<data_dir>/users.json``),
+  with a :class:`LoginRateLimiter` in front so passwords cannot be guessed fast.
+* **aws**: Amazon Cognito. The user pool's ``USER_PASSWORD_AUTH`` flow returns
+  an ID token that is verified with PyJWT against the pool's JWKS (issuer,
+  audience = app client id, ``token_use == "id"``, expiry); members of the
+  Cognito group ``admin`` get the admin role, everyone else is a viewer.
+
+Roles: ``admin`` may approve, merge, edit, erase and run the demo; ``viewer``
+sees everything and changes nothing. Pages ask :func:`can` before showing a
+control and services-facing code calls :func:`require`.
+
+>>> can(User("ann", "viewer"), "decide")
+False
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.errors import AuthError, ConflictError, ValidationError
+from core.settings import Settings
+from core.users import User, UserStore
+
+#: What each permission needs. Viewers may only ``view``.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "view": frozenset({"admin", "viewer"}),
+    "decide": frozenset({"admin"}),  # approve / reject / not a customer / merge / review
+    "edit_customer": frozenset({"admin"}),
+    "erase": frozenset({"admin"}),
+    "run_demo": frozenset({"admin"}),
+    "manage_users": frozenset({"admin"}),
+}
+
+SETUP_CODE_FILE = "setup-code"
+
+
+def can(user: User | None, permission: str) -> bool:
+    """Whether ``user`` holds ``permission`` (unknown permissions are denied)."""
+    return user is not None and user.role in PERMISSIONS.get(permission, frozenset())
+
+
+def require(user: User | None, permission: str) -> User:
+    """Return ``user`` or raise ``AuthError`` when it may not ``permission``."""
+    if user is None:
+        raise AuthError("please log in")
+    if not can(user, permission):
+        raise AuthError(f"the {user.role} role may not {permission.replace('_', ' ')}")
+    return user
+
+
+# ------------------------------------------------------------------ rate limiting
+
+
+class LoginRateLimiter:
+    """Sliding-window failure counter per key (user name and client address).
+
+    After ``max_failures`` failures within ``window_seconds`` a key is locked
+    until the oldest of those failures leaves the window. In-process and
+    thread-safe: one instance is shared by every dashboard session.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window_seconds
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _prune(self, key: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        return q
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until every key may try again (0 when none is locked)."""
+        now = self._clock()
+        wait = 0.0
+        with self._lock:
+            for key in keys:
+                q = self._prune(key, now)
+                if len(q) >= self.max_failures:
+                    wait = max(wait, q[0] + self.window - now)
+        return wait
+
+    def check(self, *keys: str) -> None:
+        wait = self.retry_after(*keys)
+        if wait > 0:
+            raise AuthError(f"too many failed logins; try again in {int(wait) + 1} s")
+
+    def failed(self, *keys: str) -> None:
+        now = self._clock()
+        with self._lock:
+            for key in keys:
+                self._prune(key, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+# ------------------------------------------------------------------ authenticators
+
+
+class Authenticator(Protocol):
+    """Turns a user name and password into a :class:`User`, or raises ``AuthError``."""
+
+    kind: str
+
+    def login(self, username: str, password: str, client: str = "") -> User: ...
+
+
+class LocalAuthenticator:
+    """Users from ``users.json``, rate limited per user name and per client address."""
+
+    kind = "local"
+
+    def __init__(self, store: UserStore, limiter: LoginRateLimiter | None = None) -> None:
+        self.store = store
+        self.limiter = limiter or LoginRateLimiter()
+
+    def login(self, username: str, password: str, client: str = "") -> User:
+        username = username.strip()
+        if not username or not password:
+            raise AuthError("enter a user name and a password")
+        keys = [f"user:{username.lower()}"] + ([f"client:{client}"] if client else [])
+        self.limiter.check(*keys)
+        try:
+            user = self.store.verify(username, password)
+        except AuthError:
+            self.limiter.failed(*keys)
+            raise
+        self.limiter.succeeded(keys[0])
+        return user
+
+
+class CognitoAuthenticator:
+    """Cognito user pool login; tokens verified with PyJWT against the pool JWKS.
+
+    ``client`` is an injected ``cognito-idp`` boto3 client; ``jwks_client`` a
+    ``jwt.PyJWKClient`` (or anything with ``get_signing_key_from_jwt``).
+    """
+
+    kind = "cognito"
+    ADMIN_GROUP = "admin"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: Any = None,
+        jwks_client: Any = None,
+        limiter: LoginRateLimiter | None = None,
+    ) -> None:
+        if not settings.cognito_user_pool_id or not settings.cognito_client_id:
+            raise AuthError("set STORELENS_COGNITO_USER_POOL_ID and STORELENS_COGNITO_CLIENT_ID")
+        self.settings = settings
+        self._client = client
+        self._jwks = jwks_client
+        self.limiter = limiter or LoginRateLimiter()
+
+    @property
+    def issuer(self) -> str:
+        s = self.settings
+        return f"https://cognito-idp.{s.aws_region}.amazonaws.com/{s.cognito_user_pool_id}"
+
+    def _cognito(self) -> Any:
+        if self._client is None:
+            import boto3  # lazy: only the aws backend needs it
+
+            self._client = boto3.client(
+                "cognito-idp",
+                region_name=self.settings.aws_region,
+                endpoint_url=self.settings.endpoint_for("cognito"),
+            )
+        return self._client
+
+    def _jwks_client(self) -> Any:
+        if self._jwks is None:
+            import jwt
+
+            self._jwks = jwt.PyJWKClient(f"{self.issuer}/.well-known/jwks.json")
+        return self._jwks
+
+    def verify_id_token(self, token: str) -> User:
+        """Check signature, issuer, audience, expiry and ``token_use``; map groups to a role."""
+        import jwt
+
+        try:
+            key = self._jwks_client().get_signing_key_from_jwt(token).key
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self.settings.cognito_client_id,
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "aud", "token_use"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"invalid sign-in token: {exc}") from exc
+        if claims.get("token_use") != "id":
+            raise AuthError("invalid sign-in token: not an ID token")
+        groups = claims.get("cognito:groups") or []
+        name = claims.get("cognito:username") or claims.get("email") or claims["sub"]
+        return User(str(name), "admin" if self.ADMIN_GROUP in groups else "viewer")
+
+    def login(self, username: str, password: str, client: str = "") -> User:
+        username = username.strip()
+        if not username or not password:
+            raise AuthError("enter a user name and a password")
+        keys = [f"user:{username.lower()}"] + ([f"client:{client}"] if client else [])
+        self.limiter.check(*keys)
+        try:
+            resp = self._cognito().initiate_auth(
+                AuthFlow="USER_PASSWORD_AUTH",
+                ClientId=self.settings.cognito_client_id,
+                AuthParameters={"USERNAME": username, "PASSWORD": password},
+            )
+        except Exception as exc:  # botocore ClientError: NotAuthorized, UserNotFound...
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in {"NotAuthorizedException", "UserNotFoundException"}:
+                self.limiter.failed(*keys)
+                raise AuthError("wrong user name or password") from exc
+            raise
+        token = (resp.get("AuthenticationResult") or {}).get("IdToken")
+        if not token:
+            raise AuthError(f"Cognito asks for a further step: {resp.get('ChallengeName', 'unknown')}")
+        self.limiter.succeeded(keys[0])
+        return self.verify_id_token(token)
+
+
+def build_authenticator(
+    settings: Settings, limiter: LoginRateLimiter | None = None, **clients: Any
+) -> Authenticator:
+    """The authenticator for ``settings.backend`` (local users file or Cognito)."""
+    if settings.backend == "aws":
+        return CognitoAuthenticator(
+            settings, limiter=limiter, client=clients.get("cognito"), jwks_client=clients.get("jwks")
+        )
+    return LocalAuthenticator(UserStore.for_data_dir(settings.data_dir), limiter)
+
+
+# ------------------------------------------------------------------ first run
+
+
+def setup_code(data_dir: Path) -> str | None:
+    """The one-time code that lets the first admin be created in the browser.
+
+    Exists only while there are no users. It is written to
+    ``<data_dir>/setup-code`` (mode 0600) and printed on the dashboard's
+    console, like a Jupyter token, so only someone with access to the machine
+    can claim the new installation.
+    """
+    data_dir = Path(data_dir)
+    if not UserStore.for_data_dir(data_dir).is_empty():
+        return None
+    path = data_dir / SETUP_CODE_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    code = secrets.token_hex(4)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with open(fd, "w") as fh:
+        fh.write(code)
+    return code
+
+
+def create_first_admin(data_dir: Path, code: str, name: str, password: str, repeat: str) -> User:
+    """Create the first admin if ``code`` matches the setup code; then retire the code."""
+    store = UserStore.for_data_dir(data_dir)
+    if not store.is_empty():
+        raise ConflictError("an administrator already exists; log in instead")
+    expected = setup_code(data_dir) or ""
+    if not hmac.compare_digest(code.strip().encode(), expected.encode()):
+        raise AuthError("wrong setup code; it is printed in the terminal running the dashboard")
+    if password != repeat:
+        raise ValidationError("the passwords do not match")
+    user = store.add(name, password, "admin")
+    (Path(data_dir) / SETUP_CODE_FILE).unlink(missing_ok=True)
+    return user
