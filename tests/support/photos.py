@@ -1,0 +1,165 @@
+"""Real test photos, fetched from pinned PyPI distributions and cached locally.
+
+The photos are not committed (licences and repository size); instead each one is
+extracted from a package that ships it, downloaded with pip itself so it goes
+through whatever index/proxy pip is configured for:
+
+* obama, obama2, obama3, biden: ``face_recognition==1.3.0`` sdist,
+  ``face_recognition-1.3.0/tests/test_images/<name>.jpg``
+* t1 (a group photo of six people): ``insightface==0.7.3`` sdist,
+  ``insightface-0.7.3/insightface/data/images/t1.jpg``
+* grace_hopper: ``matplotlib==3.9.2`` cp311 manylinux wheel,
+  ``matplotlib/mpl-data/sample_data/grace_hopper.jpg``
+* astronaut: ``scikit-image==0.24.0`` cp311 manylinux wheel, ``skimage/data/astronaut.png``
+
+The cache directory is ``$STORELENS_TEST_CACHE`` (default
+``~/.cache/storelens-test-photos``); once a photo is there no network is needed.
+
+>>> photo("obama").name        # doctest: +SKIP
+'obama.jpg'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class _Source:
+    requirement: str  # exact pin, so every run sees the same bytes
+    member: str  # path inside the archive
+    sdist: bool  # True: source tarball; False: a binary wheel
+
+
+_FR = "face_recognition==1.3.0"
+_FR_DIR = "face_recognition-1.3.0/tests/test_images"
+# Wheels are requested for one fixed platform so the same file is fetched on any
+# host (the images inside are platform independent, only the archive name isn't).
+_WHEEL_PLATFORM = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11",
+                   "--implementation", "cp", "--abi", "cp311"]
+
+SOURCES: dict[str, _Source] = {
+    "obama": _Source(_FR, f"{_FR_DIR}/obama.jpg", sdist=True),
+    "obama2": _Source(_FR, f"{_FR_DIR}/obama2.jpg", sdist=True),
+    "obama3": _Source(_FR, f"{_FR_DIR}/obama3.jpg", sdist=True),
+    "biden": _Source(_FR, f"{_FR_DIR}/biden.jpg", sdist=True),
+    "t1": _Source("insightface==0.7.3", "insightface-0.7.3/insightface/data/images/t1.jpg", sdist=True),
+    "grace_hopper": _Source(
+        "matplotlib==3.9.2", "matplotlib/mpl-data/sample_data/grace_hopper.jpg", sdist=False
+    ),
+    "astronaut": _Source("scikit-image==0.24.0", "skimage/data/astronaut.png", sdist=False),
+}
+
+_lock = threading.Lock()
+
+
+class PhotoUnavailableError(RuntimeError):
+    """A test photo could not be downloaded or extracted."""
+
+
+def cache_dir() -> Path:
+    """Where downloaded archives and extracted photos live."""
+    raw = os.environ.get("STORELENS_TEST_CACHE") or "~/.cache/storelens-test-photos"
+    return Path(raw).expanduser()
+
+
+def photo(name: str) -> Path:
+    """The path of test photo ``name`` (see the module table), fetching it once."""
+    try:
+        source = SOURCES[name]
+    except KeyError:
+        raise KeyError(f"unknown test photo {name!r}; known: {', '.join(sorted(SOURCES))}") from None
+    root = cache_dir()
+    target = root / "photos" / f"{name}{Path(source.member).suffix}"
+    if target.exists():
+        return target
+    with _lock:  # pytest-xdist aside, keep threads from downloading twice
+        if target.exists():
+            return target
+        archive = _download(source, root / "archives")
+        data = _extract(archive, source.member)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # atomic: a half-written photo is never visible
+    return target
+
+
+def photo_bytes(name: str) -> bytes:
+    """The encoded bytes (JPEG/PNG) of test photo ``name``."""
+    return photo(name).read_bytes()
+
+
+def _download(source: _Source, dest: Path) -> Path:
+    dist, version = source.requirement.split("==")
+    existing = _find_archive(dest, dist, version, source.sdist)
+    if existing is not None:
+        return existing
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "-d", str(dest)]
+    if source.sdist:
+        # ``--no-binary <dist>`` (not ``:all:``): build requirements for the
+        # metadata step may still come as wheels, otherwise pip tries to build
+        # numpy from source just to read insightface's metadata.
+        cmd += ["--no-binary", dist]
+    else:
+        cmd += ["--only-binary", ":all:", *_WHEEL_PLATFORM]
+    cmd.append(source.requirement)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PhotoUnavailableError(f"could not run pip to download {source.requirement}: {exc}") from exc
+    found = _find_archive(dest, dist, version, source.sdist)
+    if proc.returncode != 0 or found is None:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise PhotoUnavailableError(
+            f"downloading {source.requirement} for the test photos failed (exit {proc.returncode}).\n"
+            f"command: {' '.join(cmd)}\n{tail}\n"
+            f"Pre-populate {dest} with the archive or set STORELENS_TEST_CACHE to a cache that has it."
+        )
+    return found
+
+
+def _find_archive(dest: Path, dist: str, version: str, sdist: bool) -> Path | None:
+    if not dest.is_dir():
+        return None
+    # Archive names normalise the project name (scikit_image-0.24.0-...whl).
+    want = _normalise(dist)
+    for path in sorted(dest.iterdir()):
+        project, _, rest = path.name.partition("-")
+        if _normalise(project) != want or not rest.startswith(version):
+            continue
+        if rest[len(version):len(version) + 1] not in {"-", "."}:
+            continue  # 0.24.0 must not match 0.24.01
+        if sdist and path.name.endswith((".tar.gz", ".zip")):
+            return path
+        if not sdist and path.name.endswith(".whl"):
+            return path
+    return None
+
+
+def _normalise(project: str) -> str:
+    return re.sub(r"[-_.]+", "_", project).lower()
+
+
+def _extract(archive: Path, member: str) -> bytes:
+    try:
+        if archive.name.endswith(".tar.gz"):
+            with tarfile.open(archive, "r:gz") as tar:
+                handle = tar.extractfile(member)
+                if handle is None:
+                    raise KeyError(member)
+                return handle.read()
+        with zipfile.ZipFile(archive) as zf:
+            return zf.read(member)
+    except (KeyError, tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        raise PhotoUnavailableError(f"{archive.name} has no readable {member}: {exc}") from exc
