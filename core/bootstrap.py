@@ -84,9 +84,9 @@ def _assemble(
 
     recognition = RecognitionPolicy(settings=settings, faces=faces, repos=repos)
     approvals = ApprovalService(settings=settings, repos=repos, blobs=blobs, faces=faces, notifier=notifier)
-    # The workflow calls back into approvals to record a decision; approvals
-    # starts the workflow for each new pending identity.
-    workflow = workflow_factory(approvals.record_decision)
+    # The workflow calls back into approvals (notify, record_decision);
+    # approvals starts the workflow for each new pending identity.
+    workflow = workflow_factory(approvals)
     approvals.workflow = workflow
     ingest = IngestService(
         settings=settings, repos=repos, blobs=blobs, recognition=recognition, approvals=approvals

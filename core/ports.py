@@ -192,13 +192,24 @@ class EventLog(Protocol):
 
     def is_processed(self, event_id: str) -> bool: ...
 
-    def record(self, event: FaceEvent, crop_key: str | None, result_outcome: str,
-               customer_id: str | None, pending_id: str | None,
-               similarity: float | None) -> bool:
+    def record(
+        self,
+        event: FaceEvent,
+        crop_key: str | None,
+        result_outcome: str,
+        customer_id: str | None,
+        pending_id: str | None,
+        similarity: float | None,
+    ) -> bool:
         """Record a processed event; ``False`` if ``event_id`` was already recorded."""
 
-    def recent(self, limit: int = 100, camera_id: str | None = None,
-               outcome: str | None = None, since: datetime | None = None) -> list[SeenEvent]: ...
+    def recent(
+        self,
+        limit: int = 100,
+        camera_id: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+    ) -> list[SeenEvent]: ...
 
     def forget_customer(self, customer_id: str) -> int:
         """Detach events from an erased customer (drop crop keys and ids)."""
@@ -309,4 +320,3 @@ class EventPublisher(Protocol):
     def publish(self, event: FaceEvent) -> None: ...
 
     def close(self) -> None: ...
-

@@ -121,9 +121,7 @@ def parse_event(
     if bbox.right > frame_w or bbox.bottom > frame_h:
         raise EventSchemaError(f"bbox {bbox.to_dict()} lies outside the {frame_w}x{frame_h} frame")
     if min(bbox.width, bbox.height) < min_face_px:
-        raise FaceTooSmallError(
-            f"face is {bbox.width}x{bbox.height} px; the minimum is {min_face_px} px"
-        )
+        raise FaceTooSmallError(f"face is {bbox.width}x{bbox.height} px; the minimum is {min_face_px} px")
 
     b64 = doc["crop_jpeg_b64"]
     if len(b64) > max_crop_bytes * 4 // 3 + 4:

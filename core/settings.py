@@ -113,7 +113,7 @@ class Settings:
         for key, raw in env.items():
             if not key.startswith(PREFIX):
                 continue
-            name = key[len(PREFIX):].lower()
+            name = key[len(PREFIX) :].lower()
             if name not in known:
                 hint = difflib.get_close_matches(name, known, n=1)
                 suggestion = f"; did you mean {PREFIX}{hint[0].upper()}?" if hint else ""

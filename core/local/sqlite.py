@@ -203,9 +203,7 @@ class _Base:
 class SqliteCustomers(_Base):
     def add(self, customer: Customer) -> None:
         try:
-            self._conn().execute(
-                "INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", _customer_row(customer)
-            )
+            self._conn().execute("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", _customer_row(customer))
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"customer {customer.customer_id} or loyalty id already exists") from exc
 
@@ -322,9 +320,13 @@ class SqliteVisits(_Base):
         )
 
     def latest_for_customer(self, customer_id: str) -> Visit | None:
-        row = self._conn().execute(
-            "SELECT * FROM visits WHERE customer_id=? ORDER BY last_seen_at DESC LIMIT 1", (customer_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM visits WHERE customer_id=? ORDER BY last_seen_at DESC LIMIT 1", (customer_id,)
+            )
+            .fetchone()
+        )
         return _visit(row) if row else None
 
     def extend(self, visit_id: str, last_seen_at: datetime) -> None:
@@ -366,9 +368,11 @@ class SqlitePending(_Base):
             raise ConflictError(f"pending identity {pending.pending_id} already exists") from exc
 
     def get(self, pending_id: str) -> PendingIdentity:
-        row = self._conn().execute(
-            "SELECT * FROM pending_identities WHERE pending_id=?", (pending_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT * FROM pending_identities WHERE pending_id=?", (pending_id,))
+            .fetchone()
+        )
         if row is None:
             raise NotFoundError(f"no pending identity {pending_id}")
         return _pending(row)
@@ -443,16 +447,26 @@ class SqliteTransactions(_Base):
             raise NotFoundError(f"no transaction {transaction_id}")
 
     def reassign(self, from_customer_id: str, to_customer_id: str) -> int:
-        return self._conn().execute(
-            "UPDATE transactions SET customer_id=? WHERE customer_id=?", (to_customer_id, from_customer_id)
-        ).rowcount
+        return (
+            self._conn()
+            .execute(
+                "UPDATE transactions SET customer_id=? WHERE customer_id=?",
+                (to_customer_id, from_customer_id),
+            )
+            .rowcount
+        )
 
     def unlink_customer(self, customer_id: str) -> int:
         # The sale stays (it is the shop's bookkeeping); only the link to the
         # person and the loyalty id that identifies them go.
-        return self._conn().execute(
-            "UPDATE transactions SET customer_id=NULL, loyalty_id=NULL WHERE customer_id=?", (customer_id,)
-        ).rowcount
+        return (
+            self._conn()
+            .execute(
+                "UPDATE transactions SET customer_id=NULL, loyalty_id=NULL WHERE customer_id=?",
+                (customer_id,),
+            )
+            .rowcount
+        )
 
 
 class SqliteEvents(_Base):
@@ -534,28 +548,42 @@ class SqliteEvents(_Base):
         ]
 
     def forget_customer(self, customer_id: str) -> int:
-        return self._conn().execute(
-            "UPDATE events SET customer_id=NULL, crop_key=NULL, similarity=NULL, outcome='erased'"
-            " WHERE customer_id=?",
-            (customer_id,),
-        ).rowcount
+        return (
+            self._conn()
+            .execute(
+                "UPDATE events SET customer_id=NULL, crop_key=NULL, similarity=NULL, outcome='erased'"
+                " WHERE customer_id=?",
+                (customer_id,),
+            )
+            .rowcount
+        )
 
     def forget_pending(self, pending_id: str) -> int:
-        return self._conn().execute(
-            "UPDATE events SET pending_id=NULL, crop_key=NULL, similarity=NULL, outcome='erased'"
-            " WHERE pending_id=?",
-            (pending_id,),
-        ).rowcount
+        return (
+            self._conn()
+            .execute(
+                "UPDATE events SET pending_id=NULL, crop_key=NULL, similarity=NULL, outcome='erased'"
+                " WHERE pending_id=?",
+                (pending_id,),
+            )
+            .rowcount
+        )
 
     def attribute_pending(self, pending_id: str, customer_id: str) -> int:
-        return self._conn().execute(
-            "UPDATE events SET customer_id=? WHERE pending_id=?", (customer_id, pending_id)
-        ).rowcount
+        return (
+            self._conn()
+            .execute("UPDATE events SET customer_id=? WHERE pending_id=?", (customer_id, pending_id))
+            .rowcount
+        )
 
     def reassign_customer(self, from_customer_id: str, to_customer_id: str) -> int:
-        return self._conn().execute(
-            "UPDATE events SET customer_id=? WHERE customer_id=?", (to_customer_id, from_customer_id)
-        ).rowcount
+        return (
+            self._conn()
+            .execute(
+                "UPDATE events SET customer_id=? WHERE customer_id=?", (to_customer_id, from_customer_id)
+            )
+            .rowcount
+        )
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self._conn().execute(

@@ -1,0 +1,35 @@
+"""Builds the embedded local backend: SQLite, files, dlib index, inline workflow, outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.settings import Settings
+
+
+def build_local(settings: Settings, *, face_index: Any = None, **_unused: Any) -> dict[str, Any]:
+    """The local adapters for :func:`core.bootstrap.build_services`.
+
+    ``face_index`` lets callers share one loaded index (and its models)
+    between service instances, e.g. across tests.
+    """
+    from core.local.blobs import FileBlobStore
+    from core.local.outbox import OutboxNotifier
+    from core.local.sqlite import SqliteRepositories
+    from core.local.workflow import InlineWorkflow
+
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    repos = SqliteRepositories(data / "storelens.db")
+    if face_index is None:
+        from core.local.faces import LocalFaceIndex
+
+        face_index = LocalFaceIndex(data)
+    return {
+        "blobs": FileBlobStore(data / "blobs"),
+        "repos": repos,
+        "faces": face_index,
+        "notifier": OutboxNotifier(data / "outbox"),
+        "workflow_factory": lambda approvals: InlineWorkflow(repos, approvals),
+        "extras": {},
+    }
