@@ -1,0 +1,90 @@
+"""Builds the AWS backend: S3, DynamoDB, Rekognition, Step Functions, SES, IoT, Cognito.
+
+Clients are built lazily by each adapter (region from ``STORELENS_AWS_REGION``,
+endpoint from ``Settings.endpoint_for(service)``), or injected by keyword so
+tests can pass moto- or Stubber-backed clients::
+
+    build_services(settings, s3=s3, dynamodb=ddb, rekognition=stubbed, stepfunctions=sfn, ses=ses)
+
+Other keywords: ``session`` (a ``boto3.session.Session`` used for every client
+not given), ``iot_data``, ``jwks_fetcher`` (for Cognito), and
+``drive_workflow_inline`` (see :class:`core.aws.stepfunctions.StepFunctionsWorkflow`;
+by default on exactly when a Step Functions endpoint override is set, i.e.
+against an emulator that cannot run the stack's Lambdas).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from core.errors import SettingsError
+from core.settings import Settings
+
+_KNOWN = {"s3", "dynamodb", "rekognition", "stepfunctions", "ses", "iot_data", "session",
+          "jwks_fetcher", "drive_workflow_inline", "face_index"}
+
+
+def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
+    """The AWS adapters for :func:`core.bootstrap.build_services`."""
+    unknown = sorted(set(clients) - _KNOWN)
+    if unknown:
+        raise TypeError(f"build_aws got unknown client(s) {unknown}; known: {sorted(_KNOWN)}")
+    missing = [name for name, value in (("STORELENS_S3_BUCKET", settings.s3_bucket),
+                                        ("STORELENS_STATE_MACHINE_ARN", settings.state_machine_arn))
+               if not value]
+    if missing:
+        raise SettingsError(f"the aws backend needs {' and '.join(missing)} (see docs/aws.md)")
+
+    from core.aws.dynamodb import DynamoDbRepositories
+    from core.aws.iot import IotDataPublisher
+    from core.aws.rekognition import RekognitionFaceIndex
+    from core.aws.s3 import S3BlobStore
+    from core.aws.ses import SesNotifier
+    from core.aws.stepfunctions import StepFunctionsWorkflow
+
+    session = clients.get("session")
+    region = settings.aws_region
+
+    def common(service: str, key: str) -> dict[str, Any]:
+        return {"client": clients.get(key), "session": session, "region": region,
+                "endpoint_url": settings.endpoint_for(service)}
+
+    repos = DynamoDbRepositories(
+        prefix=settings.dynamodb_table_prefix,
+        pending_ttl=timedelta(days=settings.pending_ttl_days),
+        **common("dynamodb", "dynamodb"),
+    )
+    blobs = S3BlobStore(bucket=settings.s3_bucket, **common("s3", "s3"))
+    faces = clients.get("face_index") or RekognitionFaceIndex(**common("rekognition", "rekognition"))
+    notifier = SesNotifier(source=settings.ses_sender or None, **common("ses", "ses"))
+    inline = clients.get("drive_workflow_inline")
+    if inline is None:
+        inline = bool(settings.endpoint_for("stepfunctions"))
+    sfn = common("stepfunctions", "stepfunctions")
+
+    def workflow_factory(approvals: Any) -> StepFunctionsWorkflow:
+        return StepFunctionsWorkflow(
+            approvals, state_machine_arn=settings.state_machine_arn, repos=repos, drive_inline=inline, **sfn
+        )
+
+    extras: dict[str, Any] = {
+        "iot_publisher": IotDataPublisher(**common("iot", "iot_data")),
+    }
+    if settings.cognito_user_pool_id and settings.cognito_client_id:
+        from core.aws.cognito import CognitoVerifier
+
+        extras["cognito"] = CognitoVerifier(
+            region=region,
+            user_pool_id=settings.cognito_user_pool_id,
+            client_id=settings.cognito_client_id,
+            fetch_jwks=clients.get("jwks_fetcher"),
+        )
+    return {
+        "blobs": blobs,
+        "repos": repos,
+        "faces": faces,
+        "notifier": notifier,
+        "workflow_factory": workflow_factory,
+        "extras": extras,
+    }

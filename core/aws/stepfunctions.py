@@ -1,0 +1,219 @@
+"""StepFunctionsWorkflow: one Step Functions execution per pending identity.
+
+The state machine is ``infra/statemachine/approval.asl.json``:
+
+1. ``AwaitDecision`` invokes the *notify* Lambda with ``.waitForTaskToken``;
+   the Lambda stores the task token here (:meth:`StepFunctionsWorkflow.register_task_token`)
+   and, on the first round, sends the approval e-mail.
+2. A human decides (dashboard or e-mail link); :meth:`submit` looks the token up
+   and calls ``SendTaskSuccess`` with the decision as output.
+3. ``RecordDecision`` invokes the *record_decision* Lambda, which calls
+   ``ApprovalService.record_decision``. If the identity is still pending ("not
+   this person" turns a review item into a new one and mails again) the
+   machine loops back to 1 without another e-mail.
+4. ``TimeoutSeconds`` / ``HeartbeatSeconds`` on the wait, or :meth:`cancel`
+   (``SendTaskFailure``), lead to ``Expire``.
+
+Executions are named after the pending id, so starting twice is harmless and
+:meth:`describe` needs no lookup.
+
+**Inline mode** (``drive_inline=True``) is for an emulator such as a local moto
+server that records executions but cannot run our Lambdas: the workflow then
+also performs the Lambdas' steps in-process (notify on start, record on submit,
+stop the execution when done).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from core.aws._common import error_code, error_message, make_client
+from core.errors import ConflictError, NotFoundError, ValidationError
+from core.models import CustomerDetails, PendingIdentity, PendingStatus, utcnow
+from core.ports import Decision
+
+if TYPE_CHECKING:
+    from core.approvals import ApprovalService
+    from core.aws.dynamodb import DynamoDbRepositories
+
+#: The error name ``cancel`` sends with SendTaskFailure (caught in the ASL).
+CANCELLED_ERROR = "StoreLens.Cancelled"
+_STALE_TOKEN = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
+
+
+def decision_to_dict(decision: Decision) -> dict[str, Any]:
+    """A JSON-ready form of a decision (the SendTaskSuccess output)."""
+    data: dict[str, Any] = {"action": decision.action, "actor": decision.actor}
+    if decision.details is not None:
+        data["details"] = asdict(decision.details)
+    if decision.customer_id:
+        data["customer_id"] = decision.customer_id
+    return data
+
+
+def decision_from_dict(data: dict[str, Any]) -> Decision:
+    """Parse :func:`decision_to_dict` output; ``ValidationError`` on bad shapes."""
+    if not isinstance(data, dict) or not isinstance(data.get("action"), str):
+        raise ValidationError("a decision needs an 'action'")
+    details = data.get("details")
+    if details is not None:
+        if not isinstance(details, dict):
+            raise ValidationError("decision 'details' must be an object")
+        allowed = {"name", "email", "loyalty_id", "consent", "notes"}
+        unknown = sorted(set(details) - allowed)
+        if unknown:
+            raise ValidationError(f"unknown detail field(s): {', '.join(unknown)}")
+        details = CustomerDetails(**details)
+    return Decision(
+        action=data["action"],
+        actor=str(data.get("actor") or "unknown"),
+        details=details,
+        customer_id=data.get("customer_id"),
+    )
+
+
+class StepFunctionsWorkflow:
+    """Implements ``core.ports.ApprovalWorkflow`` on AWS Step Functions.
+
+    ``repos`` is the DynamoDB container; its ``approvals`` table keeps the task
+    token of each waiting execution.
+    """
+
+    def __init__(self, approvals: ApprovalService, *, state_machine_arn: str, repos: DynamoDbRepositories,
+                 client: Any = None, session: Any = None, region: str | None = None,
+                 endpoint_url: str | None = None, drive_inline: bool = False) -> None:
+        self.approvals = approvals
+        self.state_machine_arn = state_machine_arn
+        self.repos = repos
+        self.drive_inline = drive_inline
+        self._client = client
+        self._session = session
+        self._region = region
+        self._endpoint_url = endpoint_url
+        from core.aws.dynamodb import _Table
+
+        self._tokens = _Table(repos, "approvals")
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_client("stepfunctions", session=self._session, region=self._region,
+                                       endpoint_url=self._endpoint_url)
+        return self._client
+
+    def execution_arn(self, pending_id: str) -> str:
+        return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{pending_id}"
+
+    # --------------------------------------------------------------- the port
+    def start(self, pending: PendingIdentity) -> str:
+        """Start the execution named ``pending_id`` (again: returns the existing one)."""
+        payload = {
+            "pending_id": pending.pending_id,
+            "store_id": pending.store_id,
+            "kind": pending.kind.value,
+            "send_mail": True,
+        }
+        try:
+            resp = self.client.start_execution(
+                stateMachineArn=self.state_machine_arn, name=pending.pending_id, input=json.dumps(payload)
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ExecutionAlreadyExists":
+                return self.execution_arn(pending.pending_id)
+            if error_code(exc) == "StateMachineDoesNotExist":
+                raise NotFoundError(f"state machine {self.state_machine_arn} does not exist") from exc
+            raise
+        arn = str(resp["executionArn"])
+        self._tokens.put({"pending_id": pending.pending_id, "execution_arn": arn,
+                          "started_at": utcnow().isoformat()})
+        if self.drive_inline:
+            self.approvals.notify(pending.pending_id)
+        return arn
+
+    def submit(self, pending_id: str, decision: Decision) -> None:
+        """Deliver the decision to the waiting execution (``SendTaskSuccess``)."""
+        if self.drive_inline:
+            self.approvals.record_decision(pending_id, decision)
+            if self.repos.pending.get(pending_id).status is not PendingStatus.PENDING:
+                self._stop(pending_id, f"decided: {decision.action}")
+            return
+        token = self._token(pending_id)
+        try:
+            self.client.send_task_success(taskToken=token, output=json.dumps(decision_to_dict(decision)))
+        except ClientError as exc:
+            if error_code(exc) in _STALE_TOKEN:
+                raise ConflictError(
+                    f"the approval for {pending_id} is no longer waiting ({error_message(exc)})"
+                ) from exc
+            raise
+        # The token is left in place: the machine may already have registered
+        # the next one ("not this person" loops), and a stale token only ever
+        # yields a ConflictError.
+
+    def cancel(self, pending_id: str, reason: str) -> None:
+        """Stop waiting (``SendTaskFailure``; the machine then expires the identity)."""
+        if self.drive_inline:
+            self._stop(pending_id, reason)
+            return
+        item = self._tokens.get(pending_id) or {}
+        token = item.get("task_token")
+        if token:
+            try:
+                self.client.send_task_failure(taskToken=token, error=CANCELLED_ERROR, cause=reason[:256])
+            except ClientError as exc:
+                if error_code(exc) not in _STALE_TOKEN:
+                    raise
+        else:
+            self._stop(pending_id, reason)
+
+    # ----------------------------------------------------- used by the Lambdas
+    def register_task_token(self, pending_id: str, task_token: str) -> None:
+        """Remember the token of the waiting task (called by the notify Lambda)."""
+        self._tokens.put({
+            "pending_id": pending_id,
+            "task_token": task_token,
+            "execution_arn": self.execution_arn(pending_id),
+            "waiting_since": utcnow().isoformat(),
+        })
+
+    def heartbeat(self, pending_id: str) -> bool:
+        """``SendTaskHeartbeat`` for a waiting approval; ``False`` if none is waiting."""
+        item = self._tokens.get(pending_id) or {}
+        if not item.get("task_token"):
+            return False
+        try:
+            self.client.send_task_heartbeat(taskToken=item["task_token"])
+        except ClientError as exc:
+            if error_code(exc) in _STALE_TOKEN:
+                return False
+            raise
+        return True
+
+    def describe(self, pending_id: str) -> str:
+        """The execution status (``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT``, ``ABORTED``)."""
+        try:
+            resp = self.client.describe_execution(executionArn=self.execution_arn(pending_id))
+        except ClientError as exc:
+            if error_code(exc) == "ExecutionDoesNotExist":
+                raise NotFoundError(f"no approval execution for {pending_id}") from exc
+            raise
+        return str(resp["status"])
+
+    # ---------------------------------------------------------------- helpers
+    def _token(self, pending_id: str) -> str:
+        item = self._tokens.get(pending_id)
+        if not item or not item.get("task_token"):
+            raise ConflictError(f"the approval for {pending_id} is not waiting for a decision")
+        return str(item["task_token"])
+
+    def _stop(self, pending_id: str, reason: str) -> None:
+        try:
+            self.client.stop_execution(executionArn=self.execution_arn(pending_id), cause=reason[:256])
+        except ClientError as exc:
+            if error_code(exc) not in {"ExecutionDoesNotExist", "ExecutionNotRunning"}:
+                raise
+        self._tokens.update(pending_id, remove=("task_token",))
