@@ -239,10 +239,10 @@ class _Table:
         sets: list[str] = []
         removes = list(remove)
         for i, (attr, value) in enumerate((set_ or {}).items()):
-            names[f"#s{i}"] = attr
             if value is None:
                 removes.append(attr)
                 continue
+            names[f"#s{i}"] = attr
             vals[f":s{i}"] = self._codec.value(value)
             sets.append(f"#s{i} = :s{i}")
         rems = []
