@@ -2,7 +2,6 @@
 
 * ``hog`` (default off the device): dlib's HOG frontal face detector run on a
   downscaled grey frame; boxes are scaled back to the full frame.
-* ``haar``: OpenCV's Haar cascade that ships inside ``opencv-python-headless``.
 * ``mxnet``: an MXNet SSD checkpoint (``NAME-symbol.json`` + ``NAME-0000.params``),
   see :mod:`deeplens_lambda.mxnet_ssd` (needs the separate MXNet environment).
 * ``awscam``: the DeepLens on-device SSD via ``awscam.Model(...).parseResult``,
@@ -23,7 +22,7 @@ import numpy as np
 
 from core.models import BoundingBox, DetectedFace
 
-DETECTORS = ("hog", "haar", "mxnet", "awscam")
+DETECTORS = ("hog", "mxnet", "awscam")
 
 
 @runtime_checkable
@@ -40,8 +39,6 @@ def create_detector(name: str = "hog", **options: Any) -> Detector:
     """Build a detector by name; unknown names raise ``ValueError`` naming the allowed ones."""
     if name == "hog":
         return DlibHogDetector(**options)
-    if name == "haar":
-        return HaarDetector(**options)
     if name == "mxnet":
         from deeplens_lambda.mxnet_ssd import MXNetSSDDetector
 
@@ -158,42 +155,4 @@ class DlibHogDetector:
                 conf = max(0.05, score / (1.0 + score)) if score > 0 else 0.05
                 faces.append(DetectedFace(box, float(min(1.0, conf))))
         faces.sort(key=lambda f: f.confidence, reverse=True)
-        return faces
-
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade (weights ship in opencv-python-headless).
-
-    Fast but with more false positives than HOG; confidence is a fixed 0.6
-    since ``detectMultiScale`` gives no calibrated score.
-    """
-
-    name = "haar"
-
-    def __init__(self, *, downscale: float = 0.5, min_size: int = 40, min_neighbors: int = 5) -> None:
-        import cv2
-
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self._cascade = cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise RuntimeError(f"could not load the Haar cascade at {path}")
-        self.downscale = float(downscale)
-        self.min_size = int(min_size)
-        self.min_neighbors = int(min_neighbors)
-
-    def detect(self, frame: np.ndarray) -> list[DetectedFace]:
-        import cv2
-
-        height, width = frame.shape[:2]
-        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        if self.downscale != 1.0:
-            grey = cv2.resize(grey, None, fx=self.downscale, fy=self.downscale, interpolation=cv2.INTER_AREA)
-        min_px = max(8, round(self.min_size * self.downscale))
-        found = self._cascade.detectMultiScale(grey, 1.15, self.min_neighbors, minSize=(min_px, min_px))
-        inv = 1.0 / self.downscale
-        faces = []
-        for x, y, w, h in found if len(found) else []:
-            box = BoundingBox(round(x * inv), round(y * inv), round(w * inv), round(h * inv))
-            faces.append(DetectedFace(box.clip(width, height), 0.6))
-        faces.sort(key=lambda f: f.bbox.area, reverse=True)
         return faces
