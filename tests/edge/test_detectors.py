@@ -13,8 +13,8 @@ def test_awscam_ssd_parse_scales_input_pixels_to_the_frame() -> None:
     parsed = {"ssd": [
         {"label": 1, "prob": 0.92, "xmin": 30.0, "ymin": 60.0, "xmax": 90.0, "ymax": 150.0},
         {"label": 1, "prob": 0.30, "xmin": 0.0, "ymin": 0.0, "xmax": 10.0, "ymax": 10.0},  # too weak
-        {"label": 3, "prob": 0.99, "xmin": 100.0, "ymin": 100.0, "xmax": 200.0, "ymax": 200.0},  # other class
-        {"label": 1, "prob": 0.30, "xmin": 0.0, "ymin": 0.0, "xmax": 10.0, "ymax": 10.0},  # weak
+        {"label": 3, "prob": 0.99, "xmin": 100.0, "ymin": 100.0, "xmax": 200.0, "ymax": 200.0},  # class 3
+        {"label": 1, "prob": 0.75, "xmin": 280.0, "ymin": 250.0, "xmax": 330.0, "ymax": 320.0},  # edge
     ]}
     faces = parse_awscam_ssd(parsed, frame_width=1920, frame_height=1080, input_width=300, input_height=300,
                              threshold=0.5, labels=[1])
