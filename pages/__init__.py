@@ -1,0 +1,1 @@
+"""Streamlit page scripts of the StoreLens dashboard (run through ``st.navigation``)."""

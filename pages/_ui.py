@@ -1,0 +1,237 @@
+"""Shared plumbing for the dashboard pages: services, the signed-in user, errors, images.
+
+Pages import from here so each page script reads like a description of its
+screen. Nothing here holds business logic; it only reaches ``core``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import streamlit as st
+
+from core.analytics import AnalyticsQueries, analytics_for
+from core.auth import Authenticator, LoginRateLimiter, build_authenticator, can
+from core.bootstrap import Services, build_services
+from core.errors import NotFoundError, StoreLensError
+from core.settings import Settings
+from core.users import User
+
+USER_KEY = "user"
+FLASH_KEY = "flash"
+TOKEN_KEY = "link_token"
+
+
+def page_guard(login_required: bool = True) -> User | None:
+    """First line of every page script: make sure ``dashboard.py`` framed this run.
+
+    With a ``pages/`` folder, Streamlit runs its old folder-based navigation
+    until the first ``st.navigation`` call of the process, so the very first
+    request for ``/live`` (or an ``AppTest`` rerun) can execute a page script
+    directly, skipping the login gate. A page that finds itself run that way
+    turns the folder mode off and reruns, so ``dashboard.py`` decides. Then,
+    as defence in depth, a page that needs a user stops without one.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - Streamlit moved it; the gate in dashboard.py still holds
+        PagesManager = None
+    if PagesManager is not None and PagesManager.uses_pages_directory:
+        # Run the real frame in place (as Streamlit does for the main page in
+        # folder mode) so this run's widget events are not lost, then stop.
+        import runpy
+
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        PagesManager.uses_pages_directory = False
+        ctx = get_script_run_ctx()
+        main = ctx.pages_manager.main_script_path if ctx else "dashboard.py"
+        runpy.run_path(str(main), run_name="__main__")
+        st.stop()
+    user = current_user()
+    if login_required and user is None:
+        st.warning("Please log in.")
+        st.stop()
+    return user
+
+
+def settings() -> Settings:
+    """Settings from the environment, read on every run (cheap, and tests change them)."""
+    return Settings.from_env()
+
+
+@st.cache_resource(show_spinner="Starting StoreLens services...")
+def _services(s: Settings) -> Services:
+    services = build_services(s)
+    analytics_for(services)  # the backend's SQL analytics, or the repository fallback
+    return services
+
+
+def services() -> Services:
+    """The process-wide services for the current settings (one per data dir / backend)."""
+    return _services(settings())
+
+
+def analytics() -> AnalyticsQueries:
+    return analytics_for(services())
+
+
+@st.cache_resource
+def _limiter(_key: str) -> LoginRateLimiter:
+    return LoginRateLimiter(max_failures=5, window_seconds=300)
+
+
+@st.cache_resource
+def _authenticator(s: Settings) -> Authenticator:
+    # One limiter per process and data dir, shared by every browser session.
+    return build_authenticator(s, limiter=_limiter(str(s.data_dir)))
+
+
+def authenticator() -> Authenticator:
+    return _authenticator(settings())
+
+
+def current_user() -> User | None:
+    user = st.session_state.get(USER_KEY)
+    return user if isinstance(user, User) else None
+
+
+def actor() -> str:
+    """How the signed-in user is named in audit entries."""
+    user = current_user()
+    return f"dashboard:{user.name}" if user else "dashboard:anonymous"
+
+
+def allowed(permission: str) -> bool:
+    return can(current_user(), permission)
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """Show ``message`` on the next run (survives the ``st.rerun`` after an action)."""
+    st.session_state[FLASH_KEY] = (kind, message)
+
+
+def show_flash() -> None:
+    item = st.session_state.pop(FLASH_KEY, None)
+    if item:
+        kind, message = item
+        getattr(st, kind, st.info)(message)
+
+
+@contextlib.contextmanager
+def errors_shown(where: Any = None) -> Iterator[None]:
+    """Show StoreLens errors with ``st.error`` instead of a traceback."""
+    try:
+        yield
+    except StoreLensError as exc:
+        (where or st).error(f"{type(exc).__name__.removesuffix('Error') or 'Error'}: {exc}")
+
+
+@st.cache_data(max_entries=4000, ttl=600, show_spinner=False)
+def _crop(data_dir: str, backend: str, key: str) -> bytes | None:
+    try:
+        return services().blobs.get(key)
+    except NotFoundError:
+        return None
+
+
+def crop_bytes(key: str | None) -> bytes | None:
+    """A face crop's bytes (cached), or ``None`` when it is gone (erased, rejected)."""
+    if not key:
+        return None
+    s = settings()
+    return _crop(str(s.data_dir), s.backend, key)
+
+
+def show_crop(key: str | None, caption: str | None = None, width: int | str = "stretch") -> None:
+    data = crop_bytes(key)
+    if data is None:
+        st.caption("(photo removed)")
+    else:
+        st.image(data, caption=caption, width=width)
+
+
+def customer_names(ids: list[str]) -> dict[str, str]:
+    """Names for some customer ids; erased customers are left out."""
+    out = {}
+    repo = services().repos.customers
+    for cid in dict.fromkeys(i for i in ids if i):
+        with contextlib.suppress(NotFoundError):
+            out[cid] = repo.get(cid).name
+    return out
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _cameras(data_dir: str, backend: str) -> list[str]:
+    return analytics().cameras()
+
+
+def cameras() -> list[str]:
+    """Cameras that have recorded visits (cached for a minute)."""
+    s = settings()
+    return _cameras(str(s.data_dir), s.backend)
+
+
+class BackgroundJob:
+    """A long task (a demo replay) run on a thread, so page reruns neither block nor kill it.
+
+    ``target(progress, stop)`` receives ``progress(fraction, message)`` and a
+    ``threading.Event`` it must check to stop early.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.stop_event = threading.Event()
+        self.fraction = 0.0
+        self.message = ""
+        self.error: str | None = None
+        self.result: Any = None
+        self.started_by = ""
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, target: Any, started_by: str) -> bool:
+        import threading
+
+        with self._lock:
+            if self.running:
+                return False
+            self.stop_event = threading.Event()
+            self.fraction, self.message, self.error, self.result = 0.0, "starting", None, None
+            self.started_by = started_by
+
+            def progress(fraction: float, message: str = "") -> None:
+                self.fraction = max(0.0, min(1.0, float(fraction)))
+                self.message = message
+
+            def run() -> None:
+                try:
+                    self.result = target(progress, self.stop_event)
+                    self.message = "stopped" if self.stop_event.is_set() else "finished"
+                except Exception as exc:  # shown on the page, never swallowed silently
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    self.message = "failed"
+
+            self.thread = threading.Thread(target=run, name="storelens-demo", daemon=True)
+            self.thread.start()
+            return True
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+@st.cache_resource
+def _job(_data_dir: str) -> BackgroundJob:
+    return BackgroundJob()
+
+
+def demo_job() -> BackgroundJob:
+    """The process-wide demo job for this data dir (shared by every session)."""
+    return _job(str(settings().data_dir))

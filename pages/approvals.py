@@ -1,0 +1,199 @@
+"""Approvals: one card per unknown person; a human decides, once, for all their faces."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import NotFoundError, StoreLensError
+from core.mail import MAIL_ACTIONS
+from core.models import CustomerDetails, PendingIdentity, PendingKind
+from core.ports import Decision
+from pages import _ui
+
+_ui.page_guard()
+
+PER_PAGE = 10
+MAX_CROPS = 8
+LINK_LABELS = {a: label for kind in MAIL_ACTIONS.values() for a, label in kind}
+DONE = {
+    "approve": "Approved: {name} is now a customer.",
+    "reject": "Rejected; the photos were deleted.",
+    "not_a_customer": "Marked as not a customer; this person will not be tracked.",
+    "confirm": "Confirmed as the suggested customer.",
+    "not_this_person": "Moved to the new people queue.",
+    "merge": "Added to the chosen customer.",
+}
+
+st.title("Approvals")
+services = _ui.services()
+approvals = services.approvals
+can_decide = _ui.allowed("decide")
+_ui.show_flash()
+
+
+def clear_link() -> None:
+    st.session_state.pop(_ui.TOKEN_KEY, None)
+    st.query_params.clear()
+
+
+def decide(pending_id: str, decision: Decision, token: str | None = None) -> None:
+    """Hand one decision to core; on success flash a message and redraw."""
+    try:
+        if token:
+            approvals.decide_with_token(token, decision)
+        else:
+            approvals.decide(pending_id, decision)
+    except StoreLensError as exc:
+        st.error(str(exc))
+        return
+    if token:
+        clear_link()
+    name = decision.details.name if decision.details else ""
+    _ui.flash(DONE.get(decision.action, "Done.").format(name=name))
+    st.rerun()
+
+
+def approve_form(p: PendingIdentity, token: str | None = None) -> None:
+    pid = p.pending_id
+    with st.form(f"approve-form-{pid}"):
+        st.markdown("**Approve as a new customer**")
+        a, b = st.columns(2)
+        name = a.text_input("Name *", key=f"name-{pid}")
+        email = b.text_input("E-mail", key=f"email-{pid}")
+        loyalty = a.text_input("Loyalty id", key=f"loyalty-{pid}")
+        notes = b.text_input("Notes", key=f"notes-{pid}")
+        consent = st.checkbox(
+            "The person agreed to be recognised in this store (consent) *", key=f"consent-{pid}"
+        )
+        if st.form_submit_button("Approve", key=f"approve-{pid}", type="primary"):
+            details = CustomerDetails(
+                name=name, email=email or None, loyalty_id=loyalty or None, consent=consent, notes=notes
+            )
+            decide(pid, Decision("approve", _ui.actor(), details=details), token)
+
+
+def merge_picker(p: PendingIdentity) -> None:
+    pid = p.pending_id
+    with st.popover("This is an existing customer...", icon=":material/merge:"):
+        query = st.text_input("Search customers", key=f"merge-search-{pid}")
+        matches = services.customers.list(query or None, limit=50)
+        if not matches:
+            st.caption("No customers match.")
+            return
+        chosen = st.selectbox(
+            "Customer",
+            matches,
+            key=f"merge-choice-{pid}",
+            format_func=lambda c: f"{c.name} ({c.loyalty_id or c.customer_id})",
+        )
+        if st.button("Add these faces to this customer", key=f"merge-{pid}"):
+            decide(pid, Decision("merge", _ui.actor(), customer_id=chosen.customer_id))
+
+
+def suggested(p: PendingIdentity) -> None:
+    if not p.suggested_customer_id:
+        return
+    try:
+        profile = services.customers.profile(p.suggested_customer_id)
+    except NotFoundError:
+        st.warning("The suggested customer no longer exists.")
+        return
+    a, b = st.columns([1, 5])
+    with a:
+        _ui.show_crop(profile.faces[0].crop_key if profile.faces else None)
+    sim = f"{p.suggested_similarity:.2f}" if p.suggested_similarity is not None else "?"
+    b.markdown(
+        f"Possibly **{profile.customer.name}** (similarity {sim}, {len(profile.visits)} earlier visits)"
+    )
+
+
+def card(p: PendingIdentity, token: str | None = None, token_action: str | None = None) -> None:
+    """One pending identity: its faces, where it was seen, and the decisions on offer."""
+    pid = p.pending_id
+    faces = approvals.faces_of(pid)
+    with st.container(border=True, key=f"card-{pid}"):
+        kind = "Possible returning customer" if p.kind is PendingKind.REVIEW else "New person"
+        where = sorted({f"{f.camera_id} / {f.zone}" for f in faces})
+        st.markdown(f"#### {kind}")
+        st.caption(
+            f"`{pid}` · seen {p.face_count} time(s) · first {p.created_at:%Y-%m-%d %H:%M} · "
+            f"last {p.last_seen_at:%Y-%m-%d %H:%M} UTC · {', '.join(where) or 'no photos left'}"
+        )
+        shown = sorted(faces, key=lambda f: f.captured_at, reverse=True)[:MAX_CROPS]
+        if shown:
+            for col, face in zip(st.columns(MAX_CROPS), shown, strict=False):
+                with col:
+                    _ui.show_crop(face.crop_key, caption=f"{face.captured_at:%H:%M:%S}")
+        if p.kind is PendingKind.REVIEW:
+            suggested(p)
+        if not can_decide:
+            st.caption("Viewers cannot decide; ask an admin.")
+            return
+        if token_action is not None:
+            if token_action == "approve":
+                approve_form(p, token)
+            elif st.button(
+                f"Confirm: {LINK_LABELS.get(token_action, token_action)}",
+                key=f"link-{token_action}-{pid}",
+                type="primary",
+            ):
+                decide(pid, Decision(token_action, _ui.actor()), token)
+            return
+        if p.kind is PendingKind.REVIEW:
+            a, b = st.columns(2)
+            if a.button("Yes, it is them", key=f"confirm-{pid}", type="primary", icon=":material/check:"):
+                decide(pid, Decision("confirm", _ui.actor()))
+            if b.button("Not this person", key=f"not_this_person-{pid}", icon=":material/person_off:"):
+                decide(pid, Decision("not_this_person", _ui.actor()))
+        else:
+            approve_form(p)
+        a, b, c = st.columns(3)
+        if a.button("Reject (delete photos)", key=f"reject-{pid}", icon=":material/delete:"):
+            decide(pid, Decision("reject", _ui.actor()))
+        if b.button("Not a customer (do not track)", key=f"not_a_customer-{pid}", icon=":material/block:"):
+            decide(pid, Decision("not_a_customer", _ui.actor()))
+        with c:
+            merge_picker(p)
+
+
+# ---------------------------------------------------------------- e-mail link
+token = st.session_state.get(_ui.TOKEN_KEY)
+linked_id = None
+if token:
+    with st.container(border=True):
+        try:
+            claims = approvals.verify_link(token)
+            linked = approvals.get(claims.pending_id)
+        except StoreLensError as exc:
+            st.error(f"This approval link cannot be used: {exc}")
+        else:
+            st.subheader(f"From your e-mail: {LINK_LABELS.get(claims.action, claims.action)}")
+            linked_id = linked.pending_id
+            card(linked, token=token, token_action=claims.action)
+        if st.button("Close the link", key="link-dismiss"):
+            clear_link()
+            st.rerun()
+
+# ---------------------------------------------------------------- the queues
+# The linked identity is shown above only (widget keys are per identity).
+new = [p for p in approvals.list_pending(PendingKind.NEW) if p.pending_id != linked_id]
+review = [p for p in approvals.list_pending(PendingKind.REVIEW) if p.pending_id != linked_id]
+tab_new, tab_review = st.tabs([f"New people ({len(new)})", f"Possible returning customers ({len(review)})"])
+
+
+def queue(items: list[PendingIdentity], key: str) -> None:
+    if not items:
+        st.info("Nothing waiting.")
+        return
+    pages = (len(items) + PER_PAGE - 1) // PER_PAGE
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page-{key}"))
+    for p in items[(page - 1) * PER_PAGE : page * PER_PAGE]:
+        card(p)
+
+
+with tab_new:
+    queue(new, "new")
+with tab_review:
+    queue(review, "review")

@@ -1,0 +1,59 @@
+"""Log in (the only page reachable while signed out)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.auth import create_first_admin, setup_code
+from core.errors import StoreLensError
+from core.users import UserStore
+from pages import _ui
+
+_ui.page_guard(False)
+
+settings = _ui.settings()
+
+st.title("StoreLens")
+if st.session_state.get(_ui.TOKEN_KEY):
+    st.info("Log in to open the approval link.")
+
+first_run = settings.backend == "local" and UserStore.for_data_dir(settings.data_dir).is_empty()
+
+if first_run:
+    st.subheader("Create the first administrator")
+    st.caption(
+        "No dashboard users exist yet. Enter the setup code printed in the terminal running the "
+        "dashboard (also in the data dir's `setup-code` file), or run "
+        "`storelens users add NAME --role admin` and reload."
+    )
+    setup_code(settings.data_dir)
+    with st.form("first-admin"):
+        code = st.text_input("Setup code", key="setup_code")
+        name = st.text_input("Admin user name", key="setup_name")
+        password = st.text_input("Password (8+ characters)", type="password", key="setup_password")
+        repeat = st.text_input("Repeat password", type="password", key="setup_repeat")
+        if st.form_submit_button("Create administrator", key="setup_submit", type="primary"):
+            try:
+                user = create_first_admin(settings.data_dir, code, name, password, repeat)
+            except StoreLensError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state[_ui.USER_KEY] = user
+                st.rerun()
+else:
+    st.subheader("Log in")
+    with st.form("login"):
+        username = st.text_input("User name", key="login_user", autocomplete="username")
+        password = st.text_input(
+            "Password", type="password", key="login_password", autocomplete="current-password"
+        )
+        if st.form_submit_button("Log in", key="login_submit", type="primary"):
+            try:
+                user = _ui.authenticator().login(username, password, client=st.context.ip_address or "")
+            except StoreLensError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state[_ui.USER_KEY] = user
+                st.rerun()
+    if settings.backend == "aws":
+        st.caption("Signing in with your Amazon Cognito account; admins are members of the `admin` group.")
