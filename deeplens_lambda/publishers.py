@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -105,8 +104,11 @@ class MqttTransport:
     ``send`` is synchronous: it returns once the broker acknowledged (QoS 1),
     otherwise it drops the connection and raises :class:`TransportError`. A
     failed connection is retried at most every ``retry_seconds`` so an outage
-    does not slow the camera loop. Each reconnect uses a fresh paho client, so
-    paho never re-sends a message on its own behind the spool's back.
+    does not slow the camera loop. The paho network loop runs in the caller's
+    thread (no ``loop_start``) and every reconnect uses a fresh client, so paho
+    never re-sends a message on its own behind the spool's back: with a
+    background loop, paho's reconnect logic re-publishes in-flight messages
+    right after CONNACK, which duplicates them.
 
     For AWS IoT Core: ``MqttTransport(endpoint, 8883, tls=TlsFiles(ca, cert, key),
     client_id=thing_name)``.
@@ -124,8 +126,9 @@ class MqttTransport:
         self.timeout = timeout
         self.retry_seconds = retry_seconds
         self._client: Any = None
-        self._connected = threading.Event()
-        self._last_attempt = 0.0
+        self._connected = False
+        self._last_attempt = float("-inf")
+        self._last_io = 0.0
 
     def _connect(self) -> Any:
         import paho.mqtt.client as mqtt
@@ -138,44 +141,53 @@ class MqttTransport:
         if self.tls is not None:
             client.tls_set(ca_certs=str(self.tls.ca_file), certfile=str(self.tls.cert_file),
                            keyfile=str(self.tls.key_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        self._connected.clear()
 
         def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            if not reason.is_failure:
-                self._connected.set()
+            self._connected = not reason.is_failure
 
         def on_disconnect(_c: Any, _u: Any, _f: Any, _r: Any, _p: Any) -> None:
-            self._connected.clear()
+            self._connected = False
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
+        self._connected = False
         try:
             client.connect(self.host, self.port, keepalive=self.keepalive)
         except OSError as exc:
             raise TransportError(f"cannot connect to MQTT broker {self.host}:{self.port}: {exc}") from exc
-        client.loop_start()
-        if not self._connected.wait(self.timeout):
+        deadline = time.monotonic() + self.timeout
+        while not self._connected and time.monotonic() < deadline:
+            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
+        if not self._connected:
             self._drop(client)
             raise TransportError(f"MQTT broker {self.host}:{self.port} did not accept the connection")
+        self._last_io = time.monotonic()
         return client
 
     def _drop(self, client: Any) -> None:
-        with contextlib.suppress(Exception):  # already gone; we only want the thread stopped
+        with contextlib.suppress(Exception):  # already gone; we only want the socket closed
             client.disconnect()
-        client.loop_stop()
+            client.loop(timeout=0.01)
         if client is self._client:
             self._client = None
-        self._connected.clear()
+        self._connected = False
 
     def send(self, topic: str, payload: bytes) -> None:
-        if self._client is None or not self._connected.is_set():
-            if self._client is not None:
-                self._drop(self._client)
+        import paho.mqtt.client as mqtt
+
+        stale = time.monotonic() - self._last_io > self.keepalive * 0.8  # the broker may have dropped us
+        if self._client is not None and (stale or not self._connected):
+            self._drop(self._client)
+        if self._client is None:
             self._client = self._connect()
         client = self._client
         try:
             info = client.publish(topic, payload, qos=self.qos)
-            info.wait_for_publish(self.timeout)
+            deadline = time.monotonic() + self.timeout
+            while not info.is_published() and time.monotonic() < deadline:
+                if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    break
             ok = info.is_published()
         except (RuntimeError, ValueError, OSError) as exc:
             self._drop(client)
@@ -183,6 +195,7 @@ class MqttTransport:
         if not ok:
             self._drop(client)
             raise TransportError(f"no acknowledgement for a message to {topic}")
+        self._last_io = time.monotonic()
 
     def close(self) -> None:
         if self._client is not None:
