@@ -280,10 +280,18 @@ class DlibFaceEngine:
         Raises :class:`FaceNotFoundError` when no face is detected.
         """
         rgb = self.decode(image)
-        faces = self.detect(rgb)
+        height, width = rgb.shape[:2]
+        faces: list[DetectedFace] = []
+        if not _looks_like_crop(height, width) and self.choose_upsample(height, width) > 0:
+            # Only the largest face is wanted, and any face HOG finds without
+            # upsampling (>= 80 px) is larger than those upsampling adds
+            # (40-80 px): try the 4x cheaper pass first (~0.2 s vs ~1 s on a
+            # 1 MP photo).
+            faces = self._run_hog(_check_rgb(rgb), 0)
         if not faces:
-            h, w = rgb.shape[:2]
-            raise FaceNotFoundError(f"no face found in the {w}x{h} image")
+            faces = self.detect(rgb)
+        if not faces:
+            raise FaceNotFoundError(f"no face found in the {width}x{height} image")
         return self.embed(rgb, faces[0].bbox), faces[0]
 
     # ----------------------------------------------------------------- compare

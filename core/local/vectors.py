@@ -250,7 +250,9 @@ class VectorIndex:
             top = top[np.argsort(d2[top], kind="stable")]
         else:
             top = np.argsort(d2, kind="stable")
-        dist = np.sqrt(np.maximum(d2[top], 0.0))
+        # The expansion above loses ~1e-4 to cancellation; recompute the k
+        # winners directly so reported distances are exact (and 0 for itself).
+        dist = np.linalg.norm(self._vectors[top] - q, axis=1)
         return [(self._ids[int(r)], float(d)) for r, d in zip(top, dist, strict=True)]
 
     # --------------------------------------------------------------- internals
@@ -369,10 +371,12 @@ class VectorIndex:
         try:
             info = json.loads(manifest.read_text())
             gen = int(info["generation"])
-            if int(info.get("dim", self.dim)) != self.dim:
-                raise ValidationError(
-                    f"{self.directory} holds {info['dim']}-D vectors, not {self.dim}-D"
-                )
+            stored_dim = int(info.get("dim", self.dim))
+        except (OSError, ValueError, KeyError) as exc:
+            raise BackendError(f"vector index manifest in {self.directory} is unreadable: {exc}") from exc
+        if stored_dim != self.dim:
+            raise ValidationError(f"{self.directory} holds {stored_dim}-D vectors, not {self.dim}-D")
+        try:
             with open(self.directory / f"vectors.{gen}.npy", "rb") as fh:
                 matrix = np.load(fh, allow_pickle=False)
             entries = json.loads((self.directory / f"entries.{gen}.json").read_text(encoding="utf-8"))

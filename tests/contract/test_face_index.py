@@ -1,0 +1,189 @@
+"""Behavioural contract of the FaceIndex port, run against every backend.
+
+Only the ``face_index_backend`` fixture knows which backend it builds; the tests
+speak the port's language (collections, external ids, 0..1 similarities) and
+use real photos. To add a backend (e.g. Rekognition behind a Stubber), add a
+parameter and a ``_make_<name>`` builder; keep backend-specific setup there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConflictError, FaceNotFoundError, ImageDecodeError, NotFoundError
+from core.models import IndexedFace
+from core.ports import FaceIndex
+from core.settings import Settings
+from tests.support.photos import photo_bytes
+
+MATCH = Settings().match_threshold  # the policy's own threshold (0.55)
+
+
+@dataclass
+class Backend:
+    """Builds FaceIndex instances that share one store (``make()`` twice = a restart)."""
+
+    name: str
+    make: Callable[[], FaceIndex]
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _make_local(tmp_path: Path) -> Backend:
+    from core.local.engine import get_engine
+    from core.local.faces import LocalFaceIndex
+
+    engine = get_engine()  # one loaded model for the whole session
+    made: list[LocalFaceIndex] = []
+
+    def make() -> FaceIndex:
+        index = LocalFaceIndex(tmp_path / "data", engine=engine)
+        made.append(index)
+        return index
+
+    return Backend("local", make, [lambda: [i.close() for i in made]])
+
+
+@pytest.fixture(params=["local"])
+def face_index_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    builders = {"local": _make_local}
+    backend = builders[request.param](tmp_path)
+    yield backend
+    for cleanup in backend.cleanup:
+        cleanup()
+
+
+@pytest.fixture
+def face_index(face_index_backend: Backend) -> FaceIndex:
+    return face_index_backend.make()
+
+
+@pytest.fixture
+def collection(face_index: FaceIndex) -> Iterator[str]:
+    collection_id = f"storelens-test-{uuid.uuid4().hex[:12]}"  # unique: real services are shared
+    face_index.create_collection(collection_id)
+    yield collection_id
+    with contextlib.suppress(NotFoundError):
+        face_index.delete_collection(collection_id)
+
+
+def test_implements_the_port(face_index: FaceIndex) -> None:
+    assert isinstance(face_index, FaceIndex)
+
+
+def test_create_list_delete_collection(face_index: FaceIndex) -> None:
+    name = f"storelens-test-{uuid.uuid4().hex[:12]}"
+    face_index.create_collection(name)
+    assert name in face_index.list_collections()
+    with pytest.raises(ConflictError):
+        face_index.create_collection(name)
+    face_index.delete_collection(name)
+    assert name not in face_index.list_collections()
+    with pytest.raises(NotFoundError):
+        face_index.delete_collection(name)
+
+
+def test_missing_collection_is_not_found(face_index: FaceIndex) -> None:
+    missing = f"storelens-missing-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(NotFoundError):
+        face_index.index_face(missing, photo_bytes("obama"), "cus_x")
+    with pytest.raises(NotFoundError):
+        face_index.search_by_image(missing, photo_bytes("obama"), MATCH, 5)
+    with pytest.raises(NotFoundError):
+        face_index.list_faces(missing)
+
+
+def test_detect_faces(face_index: FaceIndex) -> None:
+    faces = face_index.detect_faces(photo_bytes("t1"))
+    assert len(faces) == 6
+    assert [f.bbox.area for f in faces] == sorted((f.bbox.area for f in faces), reverse=True)
+    assert all(0.0 <= f.confidence <= 1.0 for f in faces)
+    with pytest.raises(ImageDecodeError):
+        face_index.detect_faces(b"definitely not a jpeg")
+
+
+def test_index_and_search_finds_same_person_not_another(face_index: FaceIndex, collection: str) -> None:
+    obama = face_index.index_face(collection, photo_bytes("obama"), "cus_obama")
+    biden = face_index.index_face(collection, photo_bytes("biden"), "cus_biden")
+    assert isinstance(obama, IndexedFace) and obama.external_id == "cus_obama"
+    assert obama.face_id != biden.face_id
+    assert obama.bbox is not None and obama.bbox.width > 100
+
+    for probe in ("obama2", "obama3"):
+        hits = face_index.search_by_image(collection, photo_bytes(probe), MATCH, 5)
+        print(probe, hits)
+        assert hits, f"{probe} should match the indexed obama"
+        assert hits[0].face_id == obama.face_id and hits[0].external_id == "cus_obama"
+        assert MATCH <= hits[0].similarity <= 1.0
+        assert all(h.external_id != "cus_biden" for h in hits)
+
+    strangers = face_index.search_by_image(collection, photo_bytes("grace_hopper"), MATCH, 5)
+    assert strangers == []
+    # with no threshold every face comes back, best first, on the 0..1 scale
+    everyone = face_index.search_by_image(collection, photo_bytes("obama2"), 0.0, 10)
+    assert [h.external_id for h in everyone] == ["cus_obama", "cus_biden"]
+    assert everyone[0].similarity > everyone[1].similarity >= 0.0
+    assert len(face_index.search_by_image(collection, photo_bytes("obama2"), 0.0, 1)) == 1
+
+
+def test_search_by_face_excludes_itself(face_index: FaceIndex, collection: str) -> None:
+    first = face_index.index_face(collection, photo_bytes("obama"), "pid_one")
+    second = face_index.index_face(collection, photo_bytes("obama3"), "pid_one")
+    face_index.index_face(collection, photo_bytes("biden"), "pid_two")
+    hits = face_index.search_by_face(collection, first.face_id, MATCH, 10)
+    assert [h.face_id for h in hits] == [second.face_id]
+    assert hits[0].external_id == "pid_one"
+
+
+def test_delete_faces_removes_them_from_search(face_index: FaceIndex, collection: str) -> None:
+    obama = face_index.index_face(collection, photo_bytes("obama"), "cus_obama")
+    biden = face_index.index_face(collection, photo_bytes("biden"), "cus_biden")
+    face_index.delete_faces(collection, [obama.face_id, str(uuid.uuid4())])  # unknown ids are ignored
+    assert face_index.search_by_image(collection, photo_bytes("obama2"), MATCH, 5) == []
+    assert [f.face_id for f in face_index.list_faces(collection)] == [biden.face_id]
+    face_index.delete_faces(collection, [])
+
+
+def test_list_faces(face_index: FaceIndex, collection: str) -> None:
+    assert face_index.list_faces(collection) == []
+    a = face_index.index_face(collection, photo_bytes("obama"), "cus_a")
+    b = face_index.index_face(collection, photo_bytes("grace_hopper"), "cus_b")
+    listed = {f.face_id: f.external_id for f in face_index.list_faces(collection)}
+    assert listed == {a.face_id: "cus_a", b.face_id: "cus_b"}
+
+
+def test_restart_keeps_faces(face_index_backend: Backend) -> None:
+    before = face_index_backend.make()
+    name = f"storelens-test-{uuid.uuid4().hex[:12]}"
+    before.create_collection(name)
+    indexed = before.index_face(name, photo_bytes("obama"), "cus_obama")
+    gone = before.index_face(name, photo_bytes("biden"), "cus_biden")
+    before.delete_faces(name, [gone.face_id])
+
+    after = face_index_backend.make()  # a new process on the same store
+    assert name in after.list_collections()
+    assert [f.face_id for f in after.list_faces(name)] == [indexed.face_id]
+    hits = after.search_by_image(name, photo_bytes("obama2"), MATCH, 5)
+    assert [h.face_id for h in hits] == [indexed.face_id]
+    after.delete_collection(name)
+
+
+def test_no_face_raises_face_not_found(face_index: FaceIndex, collection: str) -> None:
+    import io
+
+    from PIL import Image
+
+    blank = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 120, 150)).save(blank, format="JPEG")
+    with pytest.raises(FaceNotFoundError):
+        face_index.index_face(collection, blank.getvalue(), "cus_nobody")
+    with pytest.raises(FaceNotFoundError):
+        face_index.search_by_image(collection, blank.getvalue(), MATCH, 5)
+    with pytest.raises(ImageDecodeError):
+        face_index.index_face(collection, photo_bytes("obama")[:5000], "cus_cut")
+    assert face_index.list_faces(collection) == []
