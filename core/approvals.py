@@ -192,9 +192,8 @@ class ApprovalService:
             raise ValidationError(f"this link is for {claims.action!r}, not {decision.action!r}")
         if decision.action == "approve":
             decision = replace(decision, details=validate_details(decision.details))
-        pending = self.repos.pending.get(claims.pending_id)
-        if pending.status is not PendingStatus.PENDING:
-            raise ConflictError(f"{claims.pending_id} was already decided ({pending.status.value})")
+        # Use the token up only once the request is otherwise valid, so a typo
+        # in the form does not burn the link; a reused link says so first.
         self.signer.consume(token, self.repos.tokens)
         self.decide(claims.pending_id, decision)
         return claims

@@ -292,16 +292,25 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--data-dir", help="data directory (default: $STORELENS_DATA_DIR or ./data)")
-    common.add_argument(
-        "--actor",
-        default=getpass.getuser() if hasattr(getpass, "getuser") else "cli",
-        help="name recorded in the audit log",
-    )
+    def options(suppress: bool) -> argparse.ArgumentParser:
+        # Subcommands repeat the global options so they work in either place;
+        # their defaults are suppressed so they never overwrite a value given
+        # before the subcommand.
+        opts = argparse.ArgumentParser(add_help=False)
+        default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+        opts.add_argument(
+            "--json", action="store_true", default=default(False), help="machine-readable output"
+        )
+        opts.add_argument(
+            "--data-dir",
+            default=default(None),
+            help="data directory (default: $STORELENS_DATA_DIR or ./data)",
+        )
+        opts.add_argument("--actor", default=default(_default_actor()), help="name recorded in the audit log")
+        return opts
 
-    parser = argparse.ArgumentParser(prog="storelens", description=__doc__.splitlines()[0], parents=[common])
+    top, common = options(False), options(True)
+    parser = argparse.ArgumentParser(prog="storelens", description=__doc__.splitlines()[0], parents=[top])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("enroll", parents=[common], help="add a customer from photos (one face each)")
@@ -386,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.set_defaults(func=cmd_users_add)
     return parser
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

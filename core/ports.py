@@ -313,6 +313,9 @@ class ApprovalWorkflow(Protocol):
     def cancel(self, pending_id: str, reason: str) -> None:
         """Stop waiting (expired, erased)."""
 
+    def forget(self, pending_id: str) -> None:
+        """Drop stored state about ``pending_id`` where the backend keeps any (erasure)."""
+
 
 class EventPublisher(Protocol):
     """How an edge agent hands a FaceEvent to the pipeline."""

@@ -79,6 +79,7 @@ class PrivacyService:
             events = self.repos.events.forget_customer(customer_id)
             for pending in origins:
                 events += self.repos.events.forget_pending(pending.pending_id)
+                self.workflow.forget(pending.pending_id)
                 if pending.status is PendingStatus.PENDING:
                     # A review item that suggested this person: keep the item,
                     # drop the suggestion.

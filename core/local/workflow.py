@@ -59,6 +59,9 @@ class InlineWorkflow:
     def cancel(self, pending_id: str, reason: str) -> None:
         self._finish(pending_id, CANCELLED, {"reason": reason})
 
+    def forget(self, pending_id: str) -> None:
+        self.repos.connection().execute("DELETE FROM approvals WHERE pending_id=?", (pending_id,))
+
     def _finish(self, pending_id: str, state: str, decision: dict[str, str]) -> None:
         self.repos.connection().execute(
             "UPDATE approvals SET state=?, finished_at=?, decision=? WHERE pending_id=? AND state=?",

@@ -1,0 +1,188 @@
+"""The spine end to end on the embedded backend: real photos, real models, real SQLite."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.bootstrap import Services, build_services
+from core.errors import EventSchemaError, FaceNotFoundError, ImageDecodeError, PayloadTooLargeError
+from core.models import CustomerDetails, FaceStatus, IngestOutcome, PendingKind, PendingStatus
+from core.ports import Decision
+from core.schema import event_to_dict, event_to_json
+from tests.conftest import make_settings
+from tests.support.events import make_event
+from tests.support.photos import photo_bytes
+
+APPROVE = Decision(
+    "approve", "tester", CustomerDetails("Barack Obama", "barack@example.com", "L-44", consent=True)
+)
+
+
+def _obama_events(n: int = 3) -> list:
+    names = ["obama", "obama2", "obama3"]
+    t0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    return [make_event(photo_bytes(names[i % 3]), captured_at=t0 + timedelta(minutes=i)) for i in range(n)]
+
+
+def test_same_event_twice_is_ingested_once(services: Services) -> None:
+    event = make_event(photo_bytes("obama"))
+    first = services.ingest.ingest(event_to_json(event))
+    second = services.ingest.ingest(event_to_json(event))
+    assert first.outcome is IngestOutcome.PENDING
+    assert second.outcome is IngestOutcome.DUPLICATE
+    counts = services.repos.table_counts()
+    assert counts["events"] == 1 and counts["faces"] == 1 and counts["pending_identities"] == 1
+    assert len(services.faces.list_faces(services.settings.collection_id)) == 1
+
+
+def test_repeated_unknown_person_becomes_one_pending_identity(services: Services) -> None:
+    results = [services.ingest.ingest(e) for e in _obama_events(6)]
+    pending_ids = {r.pending_id for r in results}
+    assert len(pending_ids) == 1
+    (pending,) = services.approvals.list_pending()
+    assert pending.face_count == 6 and pending.kind is PendingKind.NEW
+    assert len(services.approvals.faces_of(pending.pending_id)) == 6
+    # One approval e-mail, not one per sighting.
+    assert len(services.notifier.messages()) == 1
+
+    biden = services.ingest.ingest(make_event(photo_bytes("biden")))
+    assert biden.outcome is IngestOutcome.PENDING and biden.pending_id not in pending_ids
+    assert len(services.approvals.list_pending()) == 2
+
+
+def test_approve_makes_a_customer_and_later_sightings_are_visits(services: Services) -> None:
+    results = [services.ingest.ingest(e) for e in _obama_events(3)]
+    pending_id = results[0].pending_id
+    services.approvals.decide(pending_id, APPROVE)
+
+    pending = services.approvals.get(pending_id)
+    assert pending.status is PendingStatus.APPROVED
+    customer = services.customers.get(pending.customer_id)
+    assert customer.name == "Barack Obama" and customer.consent and customer.consent_at is not None
+    # Indexed under the opaque id, never the name.
+    externals = {f.external_id for f in services.faces.list_faces(services.settings.collection_id)}
+    assert externals == {customer.customer_id}
+    # The three sightings within minutes of each other are one visit.
+    visits = services.repos.visits.by_customer(customer.customer_id)
+    assert len(visits) == 1 and visits[0].dwell_seconds == 120
+
+    later = make_event(photo_bytes("obama2"), captured_at=datetime(2026, 11, 9, 15, 0, tzinfo=UTC))
+    result = services.ingest.ingest(later)
+    assert result.outcome is IngestOutcome.VISIT and result.customer_id == customer.customer_id
+    assert result.similarity is not None and result.similarity >= services.settings.match_threshold
+    assert len(services.repos.visits.by_customer(customer.customer_id)) == 2
+    assert services.repos.audit.list(customer.customer_id)[0].action == "approve"
+
+
+def test_reject_removes_faces_from_index_and_disk(services: Services) -> None:
+    result = services.ingest.ingest(make_event(photo_bytes("biden")))
+    crop_keys = [f.crop_key for f in services.approvals.faces_of(result.pending_id)]
+    assert all(services.blobs.exists(k) for k in crop_keys)
+    services.approvals.decide(result.pending_id, Decision("reject", "tester"))
+    assert services.approvals.get(result.pending_id).status is PendingStatus.REJECTED
+    assert services.faces.list_faces(services.settings.collection_id) == []
+    assert not any(services.blobs.exists(k) for k in crop_keys)
+    assert services.repos.table_counts()["faces"] == 0
+    assert services.notifier.messages() == []
+    # Seen again, the person is simply new again.
+    again = services.ingest.ingest(make_event(photo_bytes("biden")))
+    assert again.outcome is IngestOutcome.PENDING and again.pending_id != result.pending_id
+
+
+def test_not_a_customer_suppresses_later_sightings(services: Services) -> None:
+    first = services.ingest.ingest(make_event(photo_bytes("obama")))
+    services.approvals.decide(first.pending_id, Decision("not_a_customer", "tester"))
+    assert services.approvals.get(first.pending_id).status is PendingStatus.NOT_A_CUSTOMER
+    assert [f.status for f in services.repos.faces.by_status(FaceStatus.SUPPRESSED)] == [FaceStatus.SUPPRESSED]
+    blobs_before = services.blobs.list()
+
+    later = services.ingest.ingest(make_event(photo_bytes("obama2")))
+    assert later.outcome is IngestOutcome.SUPPRESSED
+    assert services.blobs.list() == blobs_before  # no crop of them is written
+    assert services.approvals.list_pending() == []
+    # Someone else is still tracked.
+    assert services.ingest.ingest(make_event(photo_bytes("biden"))).outcome is IngestOutcome.PENDING
+
+
+def test_review_band_confirm_and_not_this_person(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A strict match threshold puts a different photo of an enrolled person in
+    # the review band: a human must confirm.
+    svc = build_services(make_settings(tmp_path / "d", match_threshold=0.95, review_threshold=0.45))
+    customer = svc.customers.enroll("Barack Obama", [photo_bytes("obama")], actor="t")
+    r1 = svc.ingest.ingest(make_event(photo_bytes("obama2")))
+    assert r1.outcome is IngestOutcome.REVIEW and r1.customer_id == customer.customer_id
+    pending = svc.approvals.get(r1.pending_id)
+    assert pending.kind is PendingKind.REVIEW and pending.suggested_customer_id == customer.customer_id
+    svc.approvals.decide(r1.pending_id, Decision("confirm", "tester"))
+    assert svc.approvals.get(r1.pending_id).status is PendingStatus.MERGED
+    assert len(svc.repos.faces.by_customer(customer.customer_id)) == 2
+    assert len(svc.repos.visits.by_customer(customer.customer_id)) == 1
+
+    svc2 = build_services(make_settings(tmp_path / "e", match_threshold=0.95, review_threshold=0.45))
+    svc2.customers.enroll("Barack Obama", [photo_bytes("obama")], actor="t")
+    r2 = svc2.ingest.ingest(make_event(photo_bytes("obama3")))
+    assert r2.outcome is IngestOutcome.REVIEW
+    svc2.approvals.decide(r2.pending_id, Decision("not_this_person", "tester"))
+    pending = svc2.approvals.get(r2.pending_id)
+    assert pending.status is PendingStatus.PENDING and pending.kind is PendingKind.NEW
+    assert pending.suggested_customer_id is None
+    assert len(svc2.notifier.messages()) == 2  # a fresh mail with the new-person actions
+
+
+def test_restart_keeps_everything(settings) -> None:  # type: ignore[no-untyped-def]
+    svc = build_services(settings)
+    results = [svc.ingest.ingest(e) for e in _obama_events(2)]
+    svc.approvals.decide(results[0].pending_id, APPROVE)
+    svc.ingest.ingest(make_event(photo_bytes("biden")))
+    svc.close()
+
+    again = build_services(settings)
+    (customer,) = again.customers.list()
+    assert customer.name == "Barack Obama"
+    assert len(again.approvals.list_pending()) == 1
+    found = again.customers.identify(photo_bytes("obama3"))
+    assert [f.customer_id for f in found] == [customer.customer_id]
+    assert again.ingest.ingest(make_event(photo_bytes("obama2"))).outcome is IngestOutcome.VISIT
+
+
+def test_bad_inputs_get_typed_errors_and_dead_letters(services: Services) -> None:
+    good = event_to_dict(make_event(photo_bytes("obama")))
+    cases = [
+        (b"{not json", EventSchemaError),
+        (json.dumps({**good, "schema_version": 9}).encode(), EventSchemaError),
+        (json.dumps({**good, "crop_jpeg_b64": good["crop_jpeg_b64"][:400]}).encode(), ImageDecodeError),
+    ]
+    for payload, error in cases:
+        with pytest.raises(error):
+            services.ingest.ingest(payload, source="test")
+    small = build_services(make_settings(services.settings.data_dir.parent / "small", max_crop_bytes=2000))
+    with pytest.raises(PayloadTooLargeError):
+        small.ingest.ingest(json.dumps(good).encode(), source="test")
+
+    letters = services.ingest.dead_letters()
+    assert [d.error_type for d in reversed(letters)] == ["EventSchemaError", "EventSchemaError", "ImageDecodeError"]
+    assert all(d.reason and d.source == "test" for d in letters)
+    assert services.repos.table_counts()["events"] == 0
+    assert services.blobs.list() == []
+
+
+def test_crop_without_a_face_is_dead_lettered(services: Services) -> None:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (160, 160), (90, 120, 200)).save(out, format="JPEG")
+    event = make_event(photo_bytes("obama"))
+    doc = event_to_dict(event)
+    import base64
+
+    doc["crop_jpeg_b64"] = base64.b64encode(out.getvalue()).decode()
+    with pytest.raises(FaceNotFoundError):
+        services.ingest.ingest(doc, source="test")
+    (letter,) = services.ingest.dead_letters()
+    assert letter.error_type == "FaceNotFoundError" and letter.event_id == event.event_id
+    assert services.repos.table_counts()["events"] == 0
