@@ -71,6 +71,8 @@ from core.models import (
 #: expiry sweep must see it first to remove crops and face-index entries.
 TTL_GRACE = timedelta(days=7)
 FEED = "all"
+#: Dead-letter payloads are cut to this many bytes (DynamoDB items max out at 400 KB).
+MAX_DEAD_LETTER_PAYLOAD = 300_000
 
 # name -> (hash key, [(index name, partition attr, sort attr | None)], ttl attribute | None)
 TABLES: dict[str, tuple[str, list[tuple[str, str, str | None]], str | None]] = {
@@ -677,6 +679,8 @@ class DynamoDbEvents(_Repo):
                              set_={"customer_id": to_customer_id})
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
+        # A DynamoDB item holds at most 400 KB; keep the head of larger payloads.
+        payload = letter.payload[:MAX_DEAD_LETTER_PAYLOAD]
         self._dead.put({
             "dead_letter_id": letter.dead_letter_id,
             "feed": FEED,
@@ -685,7 +689,8 @@ class DynamoDbEvents(_Repo):
             "reason": letter.reason,
             "error_type": letter.error_type,
             "event_id": letter.event_id,
-            "payload": letter.payload,
+            "payload": payload,
+            "payload_bytes": len(letter.payload),
         })
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
