@@ -235,3 +235,18 @@ def _job(_data_dir: str) -> BackgroundJob:
 def demo_job() -> BackgroundJob:
     """The process-wide demo job for this data dir (shared by every session)."""
     return _job(str(settings().data_dir))
+
+
+@st.cache_data(ttl=30, max_entries=512, show_spinner=False)
+def _query(data_dir: str, backend: str, name: str, f: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
+    from core.analytics import AnalyticsFilter
+
+    return getattr(analytics(), name)(AnalyticsFilter(*f), **dict(kwargs))
+
+
+def query(name: str, f: Any, **kwargs: Any) -> Any:
+    """An analytics query, cached for 30 s per filter (every widget click reruns the page)."""
+    s = settings()
+    return _query(
+        str(s.data_dir), s.backend, name, (f.start, f.end, f.cameras), tuple(sorted(kwargs.items()))
+    )

@@ -13,7 +13,6 @@ from pages import _charts, _ui
 _ui.page_guard()
 
 st.title("Analytics")
-queries = _ui.analytics()
 today = datetime.now(UTC).date()
 
 left, right = st.columns([1, 2])
@@ -26,7 +25,7 @@ if not isinstance(picked, tuple) or len(picked) != 2:
     st.stop()
 f = AnalyticsFilter(picked[0], picked[1], tuple(cameras))
 
-k = queries.kpis(f, today=today)
+k = _ui.query("kpis", f, today=today)
 c = st.columns(6)
 c[0].metric("Visitors today", k.visitors_today)
 c[1].metric("Visitors this week", k.visitors_this_week)
@@ -43,16 +42,16 @@ tab_visits, tab_customers, tab_spend, tab_zones = st.tabs(["Visits", "Customers"
 
 with tab_visits:
     a, b = st.columns(2)
-    per_day = queries.visits_per_day(f)
+    per_day = _ui.query("visits_per_day", f)
     a.plotly_chart(
         px.bar(per_day, x="day", y=["visits", "visitors"], barmode="group", title="Visits per day"),
         key="an_day",
     )
-    per_hour = queries.visits_per_hour(f)
+    per_hour = _ui.query("visits_per_hour", f)
     b.plotly_chart(
         px.bar(per_hour, x="hour", y="visits", title="Visits per hour of day (UTC)"), key="an_hour"
     )
-    freq = queries.visit_frequency(f)
+    freq = _ui.query("visit_frequency", f)
     st.plotly_chart(
         px.bar(
             freq,
@@ -65,14 +64,14 @@ with tab_visits:
 
 with tab_customers:
     a, b = st.columns(2)
-    by_visits = queries.top_customers(f, by="visits", limit=10)
+    by_visits = _ui.query("top_customers", f, by="visits", limit=10)
     a.subheader("Top customers by visits")
     a.dataframe(
         by_visits.assign(spend=by_visits["spend_cents"] / 100).drop(columns="spend_cents"),
         hide_index=True,
         key="an_top_visits",
     )
-    by_spend = queries.top_customers(f, by="spend", limit=10)
+    by_spend = _ui.query("top_customers", f, by="spend", limit=10)
     b.subheader("Top customers by spend")
     b.dataframe(
         by_spend.assign(spend=by_spend["spend_cents"] / 100).drop(columns="spend_cents"),
@@ -82,7 +81,7 @@ with tab_customers:
 
 with tab_spend:
     period = st.radio("Per", ["week", "month"], horizontal=True, key="an_period")
-    spend = queries.spend_per_customer(f, period=period)  # type: ignore[arg-type]
+    spend = _ui.query("spend_per_customer", f, period=period)  # type: ignore[arg-type]
     if spend.empty:
         st.info("No purchases linked to customers in this range.")
     else:
@@ -113,7 +112,7 @@ with tab_spend:
         )
 
 with tab_zones:
-    density = queries.zone_density(f)
+    density = _ui.query("zone_density", f)
     plan = load_floor_plan()
     if density.empty:
         st.info("No visits in this range.")
@@ -121,7 +120,7 @@ with tab_zones:
         st.plotly_chart(_charts.floor_plan_heatmap(plan, density), key="an_floor")
     else:
         st.plotly_chart(_charts.zone_grid(density), key="an_grid")
-    dwell = queries.dwell_per_zone(f)
+    dwell = _ui.query("dwell_per_zone", f)
     a, b = st.columns(2)
     a.plotly_chart(
         px.bar(dwell, x="zone", y="avg_dwell_s", title="Average dwell per zone (s)"), key="an_dwell"
