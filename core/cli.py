@@ -273,18 +273,39 @@ def cmd_pos_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    from core.settings import Settings
+
+    return Path(args.data_dir) if args.data_dir else Settings.from_env().data_dir
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     from core import users
 
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat: ") != password:
-            raise ValidationError("passwords do not match")
-    services_dir = Path(args.data_dir) if args.data_dir else None
-    user = users.add_user(args.username, password, role=args.role, data_dir=services_dir)
-    _emit(args, {"username": args.username, "role": args.role}, lambda: print(f"added {user}"))
+    user = users.cli_add(
+        _data_dir(args), args.username, args.role, password_stdin=args.password_stdin, replace=args.replace
+    )
+    _emit(
+        args,
+        {"username": user.name, "role": user.role},
+        lambda: print(f"user {user.name} ({user.role}) saved"),
+    )
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from core.users import UserStore
+
+    items = [{"username": u.name, "role": u.role} for u in UserStore.for_data_dir(_data_dir(args)).list()]
+    _emit(args, items, lambda: print("\n".join(f"{u['username']}\t{u['role']}" for u in items) or "no users"))
+    return 0
+
+
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    from core.users import UserStore
+
+    UserStore.for_data_dir(_data_dir(args)).remove(args.username)
+    _emit(args, {"removed": args.username}, lambda: print(f"user {args.username} removed"))
     return 0
 
 
@@ -389,11 +410,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("users", parents=[common], help="dashboard users (local backend)")
     usub = up.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    p = usub.add_parser("add", parents=[common], help="add or reset a dashboard user")
+    p = usub.add_parser("add", parents=[common], help="create a user (asks for the password twice)")
     p.add_argument("username")
     p.add_argument("--role", choices=("admin", "viewer"), default="viewer")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing user")
     p.set_defaults(func=cmd_users_add)
+    p = usub.add_parser("list", parents=[common], help="users and roles")
+    p.set_defaults(func=cmd_users_list)
+    p = usub.add_parser("remove", parents=[common], help="delete a user")
+    p.add_argument("username")
+    p.set_defaults(func=cmd_users_remove)
     return parser
 
 
