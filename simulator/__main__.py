@@ -1,0 +1,170 @@
+"""``python -m simulator``: replay video through the edge pipeline, build demo data.
+
+Examples::
+
+    python -m simulator replay store.mp4 --camera cam-entrance --zone entrance --speed max
+    python -m simulator replay rtsp://10.0.0.5:8554/cam1 --backend aws
+    python -m simulator replay 0 --mqtt 127.0.0.1:1883      # webcam -> MQTT broker (spooled)
+    python -m simulator demo                                 # fill the local store with demo data
+    python -m simulator render clip.mp4 --people obama,biden,grace
+    python -m simulator floorplan                            # redraw config/floorplan.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _services(backend: str, data_dir: str | None) -> Any:
+    from core.bootstrap import build_services
+    from core.settings import Settings
+
+    overrides: dict[str, Any] = {"backend": backend}
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    return build_services(Settings.from_env(os.environ, **overrides))
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from deeplens_lambda.publishers import InProcessPublisher, MqttTransport, SpoolingPublisher
+    from deeplens_lambda.spool import Spool
+    from simulator.replay import ReplayProgress, replay
+
+    services = None
+    if args.mqtt:
+        host, _, port = args.mqtt.partition(":")
+        spool_path = Path(args.spool or Path.home() / ".cache" / "storelens" / f"spool-{args.camera}.db")
+        publisher: Any = SpoolingPublisher(MqttTransport(host, int(port or 1883)), Spool(spool_path))
+    else:
+        services = _services(args.backend, args.data_dir)
+        publisher = InProcessPublisher(services.ingest, source="simulator")
+    bar = tqdm(unit="frame", dynamic_ncols=True, desc=f"replay {args.camera}")
+
+    def progress(p: ReplayProgress) -> None:
+        if p.total and bar.total != p.total:
+            bar.total = p.total
+        bar.update(p.frame - bar.n)
+        bar.set_postfix(events=p.events, refresh=False)
+
+    store = args.store or (services.settings.store_id if services else "store-1")
+    try:
+        summary = replay(
+            args.source, publisher, store_id=store,
+            camera_id=args.camera, zone=args.zone, every=args.every, detector=args.detector,
+            detector_options={"downscale": args.downscale}, speed=args.speed, progress=progress,
+        )
+    finally:
+        bar.close()
+        publisher.close()
+        if services is not None:
+            services.close()
+    print("\n".join(summary.lines()))
+    if args.mqtt:
+        print(f"published        {publisher.sent} via MQTT")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from simulator.demo import build_demo
+
+    services = _services("local", args.data_dir)
+    bar = tqdm(total=100, unit="%", desc="demo", dynamic_ncols=True)
+
+    def progress(fraction: float, message: str) -> None:
+        bar.set_description(f"demo: {message}"[:60])
+        bar.update(round(fraction * 100) - bar.n)
+
+    try:
+        report = build_demo(services, days=args.days, force=args.force, progress=progress)
+    finally:
+        bar.close()
+        services.close()
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from simulator.synth import PEOPLE, render_clip, walk_script
+
+    people = [p for p in args.people.split(",") if p]
+    unknown = [p for p in people if p not in PEOPLE]
+    if unknown:
+        print(f"unknown people: {', '.join(unknown)}; known: {', '.join(PEOPLE)}", file=sys.stderr)
+        return 2
+    script = walk_script(people, duration=args.duration)
+    clip = render_clip(args.output, script, seconds=args.seconds, fps=args.fps)
+    print(f"wrote {clip.path}: {clip.frames} frames at {clip.fps:g} fps, people: {', '.join(people)}")
+    return 0
+
+
+def _cmd_floorplan(args: argparse.Namespace) -> int:
+    from deeplens_lambda.config import draw_floor_plan, load_store_config
+
+    print(draw_floor_plan(load_store_config(args.config), args.output))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rp = sub.add_parser("replay", help="run a video file, RTSP URL or webcam index through the edge pipeline")
+    rp.add_argument("source", help="video file, rtsp://... URL, or webcam index such as 0")
+    rp.add_argument("--camera", default="cam-entrance")
+    rp.add_argument("--zone", default="entrance")
+    rp.add_argument("--store", default=None, help="store id (default: the backend's STORELENS_STORE_ID)")
+    rp.add_argument("--speed", choices=("realtime", "max"), default="max")
+    rp.add_argument("--backend", choices=("local", "aws"), default="local")
+    rp.add_argument("--data-dir", default=None, help="local backend data dir (default STORELENS_DATA_DIR)")
+    rp.add_argument("--every", type=int, default=3, help="run the detector on every Nth frame")
+    rp.add_argument("--detector", default="hog", choices=("hog", "mxnet"))
+    rp.add_argument("--downscale", type=float, default=0.5, help="detector input scale (hog)")
+    rp.add_argument("--mqtt", default=None, metavar="HOST:PORT",
+                    help="publish to an MQTT broker (spooled on disk) instead of in-process")
+    rp.add_argument("--spool", default=None, help="spool file for --mqtt")
+    rp.set_defaults(func=_cmd_replay)
+
+    dm = sub.add_parser("demo", help="fill the local backend with a few weeks of demo data")
+    dm.add_argument("--days", type=int, default=28)
+    dm.add_argument("--data-dir", default=None)
+    dm.add_argument("--force", action="store_true", help="add another round even if demo data exists")
+    dm.set_defaults(func=_cmd_demo)
+
+    rn = sub.add_parser("render", help="render a synthetic store clip from packaged face photos")
+    rn.add_argument("output")
+    rn.add_argument("--people", default="obama,biden,grace")
+    rn.add_argument("--duration", type=float, default=3.0, help="seconds each person is in view")
+    rn.add_argument("--seconds", type=float, default=None)
+    rn.add_argument("--fps", type=float, default=15.0)
+    rn.set_defaults(func=_cmd_render)
+
+    fp = sub.add_parser("floorplan", help="draw the floor-plan PNG from the store config")
+    fp.add_argument("--config", default=None)
+    fp.add_argument("--output", default=None)
+    fp.set_defaults(func=_cmd_floorplan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from core.errors import StoreLensError
+
+    try:
+        return int(args.func(args))
+    except (StoreLensError, FileNotFoundError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
