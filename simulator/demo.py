@@ -194,6 +194,7 @@ def build_demo(
     report.pending_left = len(services.approvals.list_pending())
     report.seconds = time.perf_counter() - began
     if not report.stopped:
+        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"built_at": datetime.now(UTC).isoformat(), "days": days,
                                       "events": report.events, "seed": seed}))
     notify(1.0, "done")

