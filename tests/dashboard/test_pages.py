@@ -1,0 +1,333 @@
+"""Every dashboard page under Streamlit's AppTest, on a real local store in a tmp dir.
+
+The store is seeded through the real services (real photos, dlib engine): one
+enrolled customer with a visit and a sale, and one unknown person awaiting
+approval. Assertions are on what the page shows and on the store's state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.bootstrap import Services, build_services
+from core.models import PendingStatus, Transaction, new_id
+from core.users import User, UserStore
+from tests.conftest import TEST_SECRET, make_settings
+from tests.support.events import make_event
+from tests.support.photos import photo_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ["live", "approvals", "customers", "analytics", "demo", "outbox"]
+ADMIN = User("ann", "admin")
+VIEWER = User("vic", "viewer")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The app reads its settings from the environment: point them at a tmp store."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("STORELENS_")]:
+        monkeypatch.delenv(key)
+    data = tmp_path / "data"
+    monkeypatch.setenv("STORELENS_DATA_DIR", str(data))
+    monkeypatch.setenv("STORELENS_SECRET_KEY", TEST_SECRET)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield data
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def seeded(data_dir: Path) -> Iterator[Services]:
+    """Obama enrolled (one visit, one sale); Biden seen once and awaiting approval."""
+    services = build_services(make_settings(data_dir))
+    obama = services.customers.enroll(
+        "Barack Obama", [photo_bytes("obama2")], loyalty_id="L-1001", email="barack@example.com"
+    )
+    seen = services.ingest.ingest(make_event(photo_bytes("obama"), camera_id="cam-entrance"))
+    assert seen.customer_id == obama.customer_id
+    services.repos.transactions.add(
+        Transaction(
+            new_id("txn"),
+            "store-1",
+            datetime.now(UTC),
+            4250,
+            loyalty_id="L-1001",
+            customer_id=obama.customer_id,
+        )
+    )
+    pending = services.ingest.ingest(make_event(photo_bytes("biden"), camera_id="cam-entrance"))
+    assert pending.pending_id
+    services.extras["biden"] = pending.pending_id
+    services.extras["obama"] = obama.customer_id
+    yield services
+    services.close()
+
+
+def app(user: User | None = ADMIN, **query: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=90)
+    if user is not None:
+        at.session_state["user"] = user
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at
+
+
+def open_page(page: str, user: User | None = ADMIN) -> AppTest:
+    at = app(user).run()
+    assert not at.exception, at.exception
+    return at.switch_page(f"pages/{page}.py").run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+# ------------------------------------------------------------------ login gate
+
+
+def test_logged_out_shows_only_login(data_dir: Path) -> None:
+    UserStore.for_data_dir(data_dir).add("ann", "ann-password", "admin")
+    at = app(user=None).run()
+    no_exception(at)
+    assert titles(at) == ["StoreLens"]
+    assert at.text_input(key="login_user") and at.text_input(key="login_password")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_refuses_after_logout(seeded: Services, page: str) -> None:
+    at = open_page(page)
+    no_exception(at)
+    assert titles(at)[0] != "StoreLens"
+    del at.session_state["user"]
+    at.run()
+    no_exception(at)
+    assert titles(at) == ["StoreLens"], f"{page} still served without login"
+
+
+def test_login_wrong_then_right_password(data_dir: Path) -> None:
+    UserStore.for_data_dir(data_dir).add("ann", "ann-password", "admin")
+    at = app(user=None).run()
+    at.text_input(key="login_user").input("ann")
+    at.text_input(key="login_password").input("wrong-password")
+    at.button(key="login_submit").click().run()
+    assert any("wrong user name or password" in e.value for e in at.error)
+    at.text_input(key="login_password").input("ann-password")
+    at.button(key="login_submit").click().run()
+    no_exception(at)
+    assert at.session_state["user"] == User("ann", "admin")
+
+
+def test_login_is_rate_limited(data_dir: Path) -> None:
+    UserStore.for_data_dir(data_dir).add("ann", "ann-password", "admin")
+    at = app(user=None).run()
+    at.text_input(key="login_user").input("ann")
+    for _ in range(5):
+        at.text_input(key="login_password").input("wrong-password")
+        at.button(key="login_submit").click().run()
+    at.text_input(key="login_password").input("ann-password")
+    at.button(key="login_submit").click().run()
+    assert any("too many failed logins" in e.value for e in at.error)
+    assert "user" not in at.session_state
+
+
+def test_first_admin_with_setup_code(data_dir: Path) -> None:
+    at = app(user=None).run()
+    no_exception(at)
+    code = (data_dir / "setup-code").read_text().strip()
+    at.text_input(key="setup_code").input(code)
+    at.text_input(key="setup_name").input("root")
+    at.text_input(key="setup_password").input("root-password")
+    at.text_input(key="setup_repeat").input("root-password")
+    at.button(key="setup_submit").click().run()
+    no_exception(at)
+    assert at.session_state["user"] == User("root", "admin")
+    assert UserStore.for_data_dir(data_dir).get("root").role == "admin"
+
+
+# ------------------------------------------------------------------ pages
+
+
+def test_live_shows_faces(seeded: Services) -> None:
+    at = open_page("live")
+    no_exception(at)
+    assert titles(at) == ["Live"]
+    assert at.selectbox(key="live_camera") and at.toggle(key="live_auto")
+    text = " ".join(m.value for m in at.markdown)
+    assert "Barack Obama" in text and "pending approval" in text
+    assert len(at.image) >= 2, "no face crops shown"
+
+
+def test_approve_with_details_creates_customer(seeded: Services) -> None:
+    pid = seeded.extras["biden"]
+    at = open_page("approvals")
+    no_exception(at)
+    assert at.button(key=f"reject-{pid}") and at.button(key=f"not_a_customer-{pid}")
+    at.text_input(key=f"name-{pid}").input("Joe Biden")
+    at.text_input(key=f"email-{pid}").input("joe@example.com")
+    at.text_input(key=f"loyalty-{pid}").input("L-1003")
+    at.checkbox(key=f"consent-{pid}").check()
+    at.button(key=f"approve-{pid}").click().run()
+    no_exception(at)
+    assert any("Joe Biden is now a customer" in s.value for s in at.success)
+    pending = seeded.approvals.get(pid)
+    assert pending.status is PendingStatus.APPROVED
+    customer = seeded.customers.get(pending.customer_id)
+    assert (customer.name, customer.loyalty_id, customer.consent) == ("Joe Biden", "L-1003", True)
+    assert f"name-{pid}" not in [t.key for t in at.text_input]
+
+
+@pytest.mark.parametrize(
+    ("fill", "message"),
+    [
+        ({"name": "Joe", "consent": False}, "consent is required"),
+        ({"name": "", "consent": True}, "name is required"),
+        ({"name": "Joe", "email": "not-an-email", "consent": True}, "is not an e-mail address"),
+    ],
+)
+def test_approve_validation_errors(seeded: Services, fill: dict, message: str) -> None:
+    pid = seeded.extras["biden"]
+    at = open_page("approvals")
+    at.text_input(key=f"name-{pid}").input(fill["name"])
+    if "email" in fill:
+        at.text_input(key=f"email-{pid}").input(fill["email"])
+    if fill["consent"]:
+        at.checkbox(key=f"consent-{pid}").check()
+    at.button(key=f"approve-{pid}").click().run()
+    no_exception(at)
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert seeded.approvals.get(pid).status is PendingStatus.PENDING
+
+
+def test_not_a_customer_and_merge(seeded: Services) -> None:
+    pid = seeded.extras["biden"]
+    at = open_page("approvals")
+    at.text_input(key=f"merge-search-{pid}").input("Obama").run()
+    at.button(key=f"merge-{pid}").click().run()
+    no_exception(at)
+    pending = seeded.approvals.get(pid)
+    assert pending.status is PendingStatus.MERGED and pending.customer_id == seeded.extras["obama"]
+
+
+def test_reject_removes_the_card(seeded: Services) -> None:
+    pid = seeded.extras["biden"]
+    at = open_page("approvals")
+    at.button(key=f"not_a_customer-{pid}").click().run()
+    no_exception(at)
+    assert seeded.approvals.get(pid).status is PendingStatus.NOT_A_CUSTOMER
+    assert f"reject-{pid}" not in [b.key for b in at.button]
+
+
+def test_viewer_cannot_decide(seeded: Services) -> None:
+    pid = seeded.extras["biden"]
+    at = open_page("approvals", user=VIEWER)
+    no_exception(at)
+    keys = [b.key for b in at.button]
+    assert f"reject-{pid}" not in keys and f"approve-{pid}" not in keys
+    assert any("Viewers cannot decide" in c.value for c in at.caption)
+
+
+def _mail_token(services: Services, action: str) -> str:
+    (_path, msg), *_ = services.notifier.messages()
+    html = msg.get_body(preferencelist=("html",)).get_content()
+    for url in re.findall(r'href="([^"]+)"', html):
+        token = parse_qs(urlparse(url.replace("&amp;", "&")).query)["token"][0]
+        if services.approvals.signer.verify(token).action == action:
+            return token
+    raise AssertionError(f"no {action} link")
+
+
+def test_email_link_opens_the_decision(seeded: Services) -> None:
+    pid = seeded.extras["biden"]
+    token = _mail_token(seeded, "reject")
+    at = app(ADMIN, token=token).run()
+    no_exception(at)
+    assert titles(at) == ["Approvals"]
+    assert any("From your e-mail" in s.value for s in at.subheader)
+    at.button(key=f"link-reject-{pid}").click().run()
+    no_exception(at)
+    assert seeded.approvals.get(pid).status is PendingStatus.REJECTED
+
+
+def test_email_link_survives_login(seeded: Services) -> None:
+    UserStore.for_data_dir(seeded.settings.data_dir).add("ann", "ann-password", "admin")
+    pid = seeded.extras["biden"]
+    token = _mail_token(seeded, "approve")
+    at = app(None, token=token).run()
+    assert any("approval link" in i.value for i in at.info)
+    at.text_input(key="login_user").input("ann")
+    at.text_input(key="login_password").input("ann-password")
+    at.button(key="login_submit").click().run()
+    no_exception(at)
+    assert titles(at) == ["Approvals"]
+    at.text_input(key=f"name-{pid}").input("Joe Biden")
+    at.checkbox(key=f"consent-{pid}").check()
+    at.button(key=f"approve-{pid}").click().run()
+    no_exception(at)
+    assert seeded.approvals.get(pid).status is PendingStatus.APPROVED
+
+
+def test_customers_profile_and_edit_validation(seeded: Services) -> None:
+    cid = seeded.extras["obama"]
+    at = open_page("customers")
+    no_exception(at)
+    assert any(h.value == "Barack Obama" for h in at.header)
+    assert at.text_input(key="cust_search") and at.button(key="erase_go")
+    at.text_input(key="edit_name").input("")
+    at.button(key="edit_save").click().run()
+    assert any("name is required" in e.value for e in at.error)
+    at.text_input(key="edit_name").input("Barack H. Obama")
+    at.button(key="edit_save").click().run()
+    no_exception(at)
+    assert seeded.customers.get(cid).name == "Barack H. Obama"
+
+
+def test_customers_erase_needs_the_name(seeded: Services) -> None:
+    cid = seeded.extras["obama"]
+    at = open_page("customers")
+    assert at.button(key="erase_go").disabled
+    at.text_input(key="erase_confirm").input("Barack Obama").run()
+    at.button(key="erase_go").click().run()
+    no_exception(at)
+    assert [c.customer_id for c in seeded.customers.list()] == []
+    assert cid not in [c.customer_id for c in seeded.customers.list()]
+
+
+def test_analytics_page(seeded: Services) -> None:
+    at = open_page("analytics")
+    no_exception(at)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Visitors today"] == "1"
+    assert at.date_input(key="an_dates") and at.multiselect(key="an_cameras")
+    assert at.radio(key="an_period")
+    at.radio(key="an_period").set_value("week").run()
+    no_exception(at)
+
+
+def test_demo_page_controls(seeded: Services) -> None:
+    at = open_page("demo")
+    no_exception(at)
+    assert at.button(key="demo_build") and at.button(key="demo_replay")
+    viewer = open_page("demo", user=VIEWER)
+    assert viewer.button(key="demo_build").disabled
+
+
+def test_outbox_renders_the_mail(seeded: Services) -> None:
+    at = open_page("outbox")
+    no_exception(at)
+    assert any("new person to review" in m.value for m in at.markdown)
+    assert at.selectbox(key="outbox_pick")
