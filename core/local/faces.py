@@ -193,6 +193,23 @@ class LocalFaceIndex:
         """Indexed faces similar to a template from :meth:`embed_image`, best first."""
         return self._search(self._index(collection_id), vector, threshold, max_results, exclude)
 
+    def add_vectors(
+        self, collection_id: str, vectors: NDArray[Any], external_ids: Sequence[str]
+    ) -> list[str]:
+        """Bulk-import precomputed templates (migrations, benchmarks); returns new face ids.
+
+        No detection happens, so no box is stored.
+        """
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(external_ids), EMBEDDING_DIM)
+        for external_id in set(external_ids):
+            if not isinstance(external_id, str) or not _EXTERNAL_ID_RE.match(external_id):
+                raise ValidationError(f"external_id {external_id!r} is not a valid opaque id")
+        index = self._index(collection_id)
+        face_ids = [str(uuid.uuid4()) for _ in external_ids]
+        metas = [json.dumps({"external_id": e}, separators=(",", ":")) for e in external_ids]
+        index.add_many(face_ids, matrix, metas)
+        return face_ids
+
     def list_faces(self, collection_id: str) -> list[IndexedFace]:
         """Every face in the collection."""
         index = self._index(collection_id)

@@ -7,32 +7,37 @@ sees every vector.
 
 Why exact numpy, and where faiss comes in
 -----------------------------------------
-Measured on a 2-core x86-64 VM (one thread, 128-D float32, synthetic templates
-shaped like dlib's: norm ~1.4, strangers ~0.85 apart, queries = a stored vector
-+ same-person noise of ~0.35; see ``bench/recognition.py``):
+Measured on a 2-core x86-64 VM (one thread per search, 128-D float32,
+synthetic templates shaped like dlib's: norm ~1.4, strangers ~0.85 apart,
+queries = a stored vector + same-person noise of ~0.35; ``bench/recognition.py``
+reproduces the numpy and IVF rows). Recall is against exact search; the VM was
+shared, so medians under load ran up to ~1.5x these.
 
-===========  ==================  ==================  =================================================
-identities   numpy exact         faiss IndexFlatL2   faiss approximate
-===========  ==================  ==================  =================================================
-10k          0.4 ms              0.4 ms              not needed
-100k         4.6 ms              5.1 ms              IVFFlat(nlist=1264, nprobe=64): 0.6 ms, recall@1 0.990;
-                                                     HNSW32(ef=128): 1.1 ms, recall@1 0.875, build 36 s
-1M           52-58 ms            52 ms               IVFFlat(nlist=4000, nprobe=__NPROBE__): __IVF_MS__ ms,
-                                                     recall@1 __IVF_R1__, build __IVF_BUILD__ s
-===========  ==================  ==================  =================================================
+* 10k identities: numpy exact 0.4-0.8 ms.
+* 100k: numpy exact 5.6 ms (7-11 ms under load); faiss IndexFlatL2 5.1 ms;
+  faiss IVFFlat(nlist=1264) nprobe=64 0.6 ms, recall@1 0.990 (nprobe=32:
+  0.985); faiss HNSW32 efSearch=128 1.1 ms but recall@1 only 0.875, build 36 s.
+* 1M: numpy exact 52-61 ms; IndexFlatL2 52 ms; IVFFlat(nlist=4000) nprobe=64
+  2.1 ms / recall@1 0.975, **nprobe=128 3.5 ms (4.6 ms under load) / recall@1
+  0.990-1.000**, nprobe=256 6.7 ms / 0.995. IVF build (train + add): 128-159 s
+  on 2 threads. recall@10 is low (0.4-0.6) for every approximate index because
+  ranks 2-10 are interchangeable strangers at ~0.85; only rank 1 matters here.
 
-* Exact numpy search is memory-bound (it reads every vector once): ~0.05 us per
-  identity, so <= 5 ms up to ~100k identities -- the size a store chain
-  realistically reaches -- and always exact. faiss' own flat index is no faster.
+* Exact numpy search is memory-bound (it reads every vector once): ~0.056 us
+  per identity on one core, so ~5 ms around 100k identities -- the size a store
+  chain realistically reaches -- and always exact. faiss' own flat index is no
+  faster, so it is not used.
 * HNSW is ruled out: template distances concentrate (everyone is a stranger at
   ~0.85), its graph routes poorly on such data (recall@1 0.875 at 100k even with
   efSearch=128) and building it for 1M takes many minutes on two cores.
-* IVFFlat reaches the 1M target (see the table) and its distances are exact L2
+* IVFFlat reaches the 1M target (<= 5 ms, recall@1 >= 0.99) and its distances are exact L2
   on the probed lists. So: below :data:`ANN_MIN_SIZE` vectors (or without
   ``faiss-cpu`` installed) the index is numpy-exact; above it, if faiss is
   importable, an IVFFlat is built in a background thread from the numpy matrix
   (which stays the source of truth) and serves searches once ready. Until then,
   searches stay exact. faiss is optional: ``pip install faiss-cpu==1.15.1``.
+  The build uses faiss' OpenMP threads (all cores) for ~2 min at 1M; call
+  :meth:`VectorIndex.prepare_fast_path` at startup to get it out of the way.
 
 Persistence
 -----------
@@ -200,6 +205,21 @@ class VectorIndex:
         with self._lock:
             self._remove_rows(self.ids())
             self.compact()
+
+    def prepare_fast_path(self, *, wait: bool = True, timeout: float | None = None) -> bool:
+        """Start building the faiss IVF now if the index is big enough (and faiss present).
+
+        Searches build it on demand anyway; call this at startup so the first
+        searches after a restart are not exact-only. Returns ``True`` once the
+        IVF serves searches (with ``wait=False``: whether it already does).
+        """
+        with self._lock:
+            ann = self._ann
+            if not ann.enabled or self._size < ann.min_size:
+                return False
+            if ann.index is None or self._size > ann.trained_size * IVF_REBUILD_GROWTH:
+                ann._start_build()
+        return ann.wait(timeout) if wait else ann.index is not None
 
     # ------------------------------------------------------------------ search
     def search(
@@ -496,6 +516,9 @@ class _Ann:
             nlist = max(16, int(4 * np.sqrt(n)))
             quantizer = faiss.IndexFlatL2(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, nlist)
+            # 10 k-means rounds instead of 25: the cells only need to be
+            # reasonable (recall is bought with nprobe), and it halves the build.
+            index.cp.niter = 10
             rng = np.random.default_rng(0)
             # 40 training points per centroid is faiss' own lower bound without warnings.
             sample = vectors[rng.choice(n, size=min(n, 40 * nlist), replace=False)]

@@ -123,8 +123,7 @@ def test_faiss_ivf_fast_path_agrees_with_exact(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     picks = rng.integers(len(data), size=50)
     queries = data[picks] + rng.normal(scale=0.03, size=(50, 128)).astype(np.float32)
-    index.search(queries[0], k=1)  # starts the background build
-    assert index._ann.wait(timeout=120)
+    assert index.prepare_fast_path(timeout=120)
     index.remove(["id0"])  # updates reach the IVF too
     index.add("late", data[picks[0]])
     hits = [index.search(q, k=1)[0][0] for q in queries]
