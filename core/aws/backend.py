@@ -11,6 +11,10 @@ not given), ``iot_data``, ``jwks_fetcher`` (for Cognito), and
 ``drive_workflow_inline`` (see :class:`core.aws.stepfunctions.StepFunctionsWorkflow`;
 by default on exactly when a Step Functions endpoint override is set, i.e.
 against an emulator that cannot run the stack's Lambdas).
+
+``STORELENS_REKOGNITION_ENDPOINT_URL=local`` selects the embedded face index
+instead of Rekognition: no emulator offers Rekognition collections, so this is
+how live mode runs on a local moto server (see ``docs/aws.md``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 from core.errors import SettingsError
 from core.settings import Settings
 
+#: ``STORELENS_REKOGNITION_ENDPOINT_URL`` value that selects the embedded face index.
+LOCAL_FACE_INDEX = "local"
 _KNOWN = {"s3", "dynamodb", "rekognition", "stepfunctions", "ses", "iot_data", "session",
           "jwks_fetcher", "drive_workflow_inline", "face_index"}
 
@@ -56,7 +62,15 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
         **common("dynamodb", "dynamodb"),
     )
     blobs = S3BlobStore(bucket=settings.s3_bucket, **common("s3", "s3"))
-    faces = clients.get("face_index") or RekognitionFaceIndex(**common("rekognition", "rekognition"))
+    faces = clients.get("face_index")
+    if faces is None and settings.rekognition_endpoint_url == LOCAL_FACE_INDEX:
+        # Live mode on an emulator: moto has no Rekognition collections, so this
+        # one port uses the embedded index (the only core.aws -> core.local link).
+        from core.local.faces import LocalFaceIndex
+
+        faces = LocalFaceIndex(settings.data_dir)
+    if faces is None:
+        faces = RekognitionFaceIndex(**common("rekognition", "rekognition"))
     notifier = SesNotifier(source=settings.ses_sender or None, **common("ses", "ses"))
     inline = clients.get("drive_workflow_inline")
     if inline is None:
