@@ -107,6 +107,11 @@ def test_services_on_a_moto_server_run_the_approval_flow(live: Any) -> None:
     svc.approvals.request(pending)
     assert svc.workflow.describe(pending.pending_id) == "RUNNING"
     assert _sent_count(svc) > 0  # moto counts recipients (Destinations plus the To header)
+    # The mail itself, as a reviewer would read it from the server's /moto-api/data.json.
+    with urllib.request.urlopen(f"{svc.settings.aws_endpoint_url}/moto-api/data.json", timeout=10) as resp:
+        mails = json.loads(resp.read())["ses"]["RawMessage"]
+    [mail] = [m for m in mails if pending.pending_id in m["raw_data"]]
+    assert "/approvals?token=" in mail["raw_data"]
 
     # The approver decides in the dashboard; the customer lands in DynamoDB.
     details = CustomerDetails(name="Grace Hopper", email="grace@example.com", consent=True)
