@@ -191,19 +191,15 @@ def render_clip(path: str | Path, script: list[Appearance], *, seconds: float | 
     return clip
 
 
-def walk_script(people: list[str], *, gap: float = 1.2, duration: float = 3.0, width: int = 640,
+def walk_script(people: list[str], *, gap: float = 1.0, duration: float = 3.5, width: int = 640,
                 height: int = 480, seed: int = 0, start: float = 0.5) -> list[Appearance]:
-    """Each person walks across the frame in turn, alternating direction.
-
-    A person enters where the previous one left only after ``gap`` seconds,
-    longer than the tracker keeps a lost track, so nobody inherits a track.
-    """
+    """Each person walks across the whole frame in turn, alternating direction."""
     rng = random.Random(seed)
     script = []
     t = start
     for i, person in enumerate(people):
         y = height * rng.uniform(0.42, 0.55)
-        xs = (width * 0.22, width * 0.78)
+        xs = (width * -0.12, width * 1.12)  # walk in from one edge and out at the other
         if i % 2:
             xs = xs[::-1]
         script.append(Appearance(person, t, duration, (xs[0], y), (xs[1], y + rng.uniform(-15, 15)),
