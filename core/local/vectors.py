@@ -460,16 +460,20 @@ class _Ann:
     def building(self) -> bool:
         return self._thread is not None
 
+    # While a (re)build runs, changes go both to the queue (for the new IVF) and
+    # to the current IVF if there is one, which keeps serving until replaced.
     def added(self, matrix: NDArray[np.float32], seqs: NDArray[np.int64]) -> None:
         if self.building:
             self._queued.append(("add", matrix.copy(), seqs.copy()))
-        elif self.index is not None:
+        if self.index is not None:
             self.index.add_with_ids(matrix, seqs)
 
     def removed(self, seqs: NDArray[np.int64]) -> None:
+        if not len(seqs):
+            return
         if self.building:
             self._queued.append(("remove", None, seqs.copy()))
-        elif self.index is not None and len(seqs):
+        if self.index is not None:
             self.index.remove_ids(seqs)
 
     def search(self, q: NDArray[np.float32], k: int) -> list[tuple[str, float]] | None:

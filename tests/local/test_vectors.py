@@ -131,3 +131,20 @@ def test_faiss_ivf_fast_path_agrees_with_exact(tmp_path: Path) -> None:
     agree = np.mean([a == b for a, b in zip(hits, exact, strict=True)])
     assert agree >= 0.95
     assert index.search(data[0], k=1, exact=False)[0][0] != "id0"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss-cpu not installed")
+def test_faiss_rebuild_keeps_new_vectors_searchable() -> None:
+    data = _vectors(12_000, seed=4)
+    index = VectorIndex(None, use_faiss=True, ann_min_size=2_000)
+    index.add_many([f"id{i}" for i in range(2_000)], data[:2_000])
+    assert index.prepare_fast_path(timeout=120)
+    index.add_many([f"id{i}" for i in range(2_000, 11_000)], data[2_000:11_000])  # > 4x: retrain
+    index.prepare_fast_path(wait=False)
+    index.add("new", data[11_000])  # added while the rebuild runs
+    assert index.search(data[11_000], k=1)[0] == ("new", 0.0)
+    assert index.prepare_fast_path(timeout=120)
+    assert index._ann.trained_size >= 11_000
+    assert index.search(data[11_000], k=1)[0] == ("new", 0.0)
+    index.remove(["new"])
+    assert index.search(data[11_000], k=1)[0][0] != "new"
