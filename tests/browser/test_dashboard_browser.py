@@ -1,0 +1,186 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright.
+
+Starts ``streamlit run dashboard.py`` on a free port over a tmp store seeded
+through the real services, then: every page URL is refused while logged out
+(the very first request of the server process included); log in; live faces
+show; approve a pending identity with details; the customer appears; analytics
+opens. Needs ``/usr/bin/chromium`` (``apt-get install chromium``); never runs
+``playwright install``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.bootstrap import build_services
+from core.users import UserStore
+from tests.conftest import TEST_SECRET, make_settings
+from tests.support.events import make_event
+from tests.support.photos import photo_bytes
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+URL_PATHS = ["live", "approvals", "customers", "analytics", "demo", "outbox", ""]
+PASSWORD = "ann-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    data = tmp_path_factory.mktemp("browser") / "data"
+    services = build_services(make_settings(data))
+    services.customers.enroll("Barack Obama", [photo_bytes("obama2")], loyalty_id="L-1001")
+    assert services.ingest.ingest(make_event(photo_bytes("obama"))).customer_id
+    assert services.ingest.ingest(make_event(photo_bytes("biden"))).pending_id
+    services.close()
+    UserStore.for_data_dir(data).add("ann", PASSWORD, "admin")
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORELENS_")}
+    env.update(
+        STORELENS_DATA_DIR=str(data),
+        STORELENS_SECRET_KEY=TEST_SECRET,
+        STORELENS_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+    log = (data.parent / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start:\n{(data.parent / 'streamlit.log').read_text()}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def _login_form_only(page, base: str, path: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/{path}")
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1500)  # let any page script that slipped through render
+    body = page.locator("body").inner_text()
+    for leak in ("Barack Obama", "New person", "Visitors today", "Demo store data", "Outbox"):
+        assert leak not in body, f"/{path} leaked {leak!r} without login"
+    assert page.locator("h1", has_text="StoreLens").count() == 1
+
+
+def test_page_urls_refuse_when_logged_out(server: str, browser) -> None:
+    # The first request of the fresh server process goes straight to a page URL:
+    # Streamlit's pages/ folder fallback must not serve it.
+    for path in URL_PATHS:
+        context = browser.new_context()
+        _login_form_only(context.new_page(), server, path)
+        context.close()
+
+
+def test_login_live_approve_customer_analytics(server: str, browser) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(server)
+    page.get_by_role("textbox", name="User name").fill("ann")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    # Live: both faces, one named.
+    expect(page.locator("h1", has_text="Live")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Barack Obama").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("pending approval").first).to_be_visible()
+    assert page.locator("[data-testid='stImage'] img").count() >= 2
+
+    # Approvals: approve the unknown person with details.
+    page.get_by_role("link", name="Approvals").click()
+    expect(page.locator("h1", has_text="Approvals")).to_be_visible(timeout=30_000)
+    page.get_by_label("Name *").fill("Joe Biden")
+    page.get_by_label("E-mail").fill("joe@example.com")
+    page.get_by_label("Loyalty id").fill("L-1003")
+    page.get_by_text("The person agreed to be recognised").click()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_text("Joe Biden is now a customer")).to_be_visible(timeout=60_000)
+
+    # Customers: the new customer is listed and has a profile.
+    page.get_by_role("link", name="Customers").click()
+    expect(page.locator("h1", has_text="Customers")).to_be_visible(timeout=30_000)
+    page.get_by_label("Search by name, e-mail or loyalty id").fill("Biden")
+    page.keyboard.press("Enter")
+    expect(page.locator("h2", has_text="Joe Biden")).to_be_visible(timeout=30_000)
+
+    # Analytics opens with its KPIs and the floor-plan heatmap.
+    page.get_by_role("link", name="Analytics").click()
+    expect(page.get_by_text("Visitors today")).to_be_visible(timeout=60_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    context.close()
