@@ -135,9 +135,17 @@ def analytics_for(services: Any) -> AnalyticsQueries:
     found = services.extras.get("analytics")
     if found is not None:
         return found
-    fallback = RepositoryAnalytics(services.repos)
-    services.extras["analytics"] = fallback
-    return fallback
+    connection = getattr(services.repos, "connection", None)
+    if services.settings.backend == "local" and callable(connection):
+        # The local backend normally wires this itself (core/local/backend.py);
+        # never fall back to loading whole SQLite tables into pandas.
+        from core.local.analytics import SqliteAnalytics
+
+        chosen: AnalyticsQueries = SqliteAnalytics(connection)
+    else:
+        chosen = RepositoryAnalytics(services.repos)
+    services.extras["analytics"] = chosen
+    return chosen
 
 
 def _frame(name: str, rows: list[Any] | None = None) -> pd.DataFrame:
