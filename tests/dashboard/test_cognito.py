@@ -10,16 +10,14 @@ import gzip
 import json
 from pathlib import Path
 
+import boto3
+import jwt
 import pytest
+from moto import mock_aws
 
-pytest.importorskip("moto")
-import boto3  # noqa: E402
-import jwt  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from core.auth import CognitoAuthenticator, LoginRateLimiter  # noqa: E402
-from core.errors import AuthError  # noqa: E402
-from core.settings import Settings  # noqa: E402
+from core.auth import CognitoAuthenticator, LoginRateLimiter
+from core.errors import AuthError
+from core.settings import Settings
 
 
 class _StaticJwks:
