@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -118,6 +119,14 @@ def parse_awscam_ssd(
 # -------------------------------------------------------------------- detectors
 
 
+@functools.lru_cache(maxsize=1)
+def _frontal_face_detector() -> Any:
+    """dlib's HOG detector, built once per process (deserialising it takes about a second)."""
+    import dlib  # heavy: only when a HOG detector is built
+
+    return dlib.get_frontal_face_detector()
+
+
 class DlibHogDetector:
     """dlib's HOG + linear SVM frontal face detector on a downscaled frame.
 
@@ -133,12 +142,10 @@ class DlibHogDetector:
     def __init__(self, *, downscale: float = 0.5, upsample: int = 0, min_score: float = 0.0) -> None:
         if not 0.05 <= downscale <= 1.0:
             raise ValueError("downscale must be in 0.05..1.0")
-        import dlib  # heavy: only when a HOG detector is built
-
         self.downscale = float(downscale)
         self.upsample = int(upsample)
         self.min_score = float(min_score)
-        self._detector = dlib.get_frontal_face_detector()
+        self._detector = _frontal_face_detector()
 
     def detect(self, frame: np.ndarray) -> list[DetectedFace]:
         import cv2
