@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from core.bootstrap import Services
 from deeplens_lambda.publishers import InProcessPublisher, MqttTransport, SpoolingPublisher
 from deeplens_lambda.spool import Spool
@@ -75,6 +77,7 @@ def test_progress_and_stop(services: Services, three_people_clip: Clip) -> None:
     assert all(p.fps > 0 for p in seen)
 
 
+@pytest.mark.mosquitto
 def test_replay_over_mqtt_survives_a_broker_restart(tmp_path: Path, many_events_clip: Path) -> None:
     broker = Mosquitto(tmp_path / "broker")
     broker.start()
