@@ -72,6 +72,11 @@ class ImportReport:
         return out
 
 
+def describe(report: ImportReport) -> str:
+    """The report as printable lines (what ``storelens pos import`` prints)."""
+    return "\n".join(report.lines())
+
+
 def import_csv(
     target: Any,
     source: str | Path | TextIO,

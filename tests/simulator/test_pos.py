@@ -11,7 +11,7 @@ import pytest
 from core.bootstrap import Services
 from core.errors import ValidationError
 from core.models import Customer, Visit, new_id
-from core.pos import import_csv
+from core.pos import describe, import_csv
 
 T = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -55,6 +55,7 @@ def test_links_by_loyalty_then_by_checkout_camera(services: Services, tmp_path: 
     assert report.unlinked == 2  # the ambiguous one and the unknown loyalty id
     assert [line for line, _ in report.errors] == [6, 7, 8]
     assert "2 places" in report.errors[0][1] and "ISO-8601" in report.errors[1][1]
+    assert "linked by loyalty  1" in describe(report) and "line 7:" in describe(report)
 
     day = services.repos.transactions.between(T - timedelta(hours=2), T + timedelta(hours=12))
     by_id = {t.transaction_id: t for t in day}
