@@ -161,7 +161,11 @@ def draw_floor_plan(config: StoreConfig, path: str | Path | None = None) -> Path
     for cam in config.cameras:
         if cam.position:
             cv2.circle(img, cam.position, 8, (30, 30, 200), -1)
-            cv2.putText(img, cam.camera_id, (cam.position[0] + 10, cam.position[1] - 6),
+            (tw, _), _ = cv2.getTextSize(cam.camera_id, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+            x = cam.position[0] + 10
+            if x + tw > config.plan_width - 6:  # keep the label inside the plan
+                x = cam.position[0] - 10 - tw
+            cv2.putText(img, cam.camera_id, (x, max(12, cam.position[1] - 6)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.4, (30, 30, 200), 1, cv2.LINE_AA)
     cv2.rectangle(img, (2, 2), (config.plan_width - 3, config.plan_height - 3), (60, 60, 60), 3)
     out.parent.mkdir(parents=True, exist_ok=True)
