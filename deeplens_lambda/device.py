@@ -19,7 +19,7 @@ which the backend validates strictly): ``DEEPLENS_STORE_ID``,
 ``DEEPLENS_CAMERA_ID``, ``DEEPLENS_ZONE``, ``DEEPLENS_MODEL_PATH`` (the optimised
 model, default ``/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml``),
 ``DEEPLENS_INPUT_SIZE`` (300), ``DEEPLENS_THRESHOLD`` (0.5), ``DEEPLENS_EVERY`` (2),
-``DEEPLENS_SPOOL`` (``/tmp/storelens-spool.db``).
+``DEEPLENS_SPOOL`` (``/tmp/storelens-spool.db``), ``DEEPLENS_FIFO`` (``/tmp/results.mjpeg``).
 """
 
 from __future__ import annotations
@@ -127,13 +127,17 @@ class ProjectStream:
 
     def _pump(self) -> None:
         while not self._stop.is_set():
-            with open(self.path, "wb") as fifo:  # blocks until a reader opens the stream
-                while not self._stop.is_set():
-                    with self._lock:
-                        data = self._frame
-                    if data:
-                        fifo.write(data)
-                    time.sleep(0.05)
+            try:
+                with open(self.path, "wb") as fifo:  # blocks until a reader opens the stream
+                    while not self._stop.is_set():
+                        with self._lock:
+                            data = self._frame
+                        if data:
+                            fifo.write(data)
+                            fifo.flush()
+                        time.sleep(0.05)
+            except BrokenPipeError:  # the viewer went away; wait for the next one
+                continue
 
     def stop(self) -> None:
         self._stop.set()
@@ -158,7 +162,7 @@ def run(environ: Mapping[str, str] | None = None, stop: threading.Event | None =
     publisher = SpoolingPublisher(GreengrassTransport(),
                                   Spool(env.get("DEEPLENS_SPOOL", "/tmp/storelens-spool.db")),
                                   topic=topic_for(store, camera))
-    stream = ProjectStream()
+    stream = ProjectStream(env.get("DEEPLENS_FIFO", FIFO_PATH))
     stop = stop or threading.Event()
     try:
         while not stop.is_set():
