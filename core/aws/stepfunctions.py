@@ -141,7 +141,7 @@ class StepFunctionsWorkflow:
             if self.repos.pending.get(pending_id).status is not PendingStatus.PENDING:
                 self._stop(pending_id, f"decided: {decision.action}")
             return
-        token = self._token(pending_id)
+        token = self._claim(pending_id)
         try:
             self.client.send_task_success(taskToken=token, output=json.dumps(decision_to_dict(decision)))
         except ClientError as exc:
@@ -149,10 +149,8 @@ class StepFunctionsWorkflow:
                 raise ConflictError(
                     f"the approval for {pending_id} is no longer waiting ({error_message(exc)})"
                 ) from exc
+            self._unclaim(pending_id, token)  # a transient failure: let the next try use it
             raise
-        # The token is left in place: the machine may already have registered
-        # the next one ("not this person" loops), and a stale token only ever
-        # yields a ConflictError.
 
     def cancel(self, pending_id: str, reason: str) -> None:
         """Stop waiting (``SendTaskFailure``; the machine then expires the identity)."""
@@ -204,11 +202,43 @@ class StepFunctionsWorkflow:
         return str(resp["status"])
 
     # ---------------------------------------------------------------- helpers
-    def _token(self, pending_id: str) -> str:
+    def _claim(self, pending_id: str) -> str:
+        """Take the waiting task's token so only one decision can use it.
+
+        The removal is conditional on the token being unchanged, so two
+        concurrent submits cannot both send, and a token the machine registers
+        for its next round is never removed by mistake.
+        """
         item = self._tokens.get(pending_id)
-        if not item or not item.get("task_token"):
+        token = (item or {}).get("task_token")
+        if not token:
             raise ConflictError(f"the approval for {pending_id} is not waiting for a decision")
-        return str(item["task_token"])
+        try:
+            self.repos.client.update_item(
+                TableName=self._tokens.name,
+                Key={"pending_id": {"S": pending_id}},
+                UpdateExpression="REMOVE task_token",
+                ConditionExpression="task_token = :t",
+                ExpressionAttributeValues={":t": {"S": str(token)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConflictError(f"the approval for {pending_id} was decided concurrently") from exc
+            raise
+        return str(token)
+
+    def _unclaim(self, pending_id: str, token: str) -> None:
+        try:
+            self.repos.client.update_item(
+                TableName=self._tokens.name,
+                Key={"pending_id": {"S": pending_id}},
+                UpdateExpression="SET task_token = :t",
+                ConditionExpression="attribute_not_exists(task_token)",
+                ExpressionAttributeValues={":t": {"S": token}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
     def _stop(self, pending_id: str, reason: str) -> None:
         try:

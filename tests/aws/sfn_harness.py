@@ -78,6 +78,9 @@ class Machine:
                 return status
             time.sleep(0.05)
 
+    def wait_waiting(self, execution_arn: str, count: int = 1) -> None:
+        wait_task_submitted(self.sfn, execution_arn, count)
+
     def wait_calls(self, name: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
@@ -85,6 +88,24 @@ class Machine:
             if len(got) >= count or time.monotonic() > deadline:
                 return got
             time.sleep(0.05)
+
+
+def wait_task_submitted(sfn: Any, execution_arn: str, count: int = 1, timeout: float = 20.0) -> None:
+    """Block until the execution has submitted ``count`` tasks waiting for a callback.
+
+    moto loses a callback that arrives while the ``.waitForTaskToken`` Lambda
+    invocation is still in flight when HeartbeatSeconds is set (it arms the
+    heartbeat watch only afterwards). A human never answers that fast; tests
+    must wait for ``TaskSubmitted`` first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        if sum(e["type"] == "TaskSubmitted" for e in events) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{execution_arn} did not reach {count} waiting task(s)")
+        time.sleep(0.05)
 
 
 def _zip() -> bytes:
@@ -150,4 +171,4 @@ def approval_machine(handlers: dict[str, Handler], *, timeout_seconds: int | Non
             LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
 
 
-__all__ = ["REGION", "Machine", "approval_machine", "load_definition"]
+__all__ = ["REGION", "Machine", "approval_machine", "load_definition", "wait_task_submitted"]

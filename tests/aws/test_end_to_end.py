@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.aws.moto_support import REGION, client, unique
-from tests.aws.sfn_harness import Machine, approval_machine
+from tests.aws.sfn_harness import Machine, approval_machine, wait_task_submitted
 
 COLLECTION = "storelens-faces"
 SENDER = "storelens@example.com"
@@ -172,6 +172,7 @@ def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> 
     # 2. The execution waits on the notify task, which mailed the approver.
     execution = svc.workflow.execution_arn(pending_id)  # type: ignore[attr-defined]
     _eventually(lambda: len(stack.sent_mail()) == 1)
+    wait_task_submitted(stack.machine.sfn, execution)  # the approver is never faster than this
     assert svc.workflow.describe(pending_id) == "RUNNING"  # type: ignore[attr-defined]
     msg = BytesParser(policy=policy.default).parsebytes(stack.sent_mail()[0])
     assert msg["To"] == APPROVER and msg["X-StoreLens-Pending-Id"] == pending_id

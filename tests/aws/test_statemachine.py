@@ -100,6 +100,7 @@ def test_decision_path(action: str) -> None:
     with approval_machine(rec.handlers()) as m:
         arn = _start(m, "pid_path")
         [notify] = m.wait_calls("notify", 1)
+        m.wait_waiting(arn)
         assert notify["send_mail"] is True and notify["pending_id"] == "pid_path"
         assert m.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
         decision = {"action": action, "actor": "alice"}
@@ -115,9 +116,11 @@ def test_still_pending_loops_back_without_a_second_mail() -> None:
     with approval_machine(rec.handlers()) as m:
         arn = _start(m, "pid_loop")
         [first] = m.wait_calls("notify", 1)
+        m.wait_waiting(arn)
         m.sfn.send_task_success(taskToken=first["task_token"],
                                 output=json.dumps({"action": "not_this_person", "actor": "a"}))
         second = m.wait_calls("notify", 2)[1]
+        m.wait_waiting(arn, 2)
         assert second["send_mail"] is False and second["task_token"] != first["task_token"]
         m.sfn.send_task_success(taskToken=second["task_token"],
                                 output=json.dumps({"action": "reject", "actor": "a"}))
@@ -130,6 +133,7 @@ def test_timeout_expires_the_pending_identity() -> None:
     with approval_machine(rec.handlers(), timeout_seconds=2, heartbeat_seconds=1) as m:
         arn = _start(m, "pid_slow")
         [notify] = m.wait_calls("notify", 1)
+        m.wait_waiting(arn)
         # Heartbeats keep the wait alive past HeartbeatSeconds; then the overall timeout hits.
         for _ in range(3):
             m.sfn.send_task_heartbeat(taskToken=notify["task_token"])
@@ -158,6 +162,7 @@ def test_cancel_ends_without_decision_or_expiry() -> None:
     with approval_machine(rec.handlers()) as m:
         arn = _start(m, "pid_erased")
         [notify] = m.wait_calls("notify", 1)
+        m.wait_waiting(arn)
         m.sfn.send_task_failure(taskToken=notify["task_token"], error="StoreLens.Cancelled", cause="erased")
         assert m.wait_status(arn) == "SUCCEEDED"
         assert m.states_entered(arn)[-1] == "Cancelled"
@@ -171,6 +176,7 @@ def test_a_failing_record_step_fails_the_execution() -> None:
     with approval_machine({"notify": lambda p: {}, "record_decision": boom}) as m:
         arn = _start(m, "pid_boom")
         [notify] = m.wait_calls("notify", 1)
+        m.wait_waiting(arn)
         m.sfn.send_task_success(taskToken=notify["task_token"], output=json.dumps({"action": "reject"}))
         assert m.wait_status(arn) == "FAILED"
         assert m.states_entered(arn)[-1] == "DecisionFailed"

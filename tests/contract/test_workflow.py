@@ -67,19 +67,24 @@ class Harness:
             time.sleep(0.05)
 
     def waiting(self, pending_id: str) -> None:
-        """Block until the workflow can take a decision (immediate locally)."""
+        """Block until the workflow can take a decision (immediate locally).
+
+        On Step Functions: the notify step has stored a new task token and the
+        execution reports the task as submitted (see ``wait_task_submitted``).
+        """
         tokens = getattr(self.workflow, "_tokens", None)
         if tokens is None:
             return
-        before = getattr(self, "_seen_tokens", {}).get(pending_id)
+        from tests.aws.sfn_harness import wait_task_submitted
 
-        def ready() -> bool:
-            item = tokens.get(pending_id) or {}
-            return bool(item.get("task_token")) and item.get("task_token") != before
+        rounds = self._rounds.get(pending_id, 0) + 1
+        self._rounds[pending_id] = rounds
+        self.eventually(lambda: bool((tokens.get(pending_id) or {}).get("task_token")))
+        wf: Any = self.workflow
+        wait_task_submitted(wf.client, wf.execution_arn(pending_id), rounds)
 
-        self.eventually(ready)
-        token = tokens.get(pending_id)["task_token"]
-        self._seen_tokens = {**getattr(self, "_seen_tokens", {}), pending_id: token}
+    def __post_init__(self) -> None:
+        self._rounds: dict[str, int] = {}
 
 
 @pytest.fixture(params=["local", "aws"])
