@@ -158,7 +158,7 @@ class Tracker:
             if di in matched_dets:
                 continue
             track = Track(
-                track_id=f"{self.camera_id}-{self._run}-{next(self._ids)}",
+                track_id=f"{self.camera_id[:96]}-{self._run}-{next(self._ids)}",  # schema: <= 128 chars
                 bbox=det.bbox, started_at=captured_at, last_seen_at=captured_at, last_frame=index,
             )
             self.tracks[track.track_id] = track

@@ -161,7 +161,7 @@ def replay(
             if (stop is not None and stop.is_set()) or (max_frames is not None and index >= max_frames):
                 summary.stopped = stop is not None and stop.is_set()
                 break
-            if speed == "realtime":
+            if speed == "realtime" and not frames.live:  # live sources pace themselves
                 delay = position - (time.perf_counter() - began)
                 if delay > 0:
                     time.sleep(delay)
