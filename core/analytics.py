@@ -39,7 +39,7 @@ COLUMNS: dict[str, list[str]] = {
     "visit_frequency": ["visits_per_customer", "customers"],
     "top_customers": ["customer_id", "name", "visits", "spend_cents"],
     "spend_per_customer": ["period", "customer_id", "name", "transactions", "spend_cents"],
-    "zone_density": ["camera_id", "zone", "visits", "visitors"],
+    "zone_density": ["camera_id", "zone", "visits"],
     "dwell_per_zone": ["zone", "visits", "avg_dwell_s", "max_dwell_s"],
 }
 
@@ -307,11 +307,7 @@ class RepositoryAnalytics:
         v = self._visits(f)
         if v.empty:
             return _frame("zone_density")
-        out = (
-            v.groupby(["camera_id", "zone"])
-            .agg(visits=("customer_id", "size"), visitors=("customer_id", "nunique"))
-            .reset_index()
-        )
+        out = v.groupby(["camera_id", "zone"]).agg(visits=("customer_id", "size")).reset_index()
         return out.sort_values(["visits", "zone"], ascending=[False, True])[
             COLUMNS["zone_density"]
         ].reset_index(drop=True)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -45,12 +47,12 @@ INDEXES = (
     "ON transactions(occurred_at, customer_id, amount_cents, currency)",
 )
 
-# Dwell in seconds from two fixed-width UTC texts; julianday() understands them.
+# Dwell in whole seconds (unixepoch() needs SQLite >= 3.38; Python 3.11 wheels ship 3.40+).
 # The planner sometimes prefers the narrower (camera_id, started_at) index,
 # which then reads every row from the table; the covering index is faster.
 _V = "visits INDEXED BY analytics_visits_range"
 _T = "transactions INDEXED BY analytics_transactions_range"
-_DWELL = "MAX(0.0, (julianday(last_seen_at) - julianday(started_at)) * 86400.0)"
+_DWELL = "MAX(0, unixepoch(last_seen_at) - unixepoch(started_at))"
 
 
 class SqliteAnalytics:
@@ -78,6 +80,10 @@ class SqliteAnalytics:
 
             self._connect = connect
         self._indexed = False
+        #: Seconds a range scan is reused by the other queries of the same page.
+        self.memo_seconds = 5.0
+        self._memo_store: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._memo_lock = threading.Lock()
 
     def ensure_indexes(self) -> None:
         """Create the covering indexes the range queries rely on (idempotent)."""
@@ -113,6 +119,79 @@ class SqliteAnalytics:
         rows = self._rows("SELECT DISTINCT camera_id FROM visits ORDER BY camera_id")
         return [r[0] for r in rows]
 
+    # -- shared scans: one page asks several questions of the same range, so the
+    # -- two range scans they need are memoised for a few seconds and reused.
+    def _memo(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._memo_lock:
+            hit = self._memo_store.get(key)
+            if hit is not None and now - hit[0] < self.memo_seconds:
+                return hit[1]
+        value = compute()
+        with self._memo_lock:
+            if len(self._memo_store) > 64:
+                self._memo_store.clear()
+            self._memo_store[key] = (now, value)
+        return value
+
+    def _zone_hours(self, f: AnalyticsFilter) -> pd.DataFrame:
+        """Visits, dwell sum and max per (day, hour, camera, zone): at most days x 24 x cameras rows."""
+        import pandas as pd
+
+        def compute() -> pd.DataFrame:
+            sql, params = self._where(f)
+            rows = self._rows(
+                f"SELECT substr(started_at, 1, 13), camera_id, zone, COUNT(*), SUM({_DWELL}), "
+                f"MAX({_DWELL}) FROM {_V} WHERE {sql} GROUP BY 1, 2, 3",
+                params,
+            )
+            df = pd.DataFrame(
+                rows, columns=["day_hour", "camera_id", "zone", "visits", "dwell_sum", "dwell_max"]
+            )
+            df["day"] = df["day_hour"].str.slice(0, 10)
+            df["hour"] = df["day_hour"].str.slice(11, 13).astype(int)
+            return df.drop(columns="day_hour")
+
+        return self._memo(("zone_hours", f), compute)
+
+    def _per_customer(self, f: AnalyticsFilter) -> dict[str, int]:
+        """Visits per customer in the range (one row per visitor)."""
+
+        def compute() -> dict[str, int]:
+            sql, params = self._where(f)
+            rows = self._rows(
+                f"SELECT customer_id, COUNT(*) FROM {_V} WHERE {sql} GROUP BY customer_id", params
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+        return self._memo(("per_customer", f), compute)
+
+    def _spend_per_customer(self, f: AnalyticsFilter) -> dict[str, int]:
+        def compute() -> dict[str, int]:
+            sql, params = self._where(f, "occurred_at", cameras=False)
+            rows = self._rows(
+                f"SELECT customer_id, SUM(amount_cents) FROM {_T} WHERE {sql} AND customer_id IS NOT NULL "
+                "GROUP BY customer_id",
+                params,
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+        return self._memo(("spend", f), compute)
+
+    def _names(self, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = self._rows(
+                f"SELECT customer_id, name FROM customers "
+                f"WHERE customer_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    # ------------------------------------------------------------------ queries
     def kpis(self, f: AnalyticsFilter, today: date | None = None) -> Kpis:
         today = today or datetime.now(UTC).date()
         wk = AnalyticsFilter(week_start(today), today, f.cameras)
@@ -122,23 +201,20 @@ class SqliteAnalytics:
             f"COUNT(DISTINCT CASE WHEN started_at >= ? THEN customer_id END) FROM {_V} WHERE {w_sql}",
             [day_text(today), *w_params],
         )[0]
-        r_sql, r_params = self._where(f)
-        lo, _hi = f.bounds()
-        cam_sql = ""
-        cam_params: list[Any] = []
-        if f.cameras:
-            cam_sql = f" AND p.camera_id IN ({','.join('?' * len(f.cameras))})"
-            cam_params = list(f.cameras)
-        range_row = self._rows(
-            f"""
-            WITH seen AS (SELECT customer_id, COUNT(*) AS n FROM {_V} WHERE {r_sql} GROUP BY customer_id)
-            SELECT COALESCE(SUM(n), 0), COUNT(*),
-                   COALESCE(SUM(EXISTS (SELECT 1 FROM visits p WHERE p.customer_id = seen.customer_id
-                                        AND p.started_at < ?{cam_sql})), 0)
-            FROM seen
-            """,
-            [*r_params, lo, *cam_params],
-        )[0]
+        visitors = self._per_customer(f)
+        returning = 0
+        if visitors:
+            # One index seek per visitor on visits(customer_id, started_at).
+            lo, _hi = f.bounds()
+            cam_sql = ""
+            if f.cameras:
+                cam_sql = f" AND camera_id IN ({','.join('?' * len(f.cameras))})"
+            probe = (
+                f"SELECT EXISTS (SELECT 1 FROM visits INDEXED BY visits_customer WHERE customer_id = ? "
+                f"AND started_at < ?{cam_sql})"
+            )
+            conn = self._connect()
+            returning = sum(conn.execute(probe, (cid, lo, *f.cameras)).fetchone()[0] for cid in visitors)
         t_sql, t_params = self._where(f, "occurred_at", cameras=False)
         spend = self._rows(
             f"SELECT currency, COALESCE(SUM(amount_cents), 0), COUNT(*) FROM {_T} WHERE {t_sql} "
@@ -150,9 +226,9 @@ class SqliteAnalytics:
         return Kpis(
             visitors_today=int(week_row[1]),
             visitors_this_week=int(week_row[0]),
-            visits_in_range=int(range_row[0]),
-            visitors_in_range=int(range_row[1]),
-            returning_visitors=int(range_row[2]),
+            visits_in_range=int(sum(visitors.values())),
+            visitors_in_range=len(visitors),
+            returning_visitors=int(returning),
             new_customers=int(new),
             spend_cents=int(sum(r[1] for r in spend)),
             currency=spend[0][0] if spend else "EUR",
@@ -168,47 +244,31 @@ class SqliteAnalytics:
         )
 
     def visits_per_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
-        sql, params = self._where(f)
-        df = self._frame(
-            "visits_per_hour",
-            f"SELECT CAST(substr(started_at, 12, 2) AS INTEGER) AS hour, COUNT(*) "
-            f"FROM {_V} WHERE {sql} GROUP BY hour ORDER BY hour",
-            params,
-        )
-        return zero_fill_hours(df)
+        zh = self._zone_hours(f)
+        return zero_fill_hours(zh.groupby("hour", as_index=False)["visits"].sum())
 
     def visit_frequency(self, f: AnalyticsFilter) -> pd.DataFrame:
-        sql, params = self._where(f)
-        return self._frame(
-            "visit_frequency",
-            f"SELECT n, COUNT(*) FROM (SELECT COUNT(*) AS n FROM {_V} WHERE {sql} GROUP BY customer_id) "
-            "GROUP BY n ORDER BY n",
-            params,
-        )
+        import pandas as pd
+
+        counts = Counter(self._per_customer(f).values())
+        return pd.DataFrame(sorted(counts.items()), columns=COLUMNS["visit_frequency"])
 
     def top_customers(self, f: AnalyticsFilter, by: RankBy = "visits", limit: int = 10) -> pd.DataFrame:
-        v_sql, v_params = self._where(f)
-        t_sql, t_params = self._where(f, "occurred_at", cameras=False)
-        key, other = ("visits", "spend_cents") if by == "visits" else ("spend_cents", "visits")
-        # Aggregate each side in its own indexed range scan, then join the two
-        # small per-customer results (never the raw tables).
-        return self._frame(
-            "top_customers",
-            f"""
-            WITH v AS (SELECT customer_id, COUNT(*) AS visits FROM {_V} WHERE {v_sql} GROUP BY customer_id),
-                 t AS (SELECT customer_id, SUM(amount_cents) AS spend_cents FROM {_T}
-                       WHERE {t_sql} AND customer_id IS NOT NULL GROUP BY customer_id),
-                 ids AS (SELECT customer_id FROM v UNION SELECT customer_id FROM t),
-                 both_ AS (SELECT ids.customer_id, COALESCE(v.visits, 0) AS visits,
-                                  COALESCE(t.spend_cents, 0) AS spend_cents
-                           FROM ids LEFT JOIN v USING (customer_id) LEFT JOIN t USING (customer_id))
-            SELECT b.customer_id, COALESCE(c.name, ''), b.visits, b.spend_cents
-            FROM both_ b LEFT JOIN customers c ON c.customer_id = b.customer_id
-            WHERE b.{key} > 0
-            ORDER BY b.{key} DESC, b.{other} DESC, b.customer_id
-            LIMIT ?
-            """,
-            [*v_params, *t_params, int(limit)],
+        import pandas as pd
+
+        visits = self._per_customer(f)
+        spend = self._spend_per_customer(f)
+        if by == "visits":
+            keyed = [(v, spend.get(c, 0), c) for c, v in visits.items() if v > 0]
+            ranked = sorted(keyed, key=lambda t: (-t[0], -t[1], t[2]))[:limit]
+            rows = [(c, v, s) for v, s, c in ranked]
+        else:
+            keyed = [(s, visits.get(c, 0), c) for c, s in spend.items() if s > 0]
+            ranked = sorted(keyed, key=lambda t: (-t[0], -t[1], t[2]))[:limit]
+            rows = [(c, v, s) for s, v, c in ranked]
+        names = self._names([r[0] for r in rows])
+        return pd.DataFrame(
+            [(c, names.get(c, ""), v, s) for c, v, s in rows], columns=COLUMNS["top_customers"]
         )
 
     def spend_per_customer(self, f: AnalyticsFilter, period: Period = "month") -> pd.DataFrame:
@@ -233,19 +293,16 @@ class SqliteAnalytics:
         )
 
     def zone_density(self, f: AnalyticsFilter) -> pd.DataFrame:
-        sql, params = self._where(f)
-        return self._frame(
-            "zone_density",
-            f"SELECT camera_id, zone, COUNT(*) AS n, COUNT(DISTINCT customer_id) FROM {_V} WHERE {sql} "
-            "GROUP BY camera_id, zone ORDER BY n DESC, zone",
-            params,
-        )
+        zh = self._zone_hours(f)
+        out = zh.groupby(["camera_id", "zone"], as_index=False)["visits"].sum()
+        out = out.sort_values(["visits", "zone"], ascending=[False, True])
+        return out[COLUMNS["zone_density"]].reset_index(drop=True)
 
     def dwell_per_zone(self, f: AnalyticsFilter) -> pd.DataFrame:
-        sql, params = self._where(f)
-        return self._frame(
-            "dwell_per_zone",
-            f"SELECT zone, COUNT(*), ROUND(AVG({_DWELL}), 1), ROUND(MAX({_DWELL}), 1) FROM {_V} "
-            f"WHERE {sql} GROUP BY zone ORDER BY zone",
-            params,
+        zh = self._zone_hours(f)
+        out = zh.groupby("zone", as_index=False).agg(
+            visits=("visits", "sum"), dwell_sum=("dwell_sum", "sum"), max_dwell_s=("dwell_max", "max")
         )
+        out["avg_dwell_s"] = (out["dwell_sum"] / out["visits"]).round(1)
+        out["max_dwell_s"] = out["max_dwell_s"].round(1)
+        return out.sort_values("zone")[COLUMNS["dwell_per_zone"]].reset_index(drop=True)
