@@ -331,3 +331,25 @@ def test_outbox_renders_the_mail(seeded: Services) -> None:
     no_exception(at)
     assert any("new person to review" in m.value for m in at.markdown)
     assert at.selectbox(key="outbox_pick")
+
+
+def test_demo_replay_runs_in_the_background(data_dir: Path) -> None:
+    """Start a synthetic replay from the page; it ends with its summary and new pending people."""
+    import time
+
+    at = open_page("demo")
+    at.button(key="demo_replay").click().run()
+    no_exception(at)
+    deadline = time.monotonic() + 240
+    while not at.code and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+        no_exception(at)
+        assert not at.error, [e.value for e in at.error]
+    summary = at.code[0].value
+    assert "events" in summary and "pending ids" in summary
+    services = build_services(make_settings(data_dir))
+    try:
+        assert len(services.approvals.list_pending()) >= 3  # the walkers are strangers to the store
+    finally:
+        services.close()
