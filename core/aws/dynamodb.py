@@ -307,6 +307,21 @@ class _Table:
                 return
             kwargs["ExclusiveStartKey"] = last
 
+    def in_range(self, attr: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Items whose time ``attr`` lies in ``[start, end)``: by-day index queries
+        for short ranges, one filtered scan for long ones."""
+        lo, hi = to_db_time(start), to_db_time(end)
+        assert lo is not None and hi is not None
+        if end <= start:
+            return []
+        days = _days(start, end)
+        if len(days) <= MAX_DAY_QUERIES:
+            out: list[dict[str, Any]] = []
+            for day in days:
+                out.extend(self.query("by_day", "day", day, sort_from=lo, sort_to=hi))
+            return out
+        return [i for i in self.scan() if lo <= i.get(attr, "") < hi]
+
     def scan(self) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
         while True:
@@ -355,12 +370,17 @@ def _day(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def _days(start: datetime, end: datetime, *, cap: int = 3660) -> list[str]:
-    """The UTC days touched by ``[start, end)`` (at most ``cap``, ten years)."""
+#: Ranges longer than this many days are read with one filtered scan instead of
+#: one ``by_day`` query per day (dashboards ask for "all time" from 1970).
+MAX_DAY_QUERIES = 92
+
+
+def _days(start: datetime, end: datetime) -> list[str]:
+    """The UTC days touched by ``[start, end)``."""
     first = start.astimezone(UTC).date()
     last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     n = (last - first).days + 1
-    return [(first + timedelta(days=i)).isoformat() for i in range(max(0, min(n, cap)))]
+    return [(first + timedelta(days=i)).isoformat() for i in range(max(0, n))]
 
 
 # ------------------------------------------------------------------ customers
@@ -493,12 +513,8 @@ class DynamoDbVisits(_Repo):
         return [_visit(i) for i in self._t.query("by_customer", "customer_id", customer_id)]
 
     def between(self, start: datetime, end: datetime) -> list[Visit]:
-        lo, hi = to_db_time(start), to_db_time(end)
-        assert lo is not None and hi is not None
-        out: list[Visit] = []
-        for day in _days(start, end):
-            out.extend(_visit(i) for i in self._t.query("by_day", "day", day, sort_from=lo, sort_to=hi))
-        return sorted(out, key=lambda v: v.started_at)
+        return sorted((_visit(i) for i in self._t.in_range("started_at", start, end)),
+                      key=lambda v: v.started_at)
 
     def reassign(self, from_customer_id: str, to_customer_id: str) -> int:
         n = 0
@@ -560,14 +576,8 @@ class DynamoDbTransactions(_Repo):
         return [_transaction(i) for i in self._t.query("by_customer", "customer_id", customer_id)]
 
     def between(self, start: datetime, end: datetime) -> list[Transaction]:
-        lo, hi = to_db_time(start), to_db_time(end)
-        assert lo is not None and hi is not None
-        out: list[Transaction] = []
-        for day in _days(start, end):
-            out.extend(
-                _transaction(i) for i in self._t.query("by_day", "day", day, sort_from=lo, sort_to=hi)
-            )
-        return sorted(out, key=lambda t: t.occurred_at)
+        return sorted((_transaction(i) for i in self._t.in_range("occurred_at", start, end)),
+                      key=lambda t: t.occurred_at)
 
     def link(self, transaction_id: str, customer_id: str | None) -> None:
         if not self._t.update(transaction_id, set_={"customer_id": customer_id}):

@@ -193,6 +193,19 @@ def test_visits_by_customer_latest_extend_and_between(repos: Any) -> None:
                                                       + timedelta(seconds=1))] == [v2.visit_id, v3.visit_id]
 
 
+def test_between_handles_all_time_ranges(repos: Any) -> None:
+    """Dashboards ask for everything since 1970; the newest rows must be there."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    v = visit("cus_1", T0)
+    repos.visits.add(v)
+    repos.transactions.add(Transaction("tx-all", "store-1", T0, 100))
+    far = T0 + timedelta(days=3650)
+    assert [x.visit_id for x in repos.visits.between(epoch, far)] == [v.visit_id]
+    assert [t.transaction_id for t in repos.transactions.between(epoch, far)] == ["tx-all"]
+    assert repos.visits.between(T0 + timedelta(seconds=1), far) == []
+    assert repos.visits.between(far, epoch) == []
+
+
 def test_visits_reassign_and_delete(repos: Any) -> None:
     for i in range(3):
         repos.visits.add(visit("cus_a", T0 + timedelta(hours=i)))
