@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 INDEXES = (
+    "CREATE TABLE IF NOT EXISTS analytics_zone_hours (day TEXT NOT NULL, hour INTEGER NOT NULL, "
+    "camera_id TEXT NOT NULL, zone TEXT NOT NULL, visits INTEGER NOT NULL, dwell_sum REAL NOT NULL, "
+    "dwell_max REAL NOT NULL, PRIMARY KEY (day, hour, camera_id, zone)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS analytics_rolled_days (day TEXT PRIMARY KEY, visits INTEGER NOT NULL)",
+    # Distinct visitors per day, for all cameras ('*') and for each camera.
+    "CREATE TABLE IF NOT EXISTS analytics_day_visitors (day TEXT NOT NULL, camera_id TEXT NOT NULL, "
+    "visits INTEGER NOT NULL, visitors INTEGER NOT NULL, PRIMARY KEY (day, camera_id)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS analytics_visits_range "
     "ON visits(started_at, camera_id, customer_id, zone, last_seen_at)",
     "CREATE INDEX IF NOT EXISTS analytics_transactions_range "
@@ -73,7 +80,7 @@ class SqliteAnalytics:
             def connect() -> sqlite3.Connection:
                 conn = getattr(local, "conn", None)
                 if conn is None:
-                    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+                    conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
                     conn.execute("PRAGMA busy_timeout=30000")
                     local.conn = conn
                 return conn
@@ -134,25 +141,119 @@ class SqliteAnalytics:
             self._memo_store[key] = (now, value)
         return value
 
+    _ZH_SELECT = (
+        f"SELECT substr(started_at, 1, 10), CAST(substr(started_at, 12, 2) AS INTEGER), camera_id, zone, "
+        f"COUNT(*), SUM({_DWELL}), MAX({_DWELL}) FROM {_V} "
+    )
+
     def _zone_hours(self, f: AnalyticsFilter) -> pd.DataFrame:
-        """Visits, dwell sum and max per (day, hour, camera, zone): at most days x 24 x cameras rows."""
+        """Visits, dwell sum and max per (day, hour, camera, zone): at most days x 24 x cameras rows.
+
+        Days before today come from the ``analytics_zone_hours`` roll-up (see
+        :meth:`_refresh_rollup`); today is aggregated live.
+        """
         import pandas as pd
 
         def compute() -> pd.DataFrame:
-            sql, params = self._where(f)
-            rows = self._rows(
-                f"SELECT substr(started_at, 1, 13), camera_id, zone, COUNT(*), SUM({_DWELL}), "
-                f"MAX({_DWELL}) FROM {_V} WHERE {sql} GROUP BY 1, 2, 3",
-                params,
+            today = datetime.now(UTC).date()
+            closed_end = min(f.end, today - timedelta(days=1))
+            rows: list[tuple[Any, ...]] = []
+            if f.start <= closed_end:
+                closed = AnalyticsFilter(f.start, closed_end, f.cameras)
+                self._refresh_rollup(closed.start, closed.end)
+                cam = ""
+                if f.cameras:
+                    cam = f" AND camera_id IN ({','.join('?' * len(f.cameras))})"
+                rows += self._rows(
+                    "SELECT day, hour, camera_id, zone, visits, dwell_sum, dwell_max "
+                    "FROM analytics_zone_hours "
+                    f"WHERE day >= ? AND day <= ? AND visits > 0{cam}",
+                    [closed.start.isoformat(), closed.end.isoformat(), *f.cameras],
+                )
+            if f.end >= today:
+                live = AnalyticsFilter(max(f.start, today), f.end, f.cameras)
+                sql, params = self._where(live)
+                rows += self._rows(f"{self._ZH_SELECT} WHERE {sql} GROUP BY 1, 2, 3, 4", params)
+            return pd.DataFrame(
+                rows, columns=["day", "hour", "camera_id", "zone", "visits", "dwell_sum", "dwell_max"]
             )
-            df = pd.DataFrame(
-                rows, columns=["day_hour", "camera_id", "zone", "visits", "dwell_sum", "dwell_max"]
-            )
-            df["day"] = df["day_hour"].str.slice(0, 10)
-            df["hour"] = df["day_hour"].str.slice(11, 13).astype(int)
-            return df.drop(columns="day_hour")
 
         return self._memo(("zone_hours", f), compute)
+
+    def _refresh_rollup(self, start: date, end: date) -> None:
+        """Make ``analytics_zone_hours`` right for the closed days ``start..end``.
+
+        A day's roll-up is trusted while the visits counted for it still match
+        (one cheap covering-index count for the whole range); days that gained
+        or lost visits (late approvals, erasure, merges of sightings) or were
+        never rolled up are rebuilt. Rows hold counts only, no customer ids.
+        """
+        if not self._indexed:
+            self.ensure_indexes()
+        lo, hi = AnalyticsFilter(start, end).bounds()
+        conn = self._connect()
+        actual = conn.execute(
+            f"SELECT COUNT(*) FROM {_V} WHERE started_at >= ? AND started_at < ?", (lo, hi)
+        ).fetchone()[0]
+        rolled = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(visits), 0) FROM analytics_rolled_days "
+            "WHERE day >= ? AND day <= ?",
+            (start.isoformat(), end.isoformat()),
+        ).fetchone()
+        days = (end - start).days + 1
+        if rolled[0] == days and rolled[1] == actual:
+            return
+        per_day = dict(
+            conn.execute(
+                f"SELECT substr(started_at, 1, 10), COUNT(*) FROM {_V} "
+                "WHERE started_at >= ? AND started_at < ? GROUP BY 1",
+                (lo, hi),
+            ).fetchall()
+        )
+        known = dict(
+            conn.execute(
+                "SELECT day, visits FROM analytics_rolled_days WHERE day >= ? AND day <= ?",
+                (start.isoformat(), end.isoformat()),
+            ).fetchall()
+        )
+        stale = [
+            d.isoformat()
+            for d in (start + timedelta(days=i) for i in range(days))
+            if known.get(d.isoformat()) != per_day.get(d.isoformat(), 0)
+        ]
+        began = not conn.in_transaction
+        if began:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            for day in stale:
+                d_lo, d_hi = AnalyticsFilter(date.fromisoformat(day), date.fromisoformat(day)).bounds()
+                conn.execute("DELETE FROM analytics_zone_hours WHERE day = ?", (day,))
+                conn.execute(
+                    "INSERT INTO analytics_zone_hours "
+                    "(day, hour, camera_id, zone, visits, dwell_sum, dwell_max) "
+                    f"{self._ZH_SELECT} WHERE started_at >= ? AND started_at < ? GROUP BY 1, 2, 3, 4",
+                    (d_lo, d_hi),
+                )
+                conn.execute("DELETE FROM analytics_day_visitors WHERE day = ?", (day,))
+                conn.execute(
+                    "INSERT INTO analytics_day_visitors (day, camera_id, visits, visitors) "
+                    f"SELECT ?, '*', COUNT(*), COUNT(DISTINCT customer_id) FROM {_V} "
+                    "WHERE started_at >= ? AND started_at < ? "
+                    "UNION ALL "
+                    f"SELECT ?, camera_id, COUNT(*), COUNT(DISTINCT customer_id) FROM {_V} "
+                    "WHERE started_at >= ? AND started_at < ? GROUP BY camera_id",
+                    (day, d_lo, d_hi, day, d_lo, d_hi),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO analytics_rolled_days (day, visits) VALUES (?, ?)",
+                    (day, per_day.get(day, 0)),
+                )
+        except BaseException:
+            if began:
+                conn.execute("ROLLBACK")
+            raise
+        if began:
+            conn.execute("COMMIT")
 
     def _per_customer(self, f: AnalyticsFilter) -> dict[str, int]:
         """Visits per customer in the range (one row per visitor)."""
@@ -235,13 +336,29 @@ class SqliteAnalytics:
         )
 
     def visits_per_day(self, f: AnalyticsFilter) -> pd.DataFrame:
-        sql, params = self._where(f)
-        return self._frame(
-            "visits_per_day",
-            f"SELECT substr(started_at, 1, 10) AS day, COUNT(*), COUNT(DISTINCT customer_id) "
-            f"FROM {_V} WHERE {sql} GROUP BY day ORDER BY day",
-            params,
-        )
+        import pandas as pd
+
+        today = datetime.now(UTC).date()
+        closed_end = min(f.end, today - timedelta(days=1))
+        rows: list[tuple[Any, ...]] = []
+        live_from = f.start
+        if f.start <= closed_end and len(f.cameras) <= 1:
+            # Closed days from the roll-up (all cameras, or one camera).
+            self._refresh_rollup(f.start, closed_end)
+            rows += self._rows(
+                "SELECT day, visits, visitors FROM analytics_day_visitors "
+                "WHERE day >= ? AND day <= ? AND camera_id = ? AND visits > 0 ORDER BY day",
+                [f.start.isoformat(), closed_end.isoformat(), f.cameras[0] if f.cameras else "*"],
+            )
+            live_from = closed_end + timedelta(days=1)
+        if live_from <= f.end:
+            sql, params = self._where(AnalyticsFilter(live_from, f.end, f.cameras))
+            rows += self._rows(
+                f"SELECT substr(started_at, 1, 10) AS day, COUNT(*), COUNT(DISTINCT customer_id) "
+                f"FROM {_V} WHERE {sql} GROUP BY day ORDER BY day",
+                params,
+            )
+        return pd.DataFrame(rows, columns=COLUMNS["visits_per_day"])
 
     def visits_per_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
         zh = self._zone_hours(f)

@@ -74,6 +74,7 @@ FILTERS = [
     AnalyticsFilter(date(2026, 10, 1), TODAY),
     AnalyticsFilter(date(2026, 10, 20), date(2026, 11, 3), ("cam-aisle", "cam-checkout")),
     AnalyticsFilter(date(2025, 1, 1), date(2025, 1, 31)),  # empty
+    AnalyticsFilter(date(2026, 10, 5), date(2026, 11, 10), ("cam-aisle",)),  # one camera: roll-up
 ]
 
 
@@ -147,3 +148,28 @@ def test_queries_use_the_range_index(store):
 def test_filter_rejects_inverted_range():
     with pytest.raises(ValueError):
         AnalyticsFilter(date(2026, 2, 1), date(2026, 1, 1))
+
+
+def test_rollup_follows_late_changes(tmp_path):
+    """Closed days come from the roll-up; visits added or erased later are picked up."""
+    repos = SqliteRepositories(tmp_path / "storelens.db")
+    a = SqliteAnalytics(repos.connection)
+    a.memo_seconds = 0.0
+    day = date(2026, 1, 5)
+    f = AnalyticsFilter(day, day)
+    at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    repos.visits.add(Visit("vis_1", "cus_a", "store-1", "cam-a", "entrance", at, at + timedelta(seconds=60)))
+    assert a.zone_density(f)["visits"].tolist() == [1]
+    rolled = repos.connection().execute("SELECT SUM(visits) FROM analytics_zone_hours").fetchone()[0]
+    assert rolled == 1
+    # A late approval turns an old sighting into a visit on that closed day.
+    repos.visits.add(Visit("vis_2", "cus_b", "store-1", "cam-a", "entrance", at, at + timedelta(seconds=120)))
+    assert a.zone_density(f)["visits"].tolist() == [2]
+    assert a.dwell_per_zone(f)["avg_dwell_s"].tolist() == [90.0]
+    # Erasure removes one: the roll-up follows.
+    repos.visits.delete_by_customer("cus_a")
+    assert a.zone_density(f)["visits"].tolist() == [1]
+    assert a.visits_per_hour(f).set_index("hour").loc[10, "visits"] == 1
+    assert a.visits_per_day(f)[["visits", "visitors"]].values.tolist() == [[1, 1]]
+    assert a.visits_per_day(AnalyticsFilter(day, day, ("cam-a",)))["visits"].tolist() == [1]
+    repos.close()
