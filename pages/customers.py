@@ -13,6 +13,8 @@ from pages import _ui
 
 _ui.page_guard()
 
+TIMELINE = 500  # visits drawn on the timeline (a regular can have thousands)
+
 st.title("Customers")
 services = _ui.services()
 can_edit = _ui.allowed("edit_customer")
@@ -91,9 +93,11 @@ with tab_visits:
                     "zone": v.zone,
                     "dwell (s)": round(v.dwell_seconds),
                 }
-                for v in profile.visits
+                for v in sorted(profile.visits, key=lambda v: v.started_at, reverse=True)[:TIMELINE]
             ]
-        ).sort_values("started", ascending=False)
+        )
+        if len(profile.visits) > TIMELINE:
+            st.caption(f"The latest {TIMELINE} of {len(profile.visits):,} visits.")
         fig = px.scatter(
             visits,
             x="started",
