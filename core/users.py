@@ -16,13 +16,12 @@ an operator may paste one in by hand.
 >>> store.verify("alice", "s3cret-passw0rd").role              # doctest: +SKIP
 'admin'
 
-The CLI wiring (``storelens users add NAME --role admin|viewer``) lives in
-:func:`register_cli` / :func:`cli_add` so ``core/cli.py`` needs one line.
+``storelens users add NAME --role admin|viewer [--password-stdin]`` (in
+``core/cli.py``) calls :func:`cli_add`.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import getpass
 import hashlib
@@ -242,51 +241,3 @@ def cli_add(
     """``storelens users add NAME --role admin|viewer [--password-stdin] [--replace]``."""
     password = read_password(password_stdin=password_stdin, stdin=stdin)
     return UserStore.for_data_dir(data_dir).add(name, password, role, replace=replace)
-
-
-def register_cli(subparsers: Any, get_data_dir: Callable[[], Path]) -> None:
-    """Add ``users add|list|remove`` to an ``argparse`` sub-parser collection.
-
-    Each sub-command sets ``func(args) -> int`` on the namespace, e.g. in
-    ``core/cli.py``::
-
-        users.register_cli(sub, lambda: Settings.from_env().data_dir)
-        ...
-        return args.func(args)
-    """
-    users = subparsers.add_parser("users", help="manage dashboard users (local backend)")
-    sub = users.add_subparsers(dest="users_command", required=True)
-
-    add = sub.add_parser("add", help="create a user (asks for the password)")
-    add.add_argument("name")
-    add.add_argument("--role", choices=ROLES, default="viewer")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add.add_argument("--replace", action="store_true", help="overwrite an existing user")
-
-    def _add(args: argparse.Namespace) -> int:
-        user = cli_add(
-            get_data_dir(), args.name, args.role, password_stdin=args.password_stdin, replace=args.replace
-        )
-        print(f"user {user.name} ({user.role}) saved")
-        return 0
-
-    add.set_defaults(func=_add)
-
-    lst = sub.add_parser("list", help="list users and roles")
-
-    def _list(args: argparse.Namespace) -> int:
-        for user in UserStore.for_data_dir(get_data_dir()).list():
-            print(f"{user.name}\t{user.role}")
-        return 0
-
-    lst.set_defaults(func=_list)
-
-    rm = sub.add_parser("remove", help="delete a user")
-    rm.add_argument("name")
-
-    def _remove(args: argparse.Namespace) -> int:
-        UserStore.for_data_dir(get_data_dir()).remove(args.name)
-        print(f"user {args.name} removed")
-        return 0
-
-    rm.set_defaults(func=_remove)
