@@ -41,8 +41,10 @@ def edge_run(clip, every: int, downscale: float) -> dict[str, float]:
     from simulator.sources import open_source
 
     source = open_source(clip.path)
-    pipe = EdgePipeline(create_detector("hog", downscale=downscale),
-                        EdgeContext(store_id="store-1", camera_id="bench", zone="entrance", every=every))
+    pipe = EdgePipeline(
+        create_detector("hog", downscale=downscale),
+        EdgeContext(store_id="store-1", camera_id="bench", zone="entrance", every=every),
+    )
     from datetime import UTC, datetime, timedelta
 
     base = datetime(2026, 3, 2, 10, tzinfo=UTC)
@@ -101,8 +103,10 @@ def main() -> None:
     clip = render_clip(work / "edge.mp4", walk_script(people, duration=3.5, gap=0.5, seed=5), fps=15.0)
     print(f"clip: {clip.frames} frames 640x480 at {clip.fps:g} fps, {len(clip.people)} people, one core")
     print(f"decode only: {decode_only(clip):.0f} fps")
-    print(f"{'setting':<26}{'fps':>7}{'ms/frame':>10}{'covered':>9}{'missed*':>9}{'people':>8}"
-          f"{'events':>8}{'KB/event':>9}")
+    print(
+        f"{'setting':<26}{'fps':>7}{'ms/frame':>10}{'covered':>9}{'missed*':>9}{'people':>8}"
+        f"{'events':>8}{'KB/event':>9}"
+    )
     baselines: dict[float, float] = {}
     for downscale, every in [(1.0, 1), (0.5, 1), (0.5, 2), (0.5, 3), (0.5, 4), (0.5, 6)]:
         r = edge_run(clip, every, downscale)
@@ -110,11 +114,15 @@ def main() -> None:
             baselines[downscale] = r["coverage"]
         base = baselines.get(downscale, r["coverage"])
         missed = max(0.0, 1 - r["coverage"] / base) if base else 0.0
-        print(f"{f'hog x{downscale:g}, detect every {every}':<26}{r['fps']:>7.1f}{r['ms_per_frame']:>10.1f}"
-              f"{r['coverage']:>9.1%}{missed:>9.1%}{r['people']:>5}/{len(clip.people):<2}{r['events']:>8}"
-              f"{r['kb_per_event']:>9.1f}")
-    print("* missed: share of ground-truth faces covered when detecting every frame (same scale)"
-          " that are not covered by a track box")
+        print(
+            f"{f'hog x{downscale:g}, detect every {every}':<26}{r['fps']:>7.1f}{r['ms_per_frame']:>10.1f}"
+            f"{r['coverage']:>9.1%}{missed:>9.1%}{r['people']:>5}/{len(clip.people):<2}{r['events']:>8}"
+            f"{r['kb_per_event']:>9.1f}"
+        )
+    print(
+        "* missed: share of ground-truth faces covered when detecting every frame (same scale)"
+        " that are not covered by a track box"
+    )
 
     # ---- 60 s clip into the local store, in process ------------------------------
     from core.bootstrap import build_services
@@ -125,6 +133,7 @@ def main() -> None:
     many = [*people, "chloe", "finn", "obama", "grace", "biden"]
     script = walk_script(many, duration=3.5, gap=0.6, seed=9)
     long_clip = render_clip(work / "sixty.mp4", script, seconds=60.0)
+
     class TimedPublisher(InProcessPublisher):
         """In-process publishing that also adds up the time spent in ingest."""
 
@@ -143,16 +152,19 @@ def main() -> None:
 
             get_engine().load()
             publisher = TimedPublisher(services.ingest, source="bench")
-            summary = replay(long_clip.path, publisher, camera_id="cam-entrance", zone="entrance",
-                             every=every)
+            summary = replay(
+                long_clip.path, publisher, camera_id="cam-entrance", zone="entrance", every=every
+            )
         finally:
             services.close()
-        print(f"\n60 s clip into the local store, detect every {every} (edge + in-process ingest with "
-              f"recognition, one core): {summary.seconds:.1f} s wall = {60.0 / summary.seconds:.1f}x "
-              "real time; "
-              f"{summary.frames} frames, {summary.events} events, {summary.visits} visits, "
-              f"{summary.pending_identities} pending identities; ingest {publisher.spent:.1f} s "
-              f"(~{1000 * publisher.spent / max(1, summary.events):.0f} ms per event)")
+        print(
+            f"\n60 s clip into the local store, detect every {every} (edge + in-process ingest with "
+            f"recognition, one core): {summary.seconds:.1f} s wall = {60.0 / summary.seconds:.1f}x "
+            "real time; "
+            f"{summary.frames} frames, {summary.events} events, {summary.visits} visits, "
+            f"{summary.pending_identities} pending identities; ingest {publisher.spent:.1f} s "
+            f"(~{1000 * publisher.spent / max(1, summary.events):.0f} ms per event)"
+        )
 
 
 if __name__ == "__main__":
