@@ -82,10 +82,10 @@ def _run(events: list[FaceEvent], warm: bool) -> tuple[float, dict[str, int]]:
         return elapsed, outcomes
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=60)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     events = _events(args.events)
     print(f"ingest benchmark: {len(events)} distinct events from {len(PEOPLE)} photos, one core")
     for warm, label in ((False, "with embedding"), (True, "without embedding (cached)")):

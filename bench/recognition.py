@@ -146,8 +146,10 @@ def bench_engine(engine: DlibFaceEngine) -> list[bytes]:
     frame = _frame_640x480(engine)
     for up in (0, 1):
         runs = [timed(lambda up=up: engine.detect(frame, upsample=up)) for _ in range(5)]
-        print(f"  640x480 frame (t1 resized), upsample {up}: {len(runs[0][0])} faces, "
-              f"{summary([t for _, t in runs])}")
+        print(
+            f"  640x480 frame (t1 resized), upsample {up}: {len(runs[0][0])} faces, "
+            f"{summary([t for _, t in runs])}"
+        )
     print(f"detect, full photo: {summary(detect_full)}")
     print(f"detect, 150 px crop: {summary(detect_crop)}")
     print(f"embed per face:      {summary(embed_full + embed_crop)}")
@@ -270,8 +272,16 @@ def _reencode(jpeg: bytes, quality: int) -> bytes:
     return out.getvalue()
 
 
-# bench_ingest(...): ingest events/s through IngestService -- to be added by the
-# lead together with core/ingest.py (deliberately not stubbed here).
+def bench_ingest(events: int) -> None:
+    """Ingest events/s with and without embedding (see ``bench/ingest.py``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ingest", Path(__file__).with_name("ingest.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    print()
+    module.main(["--events", str(events)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -305,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     crops = bench_engine(engine)
     bench_search(sizes, queries, use_faiss)
     bench_decision(engine, crops, args.decision_identities)
+    bench_ingest(30 if args.quick else 60)
     print(f"\ntotal {time.perf_counter() - started:.0f}s")
 
 

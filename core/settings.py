@@ -22,6 +22,11 @@ from typing import Any
 from core.errors import SettingsError
 
 PREFIX = "STORELENS_"
+#: ``STORELENS_*`` variables read by the project's scripts and tests, not by
+#: the product; they are allowed through instead of being refused as typos.
+TOOL_VARIABLES = frozenset(
+    {"STORELENS_TEST_CACHE", "STORELENS_CACHE", "STORELENS_VENV", "STORELENS_DEMO_PASSWORD"}
+)
 BACKENDS = ("local", "aws")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,7 +116,7 @@ class Settings:
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in env.items():
-            if not key.startswith(PREFIX):
+            if not key.startswith(PREFIX) or key in TOOL_VARIABLES:
                 continue
             name = key[len(PREFIX) :].lower()
             if name not in known:
