@@ -49,9 +49,15 @@ def _make_local(tmp_path: Path) -> Backend:
     return Backend("local", make, [lambda: [i.close() for i in made]])
 
 
-@pytest.fixture(params=["local"])
+def _make_rekognition(tmp_path: Path) -> Backend:
+    from tests.contract.rekognition_fake import rekognition_index_factory
+
+    return Backend("rekognition", rekognition_index_factory())
+
+
+@pytest.fixture(params=["local", "rekognition"])
 def face_index_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    builders = {"local": _make_local}
+    builders = {"local": _make_local, "rekognition": _make_rekognition}
     backend = builders[request.param](tmp_path)
     yield backend
     for cleanup in backend.cleanup:
