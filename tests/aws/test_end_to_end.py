@@ -287,3 +287,37 @@ def test_backend_failure_is_raised_for_lambda_retry_and_writes_nothing(stack: St
         ingest_app.handler(doc)
     _nothing_written(stack)
     assert not stack.services.repos.events.is_processed(doc["event_id"])  # a retry will process it
+
+
+def test_approval_api_answers_errors_clearly(stack: Stack) -> None:
+    from infra.functions.approval_api import app as approval_api
+
+    claims = {"requestContext": {"authorizer": {"claims": {"cognito:username": "alice"}}}}
+    forged = approval_api.handler({"httpMethod": "GET", "resource": "/approvals",
+                                   "queryStringParameters": {"token": "abc.def"}})
+    assert forged["statusCode"] == 403 and json.loads(forged["body"])["error"] == "TokenError"
+    bad_json = approval_api.handler({"httpMethod": "POST", "resource": "/decisions", "body": "{", **claims})
+    assert bad_json["statusCode"] == 400
+    missing = approval_api.handler({"httpMethod": "POST", "resource": "/decisions",
+                                    "body": json.dumps({"action": "reject"}), **claims})
+    assert missing["statusCode"] == 400
+    assert approval_api.handler({"httpMethod": "DELETE", "resource": "/x"})["statusCode"] == 404
+
+
+def test_hourly_sweep_heartbeats_waiting_approvals(stack: Stack) -> None:
+    from core.models import PendingIdentity, PendingKind, PendingStatus, new_id, utcnow
+    from infra.functions.expire import app as expire_app
+
+    svc = stack.services
+    now = utcnow()
+    pending = PendingIdentity(pending_id=new_id("pid"), kind=PendingKind.NEW, status=PendingStatus.PENDING,
+                              created_at=now, last_seen_at=now, expires_at=now.replace(year=now.year + 1),
+                              store_id="store-1")
+    svc.repos.pending.add(pending)
+    svc.approvals.request(pending)
+    execution = svc.workflow.execution_arn(pending.pending_id)  # type: ignore[attr-defined]
+    wait_task_submitted(stack.machine.sfn, execution)
+    _eventually(lambda: bool(svc.workflow._tokens.get(pending.pending_id)))  # type: ignore[attr-defined]
+    report = expire_app.handler({"source": "aws.events", "detail-type": "Scheduled Event"})
+    assert report == {"expired": [], "heartbeats": 1}
+    assert svc.workflow.describe(pending.pending_id) == "RUNNING"  # type: ignore[attr-defined]
