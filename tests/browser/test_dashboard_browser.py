@@ -160,7 +160,7 @@ def test_login_live_approve_customer_analytics(server: str, browser) -> None:
     expect(page.locator("h1", has_text="Live")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Barack Obama").first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("pending approval").first).to_be_visible()
-    assert page.locator("[data-testid='stImage'] img").count() >= 2
+    expect(page.locator("[data-testid='stImage'] img").nth(1)).to_be_visible(timeout=30_000)
 
     # Approvals: approve the unknown person with details.
     page.get_by_role("link", name="Approvals").click()
