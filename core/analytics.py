@@ -213,7 +213,8 @@ class RepositoryAnalytics:
 
     # -- queries
     def cameras(self) -> list[str]:
-        f = AnalyticsFilter(EPOCH, datetime.now(UTC).date() + timedelta(days=1))
+        # The last 90 days only: on DynamoDB an all-time read would scan every visit.
+        f = AnalyticsFilter.last_days(91, datetime.now(UTC).date() + timedelta(days=1))
         return sorted(set(self._visits(f)["camera_id"]))
 
     def kpis(self, f: AnalyticsFilter, today: date | None = None) -> Kpis:
