@@ -71,8 +71,12 @@ def _session(region: str) -> Any:
 
 def create(endpoint: str, *, region: str = "eu-west-1", bucket: str = "storelens-crops",
            table_prefix: str = "storelens", sender: str = "storelens@storelens.local",
-           stack_name: str = "storelens") -> LocalStack:
-    """Create (or reuse) every resource on the server at ``endpoint``."""
+           stack_name: str = "storelens", admin: tuple[str, str] | None = None) -> LocalStack:
+    """Create (or reuse) every resource on the server at ``endpoint``.
+
+    ``admin`` (user name, password) creates a dashboard user in the pool's
+    ``admin`` group, for signing in to the dashboard in live mode.
+    """
     from botocore.exceptions import ClientError
 
     from core.aws.dynamodb import DynamoDbRepositories
@@ -116,9 +120,30 @@ def create(endpoint: str, *, region: str = "eu-west-1", bucket: str = "storelens
     pool_id = pools[0] if pools else idp.create_user_pool(PoolName=pool_name)["UserPool"]["Id"]
     clients = idp.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
     client_id = clients[0]["ClientId"] if clients else idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName=f"{stack_name}-approval-page")["UserPoolClient"]["ClientId"]
+        UserPoolId=pool_id, ClientName=f"{stack_name}-dashboard",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    if admin is not None:
+        _ensure_admin(idp, pool_id, *admin)
     return LocalStack(endpoint=endpoint, region=region, bucket=bucket, table_prefix=table_prefix,
                       state_machine_arn=machine_arn, sender=sender, user_pool_id=pool_id, client_id=client_id)
+
+
+def _ensure_admin(idp: Any, pool_id: str, username: str, password: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        idp.create_group(UserPoolId=pool_id, GroupName="admin")
+    except ClientError as exc:
+        if "GroupExists" not in str(exc):
+            raise
+    try:
+        idp.admin_create_user(UserPoolId=pool_id, Username=username, MessageAction="SUPPRESS")
+    except ClientError as exc:
+        if "UsernameExists" not in str(exc):
+            raise
+    idp.admin_set_user_password(UserPoolId=pool_id, Username=username, Password=password, Permanent=True)
+    idp.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName="admin")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,9 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", default="storelens-crops")
     parser.add_argument("--table-prefix", default="storelens")
     parser.add_argument("--sender", default="storelens@storelens.local")
+    parser.add_argument("--admin-user", default="admin", help="dashboard admin in the Cognito pool")
+    parser.add_argument("--admin-password", default="",
+                        help="create the admin user with this password (omit to skip)")
     args = parser.parse_args(argv)
+    admin = (args.admin_user, args.admin_password) if args.admin_password else None
     stack = create(args.endpoint, region=args.region, bucket=args.bucket, table_prefix=args.table_prefix,
-                   sender=args.sender)
+                   sender=args.sender, admin=admin)
     for key, value in stack.environment().items():
         print(f"{key}={value}")
     return 0

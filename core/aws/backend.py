@@ -88,11 +88,14 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
     if settings.cognito_user_pool_id and settings.cognito_client_id:
         from core.aws.cognito import CognitoVerifier
 
+        endpoint = settings.endpoint_for("cognito")
         extras["cognito"] = CognitoVerifier(
             region=region,
             user_pool_id=settings.cognito_user_pool_id,
             client_id=settings.cognito_client_id,
             fetch_jwks=clients.get("jwks_fetcher"),
+            jwks_url=f"{endpoint.rstrip('/')}/{settings.cognito_user_pool_id}/.well-known/jwks.json"
+            if endpoint else None,
         )
     return {
         "blobs": blobs,

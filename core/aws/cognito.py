@@ -53,13 +53,16 @@ class CognitoVerifier:
 
     def __init__(self, *, region: str, user_pool_id: str, client_id: str,
                  fetch_jwks: JwksFetcher | None = None, leeway_seconds: int = 30,
-                 issuer: str | None = None, jwks_ttl_seconds: int = 3600) -> None:
+                 issuer: str | None = None, jwks_ttl_seconds: int = 3600,
+                 jwks_url: str | None = None) -> None:
         if not user_pool_id or not client_id:
             raise AuthError("Cognito verification needs STORELENS_COGNITO_USER_POOL_ID and "
                             "STORELENS_COGNITO_CLIENT_ID")
         self.client_id = client_id
         self.issuer = issuer or f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
-        self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
+        # An emulator serves the keys at its own address while tokens keep the
+        # AWS issuer (moto: ``<endpoint>/<pool id>/.well-known/jwks.json``).
+        self.jwks_url = jwks_url or f"{self.issuer}/.well-known/jwks.json"
         self._fetch = fetch_jwks or fetch_jwks_http
         self.leeway = leeway_seconds
         self._ttl = jwks_ttl_seconds

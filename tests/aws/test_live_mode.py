@@ -50,7 +50,8 @@ def live(moto_server: str, tmp_path: Path) -> Iterator[Any]:
     from core.settings import Settings
     from infra.local_stack import create
 
-    stack = create(moto_server, bucket=f"crops-{uuid.uuid4().hex[:8]}", table_prefix="live")
+    stack = create(moto_server, bucket=f"crops-{uuid.uuid4().hex[:8]}", table_prefix="live",
+                   admin=("ann", "Live-mode-passw0rd"))
     env = {k: v for k, v in stack.environment().items() if k.startswith("STORELENS_")}
     env.update(STORELENS_DATA_DIR=str(tmp_path / "data"), STORELENS_SECRET_KEY="live-secret",
                STORELENS_APPROVAL_RECIPIENTS="boss@example.com")
@@ -122,6 +123,19 @@ def test_services_on_a_moto_server_run_the_approval_flow(live: Any) -> None:
     assert customer.name == "Grace Hopper"
     raw = svc.repos.client.scan(TableName="live-customers")["Items"]
     assert [i["name"]["S"] for i in raw] == ["Grace Hopper"]
+
+
+def test_cognito_sign_in_on_the_server_verifies_with_the_servers_keys(live: Any) -> None:
+    """The dashboard's pool on the moto server: its ID token checks out against the
+    JWKS the server publishes (tokens keep the AWS issuer)."""
+    settings = live.settings
+    import boto3
+
+    idp = boto3.client("cognito-idp", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    resp = idp.initiate_auth(AuthFlow="USER_PASSWORD_AUTH", ClientId=settings.cognito_client_id,
+                             AuthParameters={"USERNAME": "ann", "PASSWORD": "Live-mode-passw0rd"})
+    who = live.extras["cognito"].verify(resp["AuthenticationResult"]["IdToken"], token_use="id")
+    assert who.username == "ann" and "admin" in who.groups
 
 
 def _photo_event(name: str) -> bytes:
