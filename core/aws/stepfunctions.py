@@ -128,8 +128,8 @@ class StepFunctionsWorkflow:
                 raise NotFoundError(f"state machine {self.state_machine_arn} does not exist") from exc
             raise
         arn = str(resp["executionArn"])
-        self._tokens.put({"pending_id": pending.pending_id, "execution_arn": arn,
-                          "started_at": utcnow().isoformat()})
+        # An update, not a put: the notify step may already have stored its token.
+        self._set(pending.pending_id, execution_arn=arn, started_at=utcnow().isoformat())
         if self.drive_inline:
             self.approvals.notify(pending.pending_id)
         return arn
@@ -171,12 +171,7 @@ class StepFunctionsWorkflow:
     # ----------------------------------------------------- used by the Lambdas
     def register_task_token(self, pending_id: str, task_token: str) -> None:
         """Remember the token of the waiting task (called by the notify Lambda)."""
-        self._tokens.put({
-            "pending_id": pending_id,
-            "task_token": task_token,
-            "execution_arn": self.execution_arn(pending_id),
-            "waiting_since": utcnow().isoformat(),
-        })
+        self._set(pending_id, task_token=task_token, waiting_since=utcnow().isoformat())
 
     def heartbeat(self, pending_id: str) -> bool:
         """``SendTaskHeartbeat`` for a waiting approval; ``False`` if none is waiting."""
@@ -202,6 +197,17 @@ class StepFunctionsWorkflow:
         return str(resp["status"])
 
     # ---------------------------------------------------------------- helpers
+    def _set(self, pending_id: str, **values: str) -> None:
+        """Upsert attributes of the pending id's approvals item."""
+        names = {f"#a{i}": k for i, k in enumerate(values)}
+        self.repos.client.update_item(
+            TableName=self._tokens.name,
+            Key={"pending_id": {"S": pending_id}},
+            UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":v{i}": {"S": v} for i, v in enumerate(values.values())},
+        )
+
     def _claim(self, pending_id: str) -> str:
         """Take the waiting task's token so only one decision can use it.
 
