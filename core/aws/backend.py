@@ -82,9 +82,11 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
             approvals, state_machine_arn=settings.state_machine_arn, repos=repos, drive_inline=inline, **sfn
         )
 
-    extras: dict[str, Any] = {
-        "iot_publisher": IotDataPublisher(**common("iot", "iot_data")),
-    }
+    iot = common("iot", "iot_data")
+    if not iot["endpoint_url"] and settings.iot_endpoint:
+        # iot-data must be called on the account's own ATS endpoint.
+        iot["endpoint_url"] = f"https://{settings.iot_endpoint.removeprefix('https://')}"
+    extras: dict[str, Any] = {"iot_publisher": IotDataPublisher(**iot)}
     if settings.cognito_user_pool_id and settings.cognito_client_id:
         from core.aws.cognito import CognitoVerifier
 

@@ -160,3 +160,19 @@ def test_ses_rejection_becomes_backend_error() -> None:
         notifier = SesNotifier(client=client("ses"), source="nobody@unverified.example")
         with pytest.raises(BackendError, match="SES refused"):
             notifier.send(mail)
+
+
+def test_build_aws_points_iot_data_at_the_account_endpoint(tmp_path: Path) -> None:
+    from core.aws.backend import build_aws
+    from core.settings import Settings
+
+    settings = Settings.from_env({}, backend="aws", data_dir=tmp_path, s3_bucket="b",
+                                 state_machine_arn="arn:aws:states:eu-west-1:1:stateMachine:s",
+                                 iot_endpoint="abc123-ats.iot.eu-west-1.amazonaws.com")
+    parts = build_aws(settings)
+    assert parts["extras"]["iot_publisher"]._endpoint_url == "https://abc123-ats.iot.eu-west-1.amazonaws.com"
+    assert set(parts) == {"blobs", "repos", "faces", "notifier", "workflow_factory", "extras"}
+    with pytest.raises(SettingsError, match="STORELENS_S3_BUCKET"):
+        build_aws(Settings.from_env({}, backend="aws", data_dir=tmp_path))
+    with pytest.raises(TypeError, match="unknown client"):
+        build_aws(settings, s4=object())
