@@ -48,7 +48,7 @@ if [ -f requirements-mxnet.txt ]; then
     "$VENV-mxnet/bin/python" -m pip install -q --upgrade pip
     "$VENV-mxnet/bin/python" -m pip install -q -r requirements-mxnet.txt
     step "MXNet detector tests"
-    "$VENV-mxnet/bin/python" -m pytest -p no:cacheprovider -o addopts="" tests/mxnet -q
+    "$VENV-mxnet/bin/python" -m pytest -p no:cacheprovider -p no:warnings -o addopts="" tests/mxnet -q
 fi
 
 step "ruff"

@@ -31,7 +31,7 @@ def _links(services: Services) -> dict[str, str]:
 
 def test_mail_has_inline_face_and_one_link_per_action(services: Services) -> None:
     result = services.ingest.ingest(make_event(photo_bytes("biden")))
-    (path, msg), = services.notifier.messages()
+    ((path, msg),) = services.notifier.messages()
     assert result.pending_id in path.name
     assert msg["X-StoreLens-Pending-Id"] == result.pending_id
     images = [p for p in msg.walk() if p.get_content_type() == "image/jpeg"]

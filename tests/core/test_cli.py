@@ -21,8 +21,13 @@ def run(data: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORELENS_")}
     env.update(STORELENS_DATA_DIR=str(data), STORELENS_SECRET_KEY="cli-test")
     return subprocess.run(
-        [sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin,
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -36,7 +41,9 @@ def test_enroll_then_identify_names_the_right_people(data: Path) -> None:
     done = run(data, "enroll", "--name", "Joe Biden", "--loyalty-id", "L-46", str(photo("biden")))
     assert done.returncode == 0 and "enrolled Joe Biden as cus_" in done.stdout
 
-    out = run(data, "--json", "identify", str(photo("obama2")), str(photo("obama3")), str(photo("grace_hopper")))
+    out = run(
+        data, "--json", "identify", str(photo("obama2")), str(photo("obama3")), str(photo("grace_hopper"))
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     names = [[f["name"] for f in item["faces"]] for item in report]
@@ -81,7 +88,10 @@ def test_bad_input_is_one_clear_line_and_nonzero(data: Path, tmp_path: Path) -> 
     assert missing.returncode == 65 and "no such file" in missing.stderr
 
     bad_setting = subprocess.run(
-        [sys.executable, "-m", "core", "customers", "list"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "core", "customers", "list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "STORELENS_DATA_DIR": str(data), "STORELENS_BAKEND": "aws"},
     )
     assert bad_setting.returncode == 78 and "did you mean STORELENS_BACKEND" in bad_setting.stderr

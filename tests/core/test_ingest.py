@@ -96,7 +96,9 @@ def test_not_a_customer_suppresses_later_sightings(services: Services) -> None:
     first = services.ingest.ingest(make_event(photo_bytes("obama")))
     services.approvals.decide(first.pending_id, Decision("not_a_customer", "tester"))
     assert services.approvals.get(first.pending_id).status is PendingStatus.NOT_A_CUSTOMER
-    assert [f.status for f in services.repos.faces.by_status(FaceStatus.SUPPRESSED)] == [FaceStatus.SUPPRESSED]
+    assert [f.status for f in services.repos.faces.by_status(FaceStatus.SUPPRESSED)] == [
+        FaceStatus.SUPPRESSED
+    ]
     blobs_before = services.blobs.list()
 
     later = services.ingest.ingest(make_event(photo_bytes("obama2")))
@@ -163,7 +165,11 @@ def test_bad_inputs_get_typed_errors_and_dead_letters(services: Services) -> Non
         small.ingest.ingest(json.dumps(good).encode(), source="test")
 
     letters = services.ingest.dead_letters()
-    assert [d.error_type for d in reversed(letters)] == ["EventSchemaError", "EventSchemaError", "ImageDecodeError"]
+    assert [d.error_type for d in reversed(letters)] == [
+        "EventSchemaError",
+        "EventSchemaError",
+        "ImageDecodeError",
+    ]
     assert all(d.reason and d.source == "test" for d in letters)
     assert services.repos.table_counts()["events"] == 0
     assert services.blobs.list() == []

@@ -28,7 +28,7 @@ def test_issue_and_verify() -> None:
 def test_forged_tokens_are_refused() -> None:
     signer = TokenSigner("s3cret")
     token = signer.issue("pid_1", "reject", ttl_seconds=60)
-    body, sig = token.split(".")
+    _body, sig = token.split(".")
     other = TokenSigner("s3cret").issue("pid_2", "approve", ttl_seconds=60)
     with pytest.raises(TokenError, match="bad signature"):
         signer.verify(f"{other.split('.')[0]}.{sig}")  # someone else's payload, our signature
