@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from core.bootstrap import build_services
+from core.settings import TOOL_VARIABLES
 from core.users import UserStore
 from tests.conftest import TEST_SECRET, make_settings
 from tests.support.events import make_event
@@ -54,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     UserStore.for_data_dir(data).add("ann", PASSWORD, "admin")
 
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORELENS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORELENS_") or k in TOOL_VARIABLES}
     env.update(
         STORELENS_DATA_DIR=str(data),
         STORELENS_SECRET_KEY=TEST_SECRET,

@@ -35,7 +35,11 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The app reads its settings from the environment: point them at a tmp store."""
     import os
 
-    for key in [k for k in os.environ if k.startswith("STORELENS_")]:
+    from core.settings import TOOL_VARIABLES
+
+    # Product settings from the developer's shell must not leak in; tool
+    # variables (the test-photo cache) must stay.
+    for key in [k for k in os.environ if k.startswith("STORELENS_") and k not in TOOL_VARIABLES]:
         monkeypatch.delenv(key)
     data = tmp_path / "data"
     monkeypatch.setenv("STORELENS_DATA_DIR", str(data))
