@@ -221,7 +221,10 @@ class RepositoryAnalytics:
         today = today or datetime.now(UTC).date()
         week = AnalyticsFilter(week_start(today), today, f.cameras)
         this_week = self._visits(week)
-        visitors_today = this_week[this_week["started_at"].map(lambda t: t.date() == today)]
+        # astype(bool): on an empty frame map() yields an object Series, which
+        # pandas would read as column labels instead of a mask.
+        on_today = this_week["started_at"].map(lambda t: t.date() == today).astype(bool)
+        visitors_today = this_week[on_today]
         visits = self._visits(f)
         visitors = set(visits["customer_id"])
         returning: set[str] = set()

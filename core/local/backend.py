@@ -13,6 +13,7 @@ def build_local(settings: Settings, *, face_index: Any = None, **_unused: Any) -
     ``face_index`` lets callers share one loaded index (and its models)
     between service instances, e.g. across tests.
     """
+    from core.local.analytics import SqliteAnalytics
     from core.local.blobs import FileBlobStore
     from core.local.outbox import OutboxNotifier
     from core.local.sqlite import SqliteRepositories
@@ -31,5 +32,6 @@ def build_local(settings: Settings, *, face_index: Any = None, **_unused: Any) -
         "faces": face_index,
         "notifier": OutboxNotifier(data / "outbox"),
         "workflow_factory": lambda approvals: InlineWorkflow(repos, approvals),
-        "extras": {},
+        # Dashboard aggregation runs in SQL over indexes, never pandas over tables.
+        "extras": {"analytics": SqliteAnalytics(repos.connection)},
     }
