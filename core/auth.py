@@ -151,10 +151,13 @@ class LocalAuthenticator:
 
 
 class CognitoAuthenticator:
-    """Cognito user pool login; tokens verified with PyJWT against the pool JWKS.
+    """Cognito user pool login (USER_PASSWORD_AUTH); the ID token is verified by
+    :class:`core.aws.cognito.CognitoVerifier` against the pool's JWKS.
 
-    ``client`` is an injected ``cognito-idp`` boto3 client; ``jwks_client`` a
-    ``jwt.PyJWKClient`` (or anything with ``get_signing_key_from_jwt``).
+    ``client`` is an injected ``cognito-idp`` boto3 client; ``fetch_jwks`` an
+    injected JWKS fetcher (``url -> dict``) for tests. With a Cognito endpoint
+    override (a moto server) the keys are read from the emulator's address
+    while the issuer stays the AWS one, as the emulator signs it.
     """
 
     kind = "cognito"
@@ -165,20 +168,30 @@ class CognitoAuthenticator:
         settings: Settings,
         *,
         client: Any = None,
-        jwks_client: Any = None,
+        fetch_jwks: Any = None,
         limiter: LoginRateLimiter | None = None,
     ) -> None:
         if not settings.cognito_user_pool_id or not settings.cognito_client_id:
             raise AuthError("set STORELENS_COGNITO_USER_POOL_ID and STORELENS_COGNITO_CLIENT_ID")
+        from core.aws.cognito import CognitoVerifier
+
         self.settings = settings
         self._client = client
-        self._jwks = jwks_client
+        endpoint = settings.endpoint_for("cognito")
+        pool = settings.cognito_user_pool_id
+        jwks_url = f"{endpoint.rstrip('/')}/{pool}/.well-known/jwks.json" if endpoint else None
+        self.verifier = CognitoVerifier(
+            region=settings.aws_region,
+            user_pool_id=settings.cognito_user_pool_id,
+            client_id=settings.cognito_client_id,
+            fetch_jwks=fetch_jwks,
+            jwks_url=jwks_url,
+        )
         self.limiter = limiter or LoginRateLimiter()
 
     @property
     def issuer(self) -> str:
-        s = self.settings
-        return f"https://cognito-idp.{s.aws_region}.amazonaws.com/{s.cognito_user_pool_id}"
+        return self.verifier.issuer
 
     def _cognito(self) -> Any:
         if self._client is None:
@@ -191,34 +204,14 @@ class CognitoAuthenticator:
             )
         return self._client
 
-    def _jwks_client(self) -> Any:
-        if self._jwks is None:
-            import jwt
-
-            self._jwks = jwt.PyJWKClient(f"{self.issuer}/.well-known/jwks.json")
-        return self._jwks
-
     def verify_id_token(self, token: str) -> User:
-        """Check signature, issuer, audience, expiry and ``token_use``; map groups to a role."""
-        import jwt
-
+        """Check signature, issuer, client, expiry and ``token_use``; map groups to a role."""
         try:
-            key = self._jwks_client().get_signing_key_from_jwt(token).key
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=["RS256"],
-                audience=self.settings.cognito_client_id,
-                issuer=self.issuer,
-                options={"require": ["exp", "iss", "aud", "token_use"]},
-            )
-        except jwt.PyJWTError as exc:
+            identity = self.verifier.verify(token, token_use="id")
+        except AuthError as exc:
             raise AuthError(f"invalid sign-in token: {exc}") from exc
-        if claims.get("token_use") != "id":
-            raise AuthError("invalid sign-in token: not an ID token")
-        groups = claims.get("cognito:groups") or []
-        name = claims.get("cognito:username") or claims.get("email") or claims["sub"]
-        return User(str(name), "admin" if self.ADMIN_GROUP in groups else "viewer")
+        role = "admin" if self.ADMIN_GROUP in identity.groups else "viewer"
+        return User(identity.username or identity.email or identity.subject, role)
 
     def login(self, username: str, password: str, client: str = "") -> User:
         username = username.strip()
@@ -251,7 +244,7 @@ def build_authenticator(
     """The authenticator for ``settings.backend`` (local users file or Cognito)."""
     if settings.backend == "aws":
         return CognitoAuthenticator(
-            settings, limiter=limiter, client=clients.get("cognito"), jwks_client=clients.get("jwks")
+            settings, limiter=limiter, client=clients.get("cognito"), fetch_jwks=clients.get("fetch_jwks")
         )
     return LocalAuthenticator(UserStore.for_data_dir(settings.data_dir), limiter)
 

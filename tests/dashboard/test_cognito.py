@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import boto3
-import jwt
 import pytest
 from moto import mock_aws
 
@@ -20,18 +19,12 @@ from core.errors import AuthError
 from core.settings import Settings
 
 
-class _StaticJwks:
-    """``PyJWKClient`` stand-in serving moto's published key set."""
+def _moto_jwks(url: str) -> dict:
+    """moto's published key set, instead of fetching the pool's URL."""
+    import moto.cognitoidp
 
-    def __init__(self) -> None:
-        import moto.cognitoidp
-
-        path = Path(moto.cognitoidp.__file__).parent / "resources" / "jwks-public.json.gz"
-        self.keys = jwt.PyJWKSet.from_dict(json.loads(gzip.decompress(path.read_bytes())))
-
-    def get_signing_key_from_jwt(self, token: str) -> jwt.PyJWK:
-        kid = jwt.get_unverified_header(token)["kid"]
-        return next(k for k in self.keys.keys if k.key_id == kid)
+    path = Path(moto.cognitoidp.__file__).parent / "resources" / "jwks-public.json.gz"
+    return json.loads(gzip.decompress(path.read_bytes()))
 
 
 @pytest.fixture
@@ -63,7 +56,7 @@ def cognito(tmp_path):
 
 
 def _auth(settings, client, **kw):
-    return CognitoAuthenticator(settings, client=client, jwks_client=_StaticJwks(), **kw)
+    return CognitoAuthenticator(settings, client=client, fetch_jwks=_moto_jwks, **kw)
 
 
 def test_cognito_groups_map_to_roles(cognito):
@@ -92,7 +85,7 @@ def test_token_for_another_client_is_refused(cognito):
     )
     id_token = token["AuthenticationResult"]["IdToken"]
     other = CognitoAuthenticator(
-        settings.with_(cognito_client_id="someone-else"), client=client, jwks_client=_StaticJwks()
+        settings.with_(cognito_client_id="someone-else"), client=client, fetch_jwks=_moto_jwks
     )
     with pytest.raises(AuthError, match="invalid sign-in token"):
         other.verify_id_token(id_token)
