@@ -263,7 +263,7 @@ class ApprovalService:
     def _move_faces(
         self, pending: PendingIdentity, customer_id: str, actor: str, action: str, extra: dict[str, object]
     ) -> None:
-        from core.ingest import record_sighting
+        from core.ingest import approved_key, record_sighting
 
         faces = self.faces_of(pending.pending_id)
         existing = len(self.repos.faces.by_customer(customer_id))
@@ -284,12 +284,24 @@ class ApprovalService:
                 new_ids[face.face_id] = indexed.face_id
                 budget -= 1
         old_index_ids = [f.index_face_id for f in faces if f.index_face_id]
+        # Copy pending crops to their approved keys before the rows point there;
+        # the old copies go only after the commit.
+        moved: list[str] = []
+        for face in faces:
+            target = approved_key(face.crop_key) if face.crop_key else face.crop_key
+            if target != face.crop_key:
+                self.blobs.put(target, self.blobs.get(face.crop_key))
+                moved.append(face.crop_key)
         now = utcnow()
         with self.repos.atomic():
             for face in sorted(faces, key=lambda f: f.captured_at):
                 face.status = FaceStatus.CUSTOMER
                 face.customer_id = customer_id
                 face.index_face_id = new_ids.get(face.face_id)
+                if face.crop_key:
+                    face.crop_key = approved_key(face.crop_key)
+                    if face.event_id:
+                        self.repos.events.move_crop(face.event_id, face.crop_key)
                 self.repos.faces.update(face)
                 record_sighting(self.repos, self.settings, customer_id, face, face.similarity)
             self.repos.events.attribute_pending(pending.pending_id, customer_id)
@@ -303,6 +315,8 @@ class ApprovalService:
             )
         if old_index_ids:
             self.faces.delete_faces(self.collection_id, old_index_ids)
+        for key in moved:
+            self.blobs.delete(key)
 
     def _discard(self, pending: PendingIdentity, actor: str, status: PendingStatus, action: str) -> None:
         faces = self.faces_of(pending.pending_id)

@@ -47,9 +47,23 @@ if TYPE_CHECKING:
 MAX_TEMPLATES_PER_CUSTOMER = 12
 
 
-def crop_key_for(event: FaceEvent) -> str:
-    """Where an event's crop is stored: ``crops/YYYY/MM/DD/<event_id>.jpg``."""
-    return f"crops/{event.captured_at:%Y/%m/%d}/{event.event_id}.jpg"
+#: Crops of people nobody has approved yet live under this prefix, so the S3
+#: lifecycle rule can expire them; approval moves them under ``CROPS_PREFIX``.
+PENDING_PREFIX = "pending/"
+CROPS_PREFIX = "crops/"
+
+
+def crop_key_for(event: FaceEvent, *, pending: bool = False) -> str:
+    """Where an event's crop is stored: ``crops|pending/YYYY/MM/DD/<event_id>.jpg``."""
+    prefix = PENDING_PREFIX if pending else CROPS_PREFIX
+    return f"{prefix}{event.captured_at:%Y/%m/%d}/{event.event_id}.jpg"
+
+
+def approved_key(crop_key: str) -> str:
+    """The key a pending crop moves to once its person is a customer."""
+    if crop_key.startswith(PENDING_PREFIX):
+        return CROPS_PREFIX + crop_key[len(PENDING_PREFIX) :]
+    return crop_key
 
 
 class IngestService:
@@ -87,7 +101,7 @@ class IngestService:
                 raise
             if verdict.suppressed:
                 return self._suppressed(event, verdict)
-            crop_key = crop_key_for(event)
+            crop_key = crop_key_for(event, pending=verdict.band is not Band.MATCH)
             self.blobs.put(crop_key, event.crop_jpeg)
             if verdict.band is Band.MATCH:
                 return self._visit(event, verdict, crop_key)

@@ -222,6 +222,9 @@ class EventLog(Protocol):
     def reassign_customer(self, from_customer_id: str, to_customer_id: str) -> int:
         """Move events from a merged-away customer to the one kept."""
 
+    def move_crop(self, event_id: str, crop_key: str) -> None:
+        """Point an event at its crop's new key (pending crops move on approval)."""
+
     def add_dead_letter(self, letter: DeadLetter) -> None: ...
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...

@@ -688,6 +688,9 @@ class DynamoDbEvents(_Repo):
         return self._rewrite("by_customer", "customer_id", from_customer_id,
                              set_={"customer_id": to_customer_id})
 
+    def move_crop(self, event_id: str, crop_key: str) -> None:
+        self._t.update(event_id, set_={"crop_key": crop_key})
+
     def add_dead_letter(self, letter: DeadLetter) -> None:
         # A DynamoDB item holds at most 400 KB; keep the head of larger payloads.
         payload = letter.payload[:MAX_DEAD_LETTER_PAYLOAD]

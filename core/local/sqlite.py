@@ -585,6 +585,9 @@ class SqliteEvents(_Base):
             .rowcount
         )
 
+    def move_crop(self, event_id: str, crop_key: str) -> None:
+        self._conn().execute("UPDATE events SET crop_key=? WHERE event_id=?", (crop_key, event_id))
+
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self._conn().execute(
             "INSERT INTO dead_letters VALUES (?,?,?,?,?,?,?)",

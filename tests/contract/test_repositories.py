@@ -308,6 +308,17 @@ def test_events_forget_customer_and_pending(repos: Any) -> None:
     assert repos.events.is_processed(e1.event_id)  # still deduplicated
 
 
+def test_events_attribute_pending_and_move_crop(repos: Any) -> None:
+    e1 = event()
+    repos.events.record(e1, "pending/1.jpg", "pending", None, "pid_1", None)
+    assert repos.events.attribute_pending("pid_1", "cus_9") == 1
+    repos.events.move_crop(e1.event_id, "crops/1.jpg")
+    (row,) = repos.events.recent()
+    assert (row.customer_id, row.pending_id, row.crop_key) == ("cus_9", "pid_1", "crops/1.jpg")
+    assert repos.events.reassign_customer("cus_9", "cus_1") == 1
+    assert repos.events.recent()[0].customer_id == "cus_1"
+
+
 def test_dead_letters_keep_the_payload(repos: Any) -> None:
     d1 = DeadLetter("dl_1", T0, "mqtt", "bad json", "EventSchemaError", None, b"{not json")
     d2 = DeadLetter("dl_2", T0 + timedelta(seconds=1), "lambda", "too small", "FaceTooSmallError", "e-2",

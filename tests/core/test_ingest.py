@@ -56,7 +56,14 @@ def test_repeated_unknown_person_becomes_one_pending_identity(services: Services
 def test_approve_makes_a_customer_and_later_sightings_are_visits(services: Services) -> None:
     results = [services.ingest.ingest(e) for e in _obama_events(3)]
     pending_id = results[0].pending_id
+    # Unapproved crops live under pending/ (the S3 lifecycle rule expires that prefix).
+    assert all(k.startswith("pending/") for k in services.blobs.list())
     services.approvals.decide(pending_id, APPROVE)
+    # Approval moves them under crops/, and the Live feed follows.
+    keys = services.blobs.list()
+    assert len(keys) == 3 and all(k.startswith("crops/") for k in keys)
+    assert {e.crop_key for e in services.repos.events.recent()} == set(keys)
+    assert all(services.blobs.exists(f.crop_key) for f in services.repos.faces.by_status(FaceStatus.CUSTOMER))
 
     pending = services.approvals.get(pending_id)
     assert pending.status is PendingStatus.APPROVED
