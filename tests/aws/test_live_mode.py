@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -142,12 +141,9 @@ def _photo_event(name: str) -> bytes:
     from PIL import Image
 
     from core.schema import event_to_json
-    from tests.support.photos import PhotoUnavailableError, photo_bytes
+    from tests.support.photos import photo_bytes
 
-    try:
-        data = photo_bytes(name)
-    except PhotoUnavailableError as exc:  # pragma: no cover - offline without a cache
-        pytest.skip(f"test photo unavailable: {exc}")
+    data = photo_bytes(name)
     with Image.open(io.BytesIO(data)) as img:
         rgb = img.convert("RGB")
         rgb.thumbnail((480, 480))
@@ -165,7 +161,6 @@ def _photo_event(name: str) -> bytes:
     ))
 
 
-@pytest.mark.skipif(os.environ.get("STORELENS_SKIP_DLIB") == "1", reason="dlib models disabled")
 def test_live_mode_recognises_a_returning_customer(live: Any) -> None:
     svc = live
     first = svc.ingest.ingest(_photo_event("obama"), source="live-test")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +114,6 @@ def test_dimension_mismatch_on_reload(tmp_path: Path) -> None:
         VectorIndex(tmp_path / "v", dim=16)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss-cpu not installed")
 def test_faiss_ivf_fast_path_agrees_with_exact(tmp_path: Path) -> None:
     data = _vectors(20_000, seed=3)
     index = VectorIndex(None, use_faiss=True, ann_min_size=10_000)
@@ -133,7 +131,6 @@ def test_faiss_ivf_fast_path_agrees_with_exact(tmp_path: Path) -> None:
     assert index.search(data[0], k=1, exact=False)[0][0] != "id0"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss-cpu not installed")
 def test_faiss_rebuild_keeps_new_vectors_searchable() -> None:
     data = _vectors(12_000, seed=4)
     index = VectorIndex(None, use_faiss=True, ann_min_size=2_000)
