@@ -44,7 +44,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install chromium (scripts/test.sh does)"
+    assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install chromium"
     data = tmp_path_factory.mktemp("browser") / "data"
     services = build_services(make_settings(data))
     services.customers.enroll("Barack Obama", [photo_bytes("obama2")], loyalty_id="L-1001")
