@@ -115,15 +115,17 @@ def card(p: PendingIdentity, token: str | None = None, token_action: str | None 
         kind = "Possible returning customer" if p.kind is PendingKind.REVIEW else "New person"
         where = sorted({f"{f.camera_id} / {f.zone}" for f in faces})
         st.markdown(f"#### {kind}")
+        # First and last *sightings* (camera time); created_at is when ingest ran.
+        first = min((f.captured_at for f in faces), default=p.created_at)
         st.caption(
-            f"`{pid}` · seen {p.face_count} time(s) · first {p.created_at:%Y-%m-%d %H:%M} · "
+            f"`{pid}` · seen {p.face_count} time(s) · first {first:%Y-%m-%d %H:%M} · "
             f"last {p.last_seen_at:%Y-%m-%d %H:%M} UTC · {', '.join(where) or 'no photos left'}"
         )
         shown = sorted(faces, key=lambda f: f.captured_at, reverse=True)[:MAX_CROPS]
         if shown:
             for col, face in zip(st.columns(MAX_CROPS), shown, strict=False):
                 with col:
-                    _ui.show_crop(face.crop_key, caption=f"{face.captured_at:%H:%M:%S}")
+                    _ui.show_crop(face.crop_key, caption=f"{face.captured_at:%b %d %H:%M}")
         if p.kind is PendingKind.REVIEW:
             suggested(p)
         if not can_decide:
