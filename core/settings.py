@@ -25,7 +25,7 @@ PREFIX = "STORELENS_"
 #: ``STORELENS_*`` variables read by the project's scripts and tests, not by
 #: the product; they are allowed through instead of being refused as typos.
 TOOL_VARIABLES = frozenset(
-    {"STORELENS_TEST_CACHE", "STORELENS_CACHE", "STORELENS_VENV", "STORELENS_DEMO_PASSWORD"}
+    {"STORELENS_PHOTO_CACHE", "STORELENS_CACHE", "STORELENS_VENV", "STORELENS_DEMO_PASSWORD"}
 )
 BACKENDS = ("local", "aws")
 PROJECT_DIR = Path(__file__).resolve().parent.parent

