@@ -233,18 +233,7 @@ class ApprovalService:
             self._discard(pending, actor, PendingStatus.EXPIRED, "expire")
 
     def _approve(self, pending: PendingIdentity, details: CustomerDetails, actor: str) -> str:
-        now = utcnow()
-        customer = Customer(
-            customer_id=new_id("cus"),
-            name=details.name,
-            email=details.email,
-            loyalty_id=details.loyalty_id,
-            consent=True,
-            consent_at=now,
-            notes=details.notes,
-            created_at=now,
-            updated_at=now,
-        )
+        customer = Customer.from_details(details)
         if customer.loyalty_id and self.repos.customers.find_by_loyalty_id(customer.loyalty_id):
             raise ConflictError(f"loyalty id {customer.loyalty_id} already belongs to a customer")
         self.repos.customers.add(customer)

@@ -120,18 +120,7 @@ class CustomerService:
         crops = [crop_face(img, self.single_face(img, names[i]).bbox) for i, img in enumerate(images)]
         if details.loyalty_id and self.repos.customers.find_by_loyalty_id(details.loyalty_id):
             raise ValidationError(f"loyalty id {details.loyalty_id} already belongs to a customer")
-        now = utcnow()
-        customer = Customer(
-            customer_id=new_id("cus"),
-            name=details.name,
-            email=details.email,
-            loyalty_id=details.loyalty_id,
-            consent=True,
-            consent_at=now,
-            notes=details.notes,
-            created_at=now,
-            updated_at=now,
-        )
+        customer = Customer.from_details(details)
         self.repos.customers.add(customer)
         for crop in crops:
             self._add_face(customer.customer_id, crop)

@@ -27,6 +27,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def to_stored_time(value: datetime | None) -> str | None:
+    """Fixed-width UTC text, the form both stores keep: text order is time order.
+
+    Naive datetimes are refused: they are bugs, not local times.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime passed to the store")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def from_stored_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
 def new_id(prefix: str) -> str:
     """An opaque identifier such as ``cus_3f2a...``; never derived from a name."""
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
@@ -190,6 +206,22 @@ class Customer:
     notes: str = ""
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+
+    @classmethod
+    def from_details(cls, details: CustomerDetails, now: datetime | None = None) -> Customer:
+        """A new customer from validated details; consent is recorded at ``now``."""
+        now = now or utcnow()
+        return cls(
+            customer_id=new_id("cus"),
+            name=details.name,
+            email=details.email,
+            loyalty_id=details.loyalty_id,
+            consent=True,
+            consent_at=now,
+            notes=details.notes,
+            created_at=now,
+            updated_at=now,
+        )
 
 
 @dataclass(frozen=True, slots=True)

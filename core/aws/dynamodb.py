@@ -65,6 +65,8 @@ from core.models import (
     SeenEvent,
     Transaction,
     Visit,
+    from_stored_time,
+    to_stored_time,
 )
 
 #: Extra time after ``expires_at`` before DynamoDB TTL may delete an item: the
@@ -114,17 +116,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str | None]], str | None]] = {
 }
 
 
-def to_db_time(value: datetime | None) -> str | None:
-    """Fixed-width UTC text (same form as the SQLite store); naive datetimes are bugs."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime passed to the store")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def from_db_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+to_db_time = to_stored_time
+from_db_time = from_stored_time
 
 
 def _req_time(value: str) -> datetime:

@@ -35,6 +35,8 @@ from core.models import (
     SeenEvent,
     Transaction,
     Visit,
+    from_stored_time,
+    to_stored_time,
 )
 
 SCHEMA_VERSION = 1
@@ -173,17 +175,8 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 
-def to_db_time(value: datetime | None) -> str | None:
-    """Fixed-width UTC text; naive datetimes are refused (they are bugs)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime passed to the store")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def from_db_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+to_db_time = to_stored_time
+from_db_time = from_stored_time
 
 
 def _req_time(value: str) -> datetime:
