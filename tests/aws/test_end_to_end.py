@@ -167,7 +167,8 @@ def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> 
     result = ingest_app.handler(face_event(crop))
     assert result["status"] == "ok" and result["outcome"] == "pending"
     pending_id = result["pending_id"]
-    assert stack.objects() == [f"crops/2026/11/23/{result['event_id']}.jpg"]
+    # Unapproved: under pending/, which the bucket's lifecycle rule expires.
+    assert stack.objects() == [f"pending/2026/11/23/{result['event_id']}.jpg"]
 
     # 2. The execution waits on the notify task, which mailed the approver.
     execution = svc.workflow.execution_arn(pending_id)  # type: ignore[attr-defined]
@@ -220,6 +221,8 @@ def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> 
     assert svc.repos.pending.get(pending_id).decided_by == "alice"
     [face] = svc.repos.faces.by_customer(customer.customer_id)
     assert face.index_face_id == customer_face
+    # Approved: the crop moved out of the expiring prefix.
+    assert stack.objects() == [f"crops/2026/11/23/{result['event_id']}.jpg"] == [face.crop_key]
     visits = svc.repos.visits.by_customer(customer.customer_id)
     assert [v.customer_id for v in visits] == [customer.customer_id]
     assert any(a.action == "approve" for a in svc.repos.audit.list(subject_id=customer.customer_id))
