@@ -255,7 +255,7 @@ class ApprovalService:
         from core.ingest import approved_key, record_sighting
 
         faces = self.faces_of(pending.pending_id)
-        existing = len(self.repos.faces.by_customer(customer_id))
+        existing = self.repos.faces.count_templates(customer_id)
         budget = max(0, TEMPLATES_ON_APPROVAL - existing)
         # Re-index under the customer's opaque id (Rekognition cannot relabel a
         # face); the best-matching crops first, the rest stay as photos only.

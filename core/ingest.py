@@ -158,7 +158,7 @@ class IngestService:
         customer_id = verdict.customer_id
         assert customer_id is not None
         index_face_id = None
-        if len(self.repos.faces.by_customer(customer_id)) < MAX_TEMPLATES_PER_CUSTOMER:
+        if self.repos.faces.count_templates(customer_id) < MAX_TEMPLATES_PER_CUSTOMER:
             index_face_id = self.recognition.faces.index_face(
                 self.recognition.collection_id, event.crop_jpeg, customer_id
             ).face_id

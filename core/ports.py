@@ -131,6 +131,9 @@ class FaceRepository(Protocol):
 
     def by_customer(self, customer_id: str) -> list[Face]: ...
 
+    def count_templates(self, customer_id: str) -> int:
+        """How many of the customer's faces are indexed (their recognition templates)."""
+
     def by_pending(self, pending_id: str) -> list[Face]: ...
 
     def by_status(self, status: FaceStatus) -> list[Face]: ...

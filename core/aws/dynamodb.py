@@ -461,6 +461,12 @@ class DynamoDbFaces(_Repo):
     def by_customer(self, customer_id: str) -> list[Face]:
         return [_face(i) for i in self._t.query("by_customer", "customer_id", customer_id)]
 
+    def count_templates(self, customer_id: str) -> int:
+        # Reads the customer's partition of the GSI, which grows with every
+        # visit photo; a counter attribute on the customer would make it O(1).
+        items = self._t.query("by_customer", "customer_id", customer_id)
+        return sum(1 for item in items if item.get("index_face_id"))
+
     def by_pending(self, pending_id: str) -> list[Face]:
         return [_face(i) for i in self._t.query("by_pending", "pending_id", pending_id)]
 

@@ -274,6 +274,16 @@ class SqliteFaces(_Base):
         )
         return [_face(r) for r in rows]
 
+    def count_templates(self, customer_id: str) -> int:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT count(*) FROM faces WHERE customer_id=? AND index_face_id IS NOT NULL", (customer_id,)
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
     def by_pending(self, pending_id: str) -> list[Face]:
         rows = self._conn().execute(
             "SELECT * FROM faces WHERE pending_id=? ORDER BY captured_at", (pending_id,)

@@ -135,6 +135,16 @@ def test_customer_search_and_loyalty_lookup(repos: Any) -> None:
 # ---------------------------------------------------------------------- faces
 
 
+def test_faces_count_templates_counts_only_indexed_faces(repos: Any) -> None:
+    for i in range(3):
+        repos.faces.add(face(status=FaceStatus.CUSTOMER, customer_id="cus_1", index_face_id=f"ix-{i}"))
+    repos.faces.add(face(status=FaceStatus.CUSTOMER, customer_id="cus_1"))  # a visit photo, not a template
+    repos.faces.add(face(status=FaceStatus.CUSTOMER, customer_id="cus_2", index_face_id="ix-9"))
+    assert repos.faces.count_templates("cus_1") == 3
+    assert repos.faces.count_templates("cus_2") == 1
+    assert repos.faces.count_templates("cus_none") == 0
+
+
 def test_faces_by_owner_status_and_index_id(repos: Any) -> None:
     p = pending()
     f1 = face(pending_id=p.pending_id, index_face_id="idx-1", similarity=0.31)
