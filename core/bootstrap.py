@@ -93,7 +93,13 @@ def _assemble(
     )
     customers = CustomerService(settings=settings, repos=repos, blobs=blobs, faces=faces)
     privacy = PrivacyService(
-        settings=settings, repos=repos, blobs=blobs, faces=faces, notifier=notifier, workflow=workflow
+        settings=settings,
+        repos=repos,
+        blobs=blobs,
+        faces=faces,
+        notifier=notifier,
+        workflow=workflow,
+        approvals=approvals,
     )
     recognition.ensure_collection()
     return Services(

@@ -31,6 +31,7 @@ from core.models import (
     PendingKind,
     PendingStatus,
     Visit,
+    face_from_event,
     new_id,
     utcnow,
 )
@@ -162,14 +163,10 @@ class IngestService:
             index_face_id = self.recognition.faces.index_face(
                 self.recognition.collection_id, event.crop_jpeg, customer_id
             ).face_id
-        face = Face(
-            face_id=new_id("fac"),
-            event_id=event.event_id,
-            crop_key=crop_key,
-            captured_at=event.captured_at,
-            camera_id=event.camera_id,
-            zone=event.zone,
-            status=FaceStatus.CUSTOMER,
+        face = face_from_event(
+            event,
+            crop_key,
+            FaceStatus.CUSTOMER,
             index_face_id=index_face_id,
             customer_id=customer_id,
             similarity=verdict.similarity,
@@ -215,14 +212,10 @@ class IngestService:
         indexed = self.recognition.faces.index_face(
             self.recognition.collection_id, event.crop_jpeg, pending.pending_id
         )
-        face = Face(
-            face_id=new_id("fac"),
-            event_id=event.event_id,
-            crop_key=crop_key,
-            captured_at=event.captured_at,
-            camera_id=event.camera_id,
-            zone=event.zone,
-            status=FaceStatus.PENDING,
+        face = face_from_event(
+            event,
+            crop_key,
+            FaceStatus.PENDING,
             index_face_id=indexed.face_id,
             pending_id=pending.pending_id,
             similarity=verdict.similarity,

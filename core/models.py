@@ -193,6 +193,20 @@ class Face:
     similarity: float | None = None
 
 
+def face_from_event(event: FaceEvent, crop_key: str, status: FaceStatus, **owner: Any) -> Face:
+    """The stored Face for an ingested event; ``owner`` sets ids and similarity."""
+    return Face(
+        face_id=new_id("fac"),
+        event_id=event.event_id,
+        crop_key=crop_key,
+        captured_at=event.captured_at,
+        camera_id=event.camera_id,
+        zone=event.zone,
+        status=status,
+        **owner,
+    )
+
+
 @dataclass(slots=True)
 class Customer:
     """An approved, consenting customer. ``customer_id`` is opaque."""

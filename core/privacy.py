@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.models import AuditEntry, PendingStatus, new_id, utcnow
 from core.ports import ApprovalWorkflow, BlobStore, FaceIndex, Notifier, Repositories
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.approvals import ApprovalService
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class PrivacyService:
         faces: FaceIndex,
         notifier: Notifier,
         workflow: ApprovalWorkflow,
+        approvals: ApprovalService,
     ) -> None:
         self.settings = settings
         self.repos = repos
@@ -51,6 +56,7 @@ class PrivacyService:
         self.faces = faces
         self.notifier = notifier
         self.workflow = workflow
+        self.approvals = approvals
 
     def erase(self, customer_id: str, actor: str = "system") -> ErasureReport:
         """Remove every trace of a customer; raise ``NotFoundError`` if unknown."""
@@ -107,21 +113,11 @@ class PrivacyService:
 
     def purge(self, now: datetime | None = None, actor: str = "retention") -> PurgeReport:
         """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows)."""
-        from core.approvals import ApprovalService
-
         now = now or utcnow()
-        approvals = ApprovalService(
-            settings=self.settings,
-            repos=self.repos,
-            blobs=self.blobs,
-            faces=self.faces,
-            notifier=self.notifier,
-            workflow=self.workflow,
-        )
         expired = []
         for pending in self.repos.pending.expired(now):
             self.workflow.cancel(pending.pending_id, "expired")
-            approvals.expire(pending.pending_id, actor)
+            self.approvals.expire(pending.pending_id, actor)
             expired.append(pending.pending_id)
         return PurgeReport(expired=expired)
 
