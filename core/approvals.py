@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.errors import ConflictError, NotFoundError, ValidationError
@@ -366,7 +365,3 @@ class ApprovalService:
 
     def _audit(self, actor: str, action: str, subject_id: str, details: dict[str, object]) -> None:
         self.repos.audit.append(AuditEntry(new_id("aud"), utcnow(), actor, action, subject_id, dict(details)))
-
-
-def is_expired(pending: PendingIdentity, now: datetime) -> bool:
-    return pending.status is PendingStatus.PENDING and pending.expires_at < now

@@ -91,7 +91,9 @@ def _assemble(
     ingest = IngestService(
         settings=settings, repos=repos, blobs=blobs, recognition=recognition, approvals=approvals
     )
-    customers = CustomerService(settings=settings, repos=repos, blobs=blobs, faces=faces)
+    customers = CustomerService(
+        settings=settings, repos=repos, blobs=blobs, faces=faces, recognition=recognition
+    )
     privacy = PrivacyService(
         settings=settings,
         repos=repos,

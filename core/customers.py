@@ -75,13 +75,20 @@ def crop_face(image: bytes, bbox: BoundingBox, margin: float = CROP_MARGIN) -> b
 
 class CustomerService:
     def __init__(
-        self, *, settings: Settings, repos: Repositories, blobs: BlobStore, faces: FaceIndex
+        self,
+        *,
+        settings: Settings,
+        repos: Repositories,
+        blobs: BlobStore,
+        faces: FaceIndex,
+        recognition: RecognitionPolicy,
     ) -> None:
         self.settings = settings
         self.repos = repos
         self.blobs = blobs
         self.faces = faces
-        self.policy = RecognitionPolicy(settings=settings, faces=faces, repos=repos)
+        # The bootstrap's policy, so identify() and ingest decide with one configuration.
+        self.policy = recognition
 
     @property
     def collection_id(self) -> str:

@@ -37,7 +37,7 @@ from core.models import (
 )
 from core.ports import BlobStore, Repositories
 from core.recognition import Recognition, RecognitionPolicy
-from core.schema import check_jpeg_bytes, event_to_json, parse_event
+from core.schema import event_to_json, parse_event
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -302,4 +302,4 @@ def _guess_event_id(payload: object) -> str | None:
     return None
 
 
-__all__ = ["IngestService", "check_jpeg_bytes", "crop_key_for", "record_sighting"]
+__all__ = ["IngestService", "approved_key", "crop_key_for", "record_sighting"]
