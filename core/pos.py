@@ -40,8 +40,16 @@ from core.errors import ValidationError
 from core.models import Transaction
 
 REQUIRED = ("transaction_id", "occurred_at")
-KNOWN = ("transaction_id", "occurred_at", "amount", "amount_cents", "currency", "loyalty_id",
-         "camera_id", "store_id")
+KNOWN = (
+    "transaction_id",
+    "occurred_at",
+    "amount",
+    "amount_cents",
+    "currency",
+    "loyalty_id",
+    "camera_id",
+    "store_id",
+)
 
 
 @dataclass
@@ -100,8 +108,14 @@ def import_csv(
     return _import(repos, source, default_store, window_before, window_after, default_currency)
 
 
-def _import(repos: Any, fh: TextIO | io.StringIO, default_store: str, before: timedelta, after: timedelta,
-            default_currency: str) -> ImportReport:
+def _import(
+    repos: Any,
+    fh: TextIO | io.StringIO,
+    default_store: str,
+    before: timedelta,
+    after: timedelta,
+    default_currency: str,
+) -> ImportReport:
     reader = csv.DictReader(fh)
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
@@ -126,8 +140,16 @@ def _import(repos: Any, fh: TextIO | io.StringIO, default_store: str, before: ti
         customer_id, how = _link(repos, tx, before, after)
         if how == "ambiguous":
             report.ambiguous += 1
-        tx = Transaction(tx.transaction_id, tx.store_id, tx.occurred_at, tx.amount_cents, tx.currency,
-                         tx.loyalty_id, customer_id, tx.camera_id)
+        tx = Transaction(
+            tx.transaction_id,
+            tx.store_id,
+            tx.occurred_at,
+            tx.amount_cents,
+            tx.currency,
+            tx.loyalty_id,
+            customer_id,
+            tx.camera_id,
+        )
         if not repos.transactions.add(tx):
             report.duplicates += 1
             continue

@@ -128,10 +128,17 @@ def parse_store_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Stor
         if raw.get("zone") not in ids:
             raise SettingsError(f"camera {raw.get('id')!r} covers unknown zone {raw.get('zone')!r}")
         pos = raw.get("position")
-        cameras.append(Camera(str(raw["id"]), str(raw["zone"]), str(raw.get("source", "0")),
-                              str(raw.get("detector", "hog")), int(raw.get("every", 3)),
-                              bool(raw.get("checkout", False)),
-                              (int(pos[0]), int(pos[1])) if pos else None))
+        cameras.append(
+            Camera(
+                str(raw["id"]),
+                str(raw["zone"]),
+                str(raw.get("source", "0")),
+                str(raw.get("detector", "hog")),
+                int(raw.get("every", 3)),
+                bool(raw.get("checkout", False)),
+                (int(pos[0]), int(pos[1])) if pos else None,
+            )
+        )
     return StoreConfig(
         store_id=str(data.get("store_id", "store-1")),
         name=str(data.get("name", data.get("store_id", "store"))),
@@ -156,8 +163,16 @@ def draw_floor_plan(config: StoreConfig, path: str | Path | None = None) -> Path
         cv2.fillPoly(img, [pts], palette[i % len(palette)])
         cv2.polylines(img, [pts], True, (90, 90, 90), 2)
         cx, cy = zone.centroid
-        cv2.putText(img, zone.name, (int(cx) - 6 * len(zone.name), int(cy)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.6, (40, 40, 40), 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            zone.name,
+            (int(cx) - 6 * len(zone.name), int(cy)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (40, 40, 40),
+            1,
+            cv2.LINE_AA,
+        )
     for cam in config.cameras:
         if cam.position:
             cv2.circle(img, cam.position, 8, (30, 30, 200), -1)
@@ -165,8 +180,16 @@ def draw_floor_plan(config: StoreConfig, path: str | Path | None = None) -> Path
             x = cam.position[0] + 10
             if x + tw > config.plan_width - 6:  # keep the label inside the plan
                 x = cam.position[0] - 10 - tw
-            cv2.putText(img, cam.camera_id, (x, max(12, cam.position[1] - 6)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, (30, 30, 200), 1, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                cam.camera_id,
+                (x, max(12, cam.position[1] - 6)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (30, 30, 200),
+                1,
+                cv2.LINE_AA,
+            )
     cv2.rectangle(img, (2, 2), (config.plan_width - 3, config.plan_height - 3), (60, 60, 60), 3)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), img)

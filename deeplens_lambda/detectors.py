@@ -66,8 +66,9 @@ def _from_dlib_rect(rect: Any, scale: float, width: int, height: int) -> Boundin
     return box.clip(width, height)
 
 
-def _from_corners(xmin: float, ymin: float, xmax: float, ymax: float, sx: float, sy: float,
-                  width: int, height: int) -> BoundingBox:
+def _from_corners(
+    xmin: float, ymin: float, xmax: float, ymax: float, sx: float, sy: float, width: int, height: int
+) -> BoundingBox:
     """Corner coordinates multiplied by (``sx``, ``sy``) as a clipped pixel box."""
     left = round(min(xmin, xmax) * sx)
     top = round(min(ymin, ymax) * sy)
@@ -108,8 +109,16 @@ def parse_awscam_ssd(
             continue
         if wanted is not None and int(obj.get("label", -1)) not in wanted:
             continue
-        box = _from_corners(float(obj["xmin"]), float(obj["ymin"]), float(obj["xmax"]), float(obj["ymax"]),
-                            sx, sy, frame_width, frame_height)
+        box = _from_corners(
+            float(obj["xmin"]),
+            float(obj["ymin"]),
+            float(obj["xmax"]),
+            float(obj["ymax"]),
+            sx,
+            sy,
+            frame_width,
+            frame_height,
+        )
         if box.area > 0:
             faces.append(DetectedFace(box, min(1.0, max(0.0, prob))))
     faces.sort(key=lambda f: f.confidence, reverse=True)

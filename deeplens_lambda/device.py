@@ -63,8 +63,14 @@ class AwscamSSDDetector:
 
     name = "awscam-ssd"
 
-    def __init__(self, *, model_path: str = DEFAULT_MODEL_PATH, input_size: int = 300,
-                 threshold: float = 0.5, loading: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model_path: str = DEFAULT_MODEL_PATH,
+        input_size: int = 300,
+        threshold: float = 0.5,
+        loading: Mapping[str, str] | None = None,
+    ) -> None:
         awscam = _require("awscam")
         self.input_size = int(input_size)
         self.threshold = float(threshold)
@@ -77,8 +83,14 @@ class AwscamSSDDetector:
         resized = cv2.resize(frame, (self.input_size, self.input_size))
         inference = self._model.doInference(resized)
         parsed = self._model.parseResult("ssd", inference)
-        return parse_awscam_ssd(parsed, frame_width=w, frame_height=h, input_width=self.input_size,
-                                input_height=self.input_size, threshold=self.threshold)
+        return parse_awscam_ssd(
+            parsed,
+            frame_width=w,
+            frame_height=h,
+            input_width=self.input_size,
+            input_height=self.input_size,
+            threshold=self.threshold,
+        )
 
 
 class GreengrassTransport:
@@ -118,8 +130,15 @@ class ProjectStream:
         img = frame.copy()
         for track_id, box in boxes.items():
             cv2.rectangle(img, (box.left, box.top), (box.right, box.bottom), (255, 165, 20), 4)
-            cv2.putText(img, track_id.rsplit("-", 1)[-1], (box.left, max(0, box.top - 8)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 165, 20), 2)
+            cv2.putText(
+                img,
+                track_id.rsplit("-", 1)[-1],
+                (box.left, max(0, box.top - 8)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                1.0,
+                (255, 165, 20),
+                2,
+            )
         ok, jpeg = cv2.imencode(".jpg", cv2.resize(img, self.size))
         if ok:
             with self._lock:
@@ -153,15 +172,23 @@ def run(environ: Mapping[str, str] | None = None, stop: threading.Event | None =
     awscam = _require("awscam")
     store = env.get("DEEPLENS_STORE_ID", "store-1")
     camera = env.get("DEEPLENS_CAMERA_ID", env.get("AWS_IOT_THING_NAME", "deeplens"))
-    context = EdgeContext(store_id=store, camera_id=camera, zone=env.get("DEEPLENS_ZONE", "entrance"),
-                          every=int(env.get("DEEPLENS_EVERY", "2")))
-    detector = AwscamSSDDetector(model_path=env.get("DEEPLENS_MODEL_PATH", DEFAULT_MODEL_PATH),
-                                 input_size=int(env.get("DEEPLENS_INPUT_SIZE", "300")),
-                                 threshold=float(env.get("DEEPLENS_THRESHOLD", "0.5")))
+    context = EdgeContext(
+        store_id=store,
+        camera_id=camera,
+        zone=env.get("DEEPLENS_ZONE", "entrance"),
+        every=int(env.get("DEEPLENS_EVERY", "2")),
+    )
+    detector = AwscamSSDDetector(
+        model_path=env.get("DEEPLENS_MODEL_PATH", DEFAULT_MODEL_PATH),
+        input_size=int(env.get("DEEPLENS_INPUT_SIZE", "300")),
+        threshold=float(env.get("DEEPLENS_THRESHOLD", "0.5")),
+    )
     pipeline = EdgePipeline(detector, context)
-    publisher = SpoolingPublisher(GreengrassTransport(),
-                                  Spool(env.get("DEEPLENS_SPOOL", "/tmp/storelens-spool.db")),
-                                  topic=topic_for(store, camera))
+    publisher = SpoolingPublisher(
+        GreengrassTransport(),
+        Spool(env.get("DEEPLENS_SPOOL", "/tmp/storelens-spool.db")),
+        topic=topic_for(store, camera),
+    )
     stream = ProjectStream(env.get("DEEPLENS_FIFO", FIFO_PATH))
     stop = stop or threading.Event()
     try:

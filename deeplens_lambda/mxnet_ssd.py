@@ -74,10 +74,17 @@ class MXNetSSDDetector:
 
     name = "mxnet-ssd"
 
-    def __init__(self, *, prefix: str | Path, epoch: int = 0, input_size: int = 300, threshold: float = 0.5,
-                 class_ids: Iterable[int] | None = None,
-                 mean: tuple[float, float, float] = (123.0, 117.0, 104.0),
-                 std: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> None:
+    def __init__(
+        self,
+        *,
+        prefix: str | Path,
+        epoch: int = 0,
+        input_size: int = 300,
+        threshold: float = 0.5,
+        class_ids: Iterable[int] | None = None,
+        mean: tuple[float, float, float] = (123.0, 117.0, 104.0),
+        std: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ) -> None:
         try:
             import mxnet as mx
         except ImportError as exc:
@@ -108,5 +115,6 @@ class MXNetSSDDetector:
         data = (data - self._mean) / self._std
         self._module.forward(mx.io.DataBatch([data]), is_train=False)
         out: Any = self._module.get_outputs()[0].asnumpy()
-        return parse_mxnet_detections(out[0], frame_width=width, frame_height=height,
-                                      threshold=self.threshold, class_ids=self.class_ids)
+        return parse_mxnet_detections(
+            out[0], frame_width=width, frame_height=height, threshold=self.threshold, class_ids=self.class_ids
+        )

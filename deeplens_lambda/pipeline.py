@@ -114,8 +114,9 @@ def process_frame(
     return events
 
 
-def flush(detector: Detector, tracker: Tracker, context: EdgeContext,
-          stats: PipelineStats | None = None) -> list[FaceEvent]:
+def flush(
+    detector: Detector, tracker: Tracker, context: EdgeContext, stats: PipelineStats | None = None
+) -> list[FaceEvent]:
     """End of stream: emit the crops live tracks still owe."""
     events = [build_event(e, context, detector.name) for e in tracker.flush()]
     if stats is not None:
@@ -139,8 +140,9 @@ class EdgePipeline:
 
     def process(self, frame: np.ndarray, captured_at: datetime | None = None) -> list[FaceEvent]:
         """See :func:`process_frame`."""
-        return process_frame(frame, self.detector, self.tracker, self.context,
-                             captured_at=captured_at, stats=self.stats)
+        return process_frame(
+            frame, self.detector, self.tracker, self.context, captured_at=captured_at, stats=self.stats
+        )
 
     def flush(self) -> list[FaceEvent]:
         """See :func:`flush`."""

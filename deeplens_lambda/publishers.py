@@ -114,9 +114,18 @@ class MqttTransport:
     client_id=thing_name)``.
     """
 
-    def __init__(self, host: str, port: int = 1883, *, client_id: str | None = None,
-                 tls: TlsFiles | None = None, qos: int = 1, keepalive: int = 30,
-                 timeout: float = 5.0, retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 1883,
+        *,
+        client_id: str | None = None,
+        tls: TlsFiles | None = None,
+        qos: int = 1,
+        keepalive: int = 30,
+        timeout: float = 5.0,
+        retry_seconds: float = 1.0,
+    ) -> None:
         self.host = host
         self.port = int(port)
         self.client_id = client_id or f"storelens-edge-{int(time.time() * 1000) % 10**9}"
@@ -139,8 +148,12 @@ class MqttTransport:
         self._last_attempt = now
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         if self.tls is not None:
-            client.tls_set(ca_certs=str(self.tls.ca_file), certfile=str(self.tls.cert_file),
-                           keyfile=str(self.tls.key_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            client.tls_set(
+                ca_certs=str(self.tls.ca_file),
+                certfile=str(self.tls.cert_file),
+                keyfile=str(self.tls.key_file),
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
 
         def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
             self._connected = not reason.is_failure
@@ -212,8 +225,9 @@ class SpoolingPublisher:
     and goes out, in order, on a later ``publish``/``drain``/``close``.
     """
 
-    def __init__(self, transport: Transport, spool: Spool, *, topic: str | None = None,
-                 batch: int = 100) -> None:
+    def __init__(
+        self, transport: Transport, spool: Spool, *, topic: str | None = None, batch: int = 100
+    ) -> None:
         self.transport = transport
         self.spool = spool
         self.topic = topic

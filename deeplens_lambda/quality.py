@@ -37,7 +37,7 @@ def face_patch(frame: np.ndarray, box: BoundingBox, side: int = 64) -> np.ndarra
     b = box.clip(w, h)
     if b.width < 2 or b.height < 2:
         return np.zeros((side, side), np.uint8)
-    region = frame[b.top:b.bottom, b.left:b.right]
+    region = frame[b.top : b.bottom, b.left : b.right]
     if region.ndim == 3:
         region = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
     return cv2.resize(region, (side, side), interpolation=cv2.INTER_AREA)

@@ -94,8 +94,12 @@ class Track:
         """Where the box should be at ``frame_index`` at the current velocity."""
         steps = frame_index - self.last_frame
         dx, dy = self.velocity
-        return BoundingBox(round(self.bbox.left + dx * steps), round(self.bbox.top + dy * steps),
-                           self.bbox.width, self.bbox.height)
+        return BoundingBox(
+            round(self.bbox.left + dx * steps),
+            round(self.bbox.top + dy * steps),
+            self.bbox.width,
+            self.bbox.height,
+        )
 
 
 class Tracker:
@@ -126,8 +130,13 @@ class Tracker:
         """Predicted boxes of live tracks at the current frame (for drawing)."""
         return {tid: t.predicted(self.frame_index - 1) for tid, t in self.tracks.items()}
 
-    def update(self, detections: list[DetectedFace], frame: np.ndarray, captured_at: datetime,
-               frame_index: int | None = None) -> list[Emission]:
+    def update(
+        self,
+        detections: list[DetectedFace],
+        frame: np.ndarray,
+        captured_at: datetime,
+        frame_index: int | None = None,
+    ) -> list[Emission]:
         """Associate ``detections`` of ``frame`` with tracks; return crops to publish."""
         cfg = self.config
         index = self.frame_index - 1 if frame_index is None else frame_index
@@ -159,7 +168,10 @@ class Tracker:
                 continue
             track = Track(
                 track_id=f"{self.camera_id[:96]}-{self._run}-{next(self._ids)}",  # schema: <= 128 chars
-                bbox=det.bbox, started_at=captured_at, last_seen_at=captured_at, last_frame=index,
+                bbox=det.bbox,
+                started_at=captured_at,
+                last_seen_at=captured_at,
+                last_frame=index,
             )
             self.tracks[track.track_id] = track
             self.tracks_started += 1
@@ -198,7 +210,7 @@ class Tracker:
             return
         h, w = frame.shape[:2]
         crop_box = det.bbox.expand(cfg.crop_margin).clip(w, h)
-        crop = frame[crop_box.top:crop_box.bottom, crop_box.left:crop_box.right].copy()
+        crop = frame[crop_box.top : crop_box.bottom, crop_box.left : crop_box.right].copy()
         track.best = Candidate(quality, det.bbox, det.confidence, captured_at, crop, crop_box, w, h)
 
     def _maybe_emit(self, track: Track, now: datetime) -> Emission | None:
@@ -228,8 +240,9 @@ class Tracker:
         return []
 
 
-def _associate(tracks: list[BoundingBox], dets: list[BoundingBox],
-               cfg: TrackerConfig) -> list[tuple[int, int]]:
+def _associate(
+    tracks: list[BoundingBox], dets: list[BoundingBox], cfg: TrackerConfig
+) -> list[tuple[int, int]]:
     """Greedy matching: highest IoU pairs first, then nearest centres for the rest."""
     if not tracks or not dets:
         return []

@@ -27,8 +27,11 @@ def build(out: Path = OUT) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copytree(ROOT / "core", out / "core", ignore=lambda d, names: [n for n in names if n in SKIP])
-    shutil.copytree(ROOT / "infra" / "functions", out / "infra" / "functions",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "infra" / "functions",
+        out / "infra" / "functions",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy(ROOT / "infra" / "requirements-lambda.txt", out / "requirements.txt")
     return out
 

@@ -65,13 +65,21 @@ class LocalStack:
 def _session(region: str) -> Any:
     import boto3
 
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                 region_name=region)
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
 
 
-def create(endpoint: str, *, region: str = "eu-west-1", bucket: str = "storelens-crops",
-           table_prefix: str = "storelens", sender: str = "storelens@storelens.local",
-           stack_name: str = "storelens", admin: tuple[str, str] | None = None) -> LocalStack:
+def create(
+    endpoint: str,
+    *,
+    region: str = "eu-west-1",
+    bucket: str = "storelens-crops",
+    table_prefix: str = "storelens",
+    sender: str = "storelens@storelens.local",
+    stack_name: str = "storelens",
+    admin: tuple[str, str] | None = None,
+) -> LocalStack:
     """Create (or reuse) every resource on the server at ``endpoint``.
 
     ``admin`` (user name, password) creates a dashboard user in the pool's
@@ -96,8 +104,16 @@ def create(endpoint: str, *, region: str = "eu-west-1", bucket: str = "storelens
     try:
         role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
     except ClientError:
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"Service": "states.amazonaws.com"}}]}
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRole",
+                    "Principal": {"Service": "states.amazonaws.com"},
+                }
+            ],
+        }
         role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))
         role_arn = role["Role"]["Arn"]
     account = role_arn.split(":")[4]
@@ -105,28 +121,48 @@ def create(endpoint: str, *, region: str = "eu-west-1", bucket: str = "storelens
     for name in FUNCTIONS:
         # No Lambdas run in moto; the ARNs only need to be well formed.
         fn = name.removesuffix("FunctionArn").lower()
-        definition = definition.replace("${" + name + "}",
-                                        f"arn:aws:lambda:{region}:{account}:function:{stack_name}-{fn}")
+        definition = definition.replace(
+            "${" + name + "}", f"arn:aws:lambda:{region}:{account}:function:{stack_name}-{fn}"
+        )
     sfn = client("stepfunctions")
     machine_name = f"{stack_name}-approval"
-    existing = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-                if m["name"] == machine_name]
-    machine_arn = existing[0] if existing else sfn.create_state_machine(
-        name=machine_name, definition=definition, roleArn=role_arn)["stateMachineArn"]
+    existing = [
+        m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == machine_name
+    ]
+    machine_arn = (
+        existing[0]
+        if existing
+        else sfn.create_state_machine(name=machine_name, definition=definition, roleArn=role_arn)[
+            "stateMachineArn"
+        ]
+    )
 
     idp = client("cognito-idp")
     pool_name = f"{stack_name}-approvers"
     pools = [p["Id"] for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == pool_name]
     pool_id = pools[0] if pools else idp.create_user_pool(PoolName=pool_name)["UserPool"]["Id"]
     clients = idp.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
-    client_id = clients[0]["ClientId"] if clients else idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName=f"{stack_name}-dashboard",
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
+    client_id = (
+        clients[0]["ClientId"]
+        if clients
+        else idp.create_user_pool_client(
+            UserPoolId=pool_id,
+            ClientName=f"{stack_name}-dashboard",
+            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        )["UserPoolClient"]["ClientId"]
+    )
     if admin is not None:
         _ensure_admin(idp, pool_id, *admin)
-    return LocalStack(endpoint=endpoint, region=region, bucket=bucket, table_prefix=table_prefix,
-                      state_machine_arn=machine_arn, sender=sender, user_pool_id=pool_id, client_id=client_id)
+    return LocalStack(
+        endpoint=endpoint,
+        region=region,
+        bucket=bucket,
+        table_prefix=table_prefix,
+        state_machine_arn=machine_arn,
+        sender=sender,
+        user_pool_id=pool_id,
+        client_id=client_id,
+    )
 
 
 def _ensure_admin(idp: Any, pool_id: str, username: str, password: str) -> None:
@@ -154,12 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-prefix", default="storelens")
     parser.add_argument("--sender", default="storelens@storelens.local")
     parser.add_argument("--admin-user", default="admin", help="dashboard admin in the Cognito pool")
-    parser.add_argument("--admin-password", default="",
-                        help="create the admin user with this password (omit to skip)")
+    parser.add_argument(
+        "--admin-password", default="", help="create the admin user with this password (omit to skip)"
+    )
     args = parser.parse_args(argv)
     admin = (args.admin_user, args.admin_password) if args.admin_password else None
-    stack = create(args.endpoint, region=args.region, bucket=args.bucket, table_prefix=args.table_prefix,
-                   sender=args.sender, admin=admin)
+    stack = create(
+        args.endpoint,
+        region=args.region,
+        bucket=args.bucket,
+        table_prefix=args.table_prefix,
+        sender=args.sender,
+        admin=admin,
+    )
     for key, value in stack.environment().items():
         print(f"{key}={value}")
     return 0

@@ -56,9 +56,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     store = args.store or (services.settings.store_id if services else "store-1")
     try:
         summary = replay(
-            args.source, publisher, store_id=store,
-            camera_id=args.camera, zone=args.zone, every=args.every, detector=args.detector,
-            detector_options={"downscale": args.downscale}, speed=args.speed, progress=progress,
+            args.source,
+            publisher,
+            store_id=store,
+            camera_id=args.camera,
+            zone=args.zone,
+            every=args.every,
+            detector=args.detector,
+            detector_options={"downscale": args.downscale},
+            speed=args.speed,
+            progress=progress,
         )
     finally:
         bar.close()
@@ -114,8 +121,9 @@ def _cmd_floorplan(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     rp = sub.add_parser("replay", help="run a video file, RTSP URL or webcam index through the edge pipeline")
@@ -129,8 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--every", type=int, default=3, help="run the detector on every Nth frame")
     rp.add_argument("--detector", default="hog", choices=("hog", "mxnet"))
     rp.add_argument("--downscale", type=float, default=0.5, help="detector input scale (hog)")
-    rp.add_argument("--mqtt", default=None, metavar="HOST:PORT",
-                    help="publish to an MQTT broker (spooled on disk) instead of in-process")
+    rp.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="HOST:PORT",
+        help="publish to an MQTT broker (spooled on disk) instead of in-process",
+    )
     rp.add_argument("--spool", default=None, help="spool file for --mqtt")
     rp.set_defaults(func=_cmd_replay)
 

@@ -171,9 +171,16 @@ def build_demo(
         for person in visitors:
             arrival = date + timedelta(hours=rng.uniform(9, 19.5))
             before = len(recorder.seen)
-            summary = replay(clips[person], recorder, store_id=services.settings.store_id,
-                             camera_id=ENTRANCE[0], zone=ENTRANCE[1], every=3, detector=detector,
-                             start_time=arrival)
+            summary = replay(
+                clips[person],
+                recorder,
+                store_id=services.settings.store_id,
+                camera_id=ENTRANCE[0],
+                zone=ENTRANCE[1],
+                every=3,
+                detector=detector,
+                start_time=arrival,
+            )
             report.replays += 1
             report.frames += summary.frames
             for _event, result in recorder.seen[before:]:
@@ -195,8 +202,16 @@ def build_demo(
     report.seconds = time.perf_counter() - began
     if not report.stopped:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"built_at": datetime.now(UTC).isoformat(), "days": days,
-                                      "events": report.events, "seed": seed}))
+        marker.write_text(
+            json.dumps(
+                {
+                    "built_at": datetime.now(UTC).isoformat(),
+                    "days": days,
+                    "events": report.events,
+                    "seed": seed,
+                }
+            )
+        )
     notify(1.0, "done")
     return report
 
@@ -221,22 +236,31 @@ def _enroll(services: Any, report: DemoReport) -> None:
     if services.repos.customers.find_by_loyalty_id(loyalty) is not None:
         return
     images = [_photo_bytes(p) for p in ALTERNATE_PHOTOS.get(ENROLLED, [PEOPLE[ENROLLED][0]])]
-    services.customers.enroll(name, images, email=f"{ENROLLED}@example.com", loyalty_id=loyalty,
-                              consent=True, actor="demo")
+    services.customers.enroll(
+        name, images, email=f"{ENROLLED}@example.com", loyalty_id=loyalty, consent=True, actor="demo"
+    )
     report.enrolled.append(name)
 
 
-def _approve(services: Any, recorder: _Recorder, sightings: list[tuple[str, datetime, IngestResult]],
-             report: DemoReport) -> None:
+def _approve(
+    services: Any,
+    recorder: _Recorder,
+    sightings: list[tuple[str, datetime, IngestResult]],
+    report: DemoReport,
+) -> None:
     for person in APPROVE:
         name, loyalty, _ = CAST[person]
         if loyalty and services.repos.customers.find_by_loyalty_id(loyalty) is not None:
             continue
-        pending_ids = [r.pending_id for p, _, r in sightings if p == person and r.pending_id
-                       and r.outcome == IngestOutcome.PENDING]
+        pending_ids = [
+            r.pending_id
+            for p, _, r in sightings
+            if p == person and r.pending_id and r.outcome == IngestOutcome.PENDING
+        ]
         for pending_id in dict.fromkeys(pending_ids):
-            details = CustomerDetails(name=name, email=f"{person}@example.com", loyalty_id=loyalty,
-                                      consent=True)
+            details = CustomerDetails(
+                name=name, email=f"{person}@example.com", loyalty_id=loyalty, consent=True
+            )
             decision = Decision(action="approve", actor="demo", details=details)
             try:
                 services.approvals.decide(pending_id, decision)
@@ -256,8 +280,9 @@ def _customer_of(services: Any, result: IngestResult) -> str | None:
     return None
 
 
-def _zone_traffic(services: Any, sightings: list[tuple[str, datetime, IngestResult]],
-                  rng: random.Random, report: DemoReport) -> dict[tuple[str, str], datetime]:
+def _zone_traffic(
+    services: Any, sightings: list[tuple[str, datetime, IngestResult]], rng: random.Random, report: DemoReport
+) -> dict[tuple[str, str], datetime]:
     """Visits at the in-store cameras for recognised customers; checkout times per (person, day)."""
     checkout: dict[tuple[str, str], datetime] = {}
     store = services.settings.store_id
@@ -284,9 +309,16 @@ def _zone_traffic(services: Any, sightings: list[tuple[str, datetime, IngestResu
     return checkout
 
 
-def _transactions(services: Any, work: Path, sightings: list[tuple[str, datetime, IngestResult]],
-                  checkout: dict[tuple[str, str], datetime], rng: random.Random, report: DemoReport,
-                  start_day: datetime, days: int) -> None:
+def _transactions(
+    services: Any,
+    work: Path,
+    sightings: list[tuple[str, datetime, IngestResult]],
+    checkout: dict[tuple[str, str], datetime],
+    rng: random.Random,
+    report: DemoReport,
+    start_day: datetime,
+    days: int,
+) -> None:
     from core.pos import import_csv
 
     rows: list[dict[str, str]] = []
@@ -295,25 +327,35 @@ def _transactions(services: Any, work: Path, sightings: list[tuple[str, datetime
             continue  # looked, bought nothing
         _, loyalty, _ = CAST[person]
         with_card = loyalty is not None and rng.random() < 0.7
-        rows.append({
-            "transaction_id": f"DEMO-{day}-{person}",
-            "occurred_at": (paid_at - timedelta(seconds=30)).isoformat(),
-            "amount": f"{rng.uniform(4, 140):.2f}",
-            "currency": "EUR",
-            "loyalty_id": loyalty if with_card else "",
-            "camera_id": "" if with_card else CHECKOUT[0],
-        })
+        rows.append(
+            {
+                "transaction_id": f"DEMO-{day}-{person}",
+                "occurred_at": (paid_at - timedelta(seconds=30)).isoformat(),
+                "amount": f"{rng.uniform(4, 140):.2f}",
+                "currency": "EUR",
+                "loyalty_id": loyalty if with_card else "",
+                "camera_id": "" if with_card else CHECKOUT[0],
+            }
+        )
     for day in range(days):  # anonymous shoppers the cameras never matched
         date = start_day + timedelta(days=day)
         for n in range(rng.randint(6, 16)):
             at = date + timedelta(hours=rng.uniform(9, 20))
-            rows.append({"transaction_id": f"DEMO-{date:%Y-%m-%d}-anon-{n}", "occurred_at": at.isoformat(),
-                         "amount": f"{rng.uniform(2, 60):.2f}", "currency": "EUR", "loyalty_id": "",
-                         "camera_id": ""})
+            rows.append(
+                {
+                    "transaction_id": f"DEMO-{date:%Y-%m-%d}-anon-{n}",
+                    "occurred_at": at.isoformat(),
+                    "amount": f"{rng.uniform(2, 60):.2f}",
+                    "currency": "EUR",
+                    "loyalty_id": "",
+                    "camera_id": "",
+                }
+            )
     path = work / "pos.csv"
     with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["transaction_id", "occurred_at", "amount", "currency",
-                                                "loyalty_id", "camera_id"])
+        writer = csv.DictWriter(
+            fh, fieldnames=["transaction_id", "occurred_at", "amount", "currency", "loyalty_id", "camera_id"]
+        )
         writer.writeheader()
         writer.writerows(rows)
     result = import_csv(services, path)

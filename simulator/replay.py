@@ -173,8 +173,14 @@ def replay(
                 on_frame(index, frame)
             if progress is not None:
                 elapsed = time.perf_counter() - began
-                progress(ReplayProgress(index + 1, frames.frame_count, pipeline.stats.events,
-                                        (index + 1) / elapsed if elapsed > 0 else 0.0))
+                progress(
+                    ReplayProgress(
+                        index + 1,
+                        frames.frame_count,
+                        pipeline.stats.events,
+                        (index + 1) / elapsed if elapsed > 0 else 0.0,
+                    )
+                )
         for event in pipeline.flush():
             sink.publish(event)
     finally:

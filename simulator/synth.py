@@ -59,8 +59,10 @@ class Appearance:
         if not self.start <= t < self.start + self.duration:
             return None
         a = (t - self.start) / self.duration
-        return (self.start_xy[0] + a * (self.end_xy[0] - self.start_xy[0]),
-                self.start_xy[1] + a * (self.end_xy[1] - self.start_xy[1]))
+        return (
+            self.start_xy[0] + a * (self.end_xy[0] - self.start_xy[0]),
+            self.start_xy[1] + a * (self.end_xy[1] - self.start_xy[1]),
+        )
 
 
 @dataclass
@@ -103,7 +105,7 @@ def sprite(person: str, face_px: int = 170) -> Sprite:
     img = _photo_image(name)
     face = BoundingBox(x, y, w, h)
     region = face.expand(SPRITE_MARGIN).clip(img.shape[1], img.shape[0])
-    cut = img[region.top:region.bottom, region.left:region.right]
+    cut = img[region.top : region.bottom, region.left : region.right]
     scale = face_px / float(h)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     cut = cv2.resize(cut, None, fx=scale, fy=scale, interpolation=interpolation)
@@ -111,8 +113,9 @@ def sprite(person: str, face_px: int = 170) -> Sprite:
     mask = np.zeros((sh, sw), np.float32)
     cv2.ellipse(mask, (sw // 2, sh // 2), (int(sw * 0.46), int(sh * 0.49)), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, sw * 0.03))
-    inner = BoundingBox(round((x - region.left) * scale), round((y - region.top) * scale),
-                        round(w * scale), round(h * scale))
+    inner = BoundingBox(
+        round((x - region.left) * scale), round((y - region.top) * scale), round(w * scale), round(h * scale)
+    )
     return Sprite(cut.astype(np.float32), mask[..., None], inner)
 
 
@@ -140,8 +143,9 @@ def store_background(width: int = 640, height: int = 480, seed: int = 3) -> np.n
     return img
 
 
-def compose(background: np.ndarray, people: Iterable[tuple[str, tuple[float, float], int]]
-            ) -> tuple[np.ndarray, list[tuple[str, BoundingBox]]]:
+def compose(
+    background: np.ndarray, people: Iterable[tuple[str, tuple[float, float], int]]
+) -> tuple[np.ndarray, list[tuple[str, BoundingBox]]]:
     """Paste each (person, face centre, face_px) onto a copy of ``background``."""
     frame = background.copy()
     height, width = frame.shape[:2]
@@ -157,8 +161,8 @@ def compose(background: np.ndarray, people: Iterable[tuple[str, tuple[float, flo
         if x1 <= x0 or y1 <= y0:
             continue
         roi = frame[y0:y1, x0:x1].astype(np.float32)
-        src = sp.image[y0 - top:y1 - top, x0 - left:x1 - left]
-        a = sp.alpha[y0 - top:y1 - top, x0 - left:x1 - left]
+        src = sp.image[y0 - top : y1 - top, x0 - left : x1 - left]
+        a = sp.alpha[y0 - top : y1 - top, x0 - left : x1 - left]
         frame[y0:y1, x0:x1] = (src * a + roi * (1.0 - a)).astype(np.uint8)
         face = BoundingBox(left + sp.face.left, top + sp.face.top, sp.face.width, sp.face.height)
         visible = face.clip(width, height)
@@ -167,8 +171,15 @@ def compose(background: np.ndarray, people: Iterable[tuple[str, tuple[float, flo
     return frame, boxes
 
 
-def render_clip(path: str | Path, script: list[Appearance], *, seconds: float | None = None,
-                fps: float = 15.0, width: int = 640, height: int = 480) -> Clip:
+def render_clip(
+    path: str | Path,
+    script: list[Appearance],
+    *,
+    seconds: float | None = None,
+    fps: float = 15.0,
+    width: int = 640,
+    height: int = 480,
+) -> Clip:
     """Render ``script`` to an MPEG-4 file at ``path``; return it with per-frame ground truth."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -191,8 +202,16 @@ def render_clip(path: str | Path, script: list[Appearance], *, seconds: float | 
     return clip
 
 
-def walk_script(people: list[str], *, gap: float = 1.0, duration: float = 3.5, width: int = 640,
-                height: int = 480, seed: int = 0, start: float = 0.5) -> list[Appearance]:
+def walk_script(
+    people: list[str],
+    *,
+    gap: float = 1.0,
+    duration: float = 3.5,
+    width: int = 640,
+    height: int = 480,
+    seed: int = 0,
+    start: float = 0.5,
+) -> list[Appearance]:
     """Each person walks across the whole frame in turn, alternating direction."""
     rng = random.Random(seed)
     script = []
@@ -202,7 +221,15 @@ def walk_script(people: list[str], *, gap: float = 1.0, duration: float = 3.5, w
         xs = (width * -0.12, width * 1.12)  # walk in from one edge and out at the other
         if i % 2:
             xs = xs[::-1]
-        script.append(Appearance(person, t, duration, (xs[0], y), (xs[1], y + rng.uniform(-15, 15)),
-                                 face_px=rng.randint(165, 185)))
+        script.append(
+            Appearance(
+                person,
+                t,
+                duration,
+                (xs[0], y),
+                (xs[1], y + rng.uniform(-15, 15)),
+                face_px=rng.randint(165, 185),
+            )
+        )
         t += duration + gap
     return script

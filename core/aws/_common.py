@@ -11,8 +11,14 @@ from typing import Any
 from core.errors import MissingDependencyError
 
 
-def make_client(service: str, *, client: Any = None, session: Any = None,
-                region: str | None = None, endpoint_url: str | None = None) -> Any:
+def make_client(
+    service: str,
+    *,
+    client: Any = None,
+    session: Any = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+) -> Any:
     """Return ``client`` or build one from ``session`` (default: a new boto3 session).
 
     >>> make_client("s3", client="given")
@@ -35,8 +41,9 @@ def make_client(service: str, *, client: Any = None, session: Any = None,
         from botocore.config import Config
 
         # SigV4 presigned URLs (required for SSE-KMS objects and newer regions).
-        kwargs["config"] = Config(signature_version="s3v4", s3={"addressing_style": "path"}
-                                  if endpoint_url else {})
+        kwargs["config"] = Config(
+            signature_version="s3v4", s3={"addressing_style": "path"} if endpoint_url else {}
+        )
     return session.client(service, **kwargs)
 
 

@@ -28,8 +28,9 @@ def _pending_id(payload: dict[str, Any]) -> str:
     return pending_id
 
 
-def notify_step(payload: dict[str, Any], approvals: ApprovalService,
-                workflow: StepFunctionsWorkflow) -> dict[str, Any]:
+def notify_step(
+    payload: dict[str, Any], approvals: ApprovalService, workflow: StepFunctionsWorkflow
+) -> dict[str, Any]:
     """``AwaitDecision``: keep the task token, then (first round) mail the approver."""
     pending_id = _pending_id(payload)
     token = payload.get("task_token")

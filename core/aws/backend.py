@@ -27,8 +27,18 @@ from core.settings import Settings
 
 #: ``STORELENS_REKOGNITION_ENDPOINT_URL`` value that selects the embedded face index.
 LOCAL_FACE_INDEX = "local"
-_KNOWN = {"s3", "dynamodb", "rekognition", "stepfunctions", "ses", "iot_data", "session",
-          "jwks_fetcher", "drive_workflow_inline", "face_index"}
+_KNOWN = {
+    "s3",
+    "dynamodb",
+    "rekognition",
+    "stepfunctions",
+    "ses",
+    "iot_data",
+    "session",
+    "jwks_fetcher",
+    "drive_workflow_inline",
+    "face_index",
+}
 
 
 def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
@@ -36,9 +46,14 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
     unknown = sorted(set(clients) - _KNOWN)
     if unknown:
         raise TypeError(f"build_aws got unknown client(s) {unknown}; known: {sorted(_KNOWN)}")
-    missing = [name for name, value in (("STORELENS_S3_BUCKET", settings.s3_bucket),
-                                        ("STORELENS_STATE_MACHINE_ARN", settings.state_machine_arn))
-               if not value]
+    missing = [
+        name
+        for name, value in (
+            ("STORELENS_S3_BUCKET", settings.s3_bucket),
+            ("STORELENS_STATE_MACHINE_ARN", settings.state_machine_arn),
+        )
+        if not value
+    ]
     if missing:
         raise SettingsError(f"the aws backend needs {' and '.join(missing)} (see docs/aws.md)")
 
@@ -53,8 +68,12 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
     region = settings.aws_region
 
     def common(service: str, key: str) -> dict[str, Any]:
-        return {"client": clients.get(key), "session": session, "region": region,
-                "endpoint_url": settings.endpoint_for(service)}
+        return {
+            "client": clients.get(key),
+            "session": session,
+            "region": region,
+            "endpoint_url": settings.endpoint_for(service),
+        }
 
     repos = DynamoDbRepositories(
         prefix=settings.dynamodb_table_prefix,
@@ -97,7 +116,8 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
             client_id=settings.cognito_client_id,
             fetch_jwks=clients.get("jwks_fetcher"),
             jwks_url=f"{endpoint.rstrip('/')}/{settings.cognito_user_pool_id}/.well-known/jwks.json"
-            if endpoint else None,
+            if endpoint
+            else None,
         )
     return {
         "blobs": blobs,

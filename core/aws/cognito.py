@@ -51,13 +51,22 @@ class CognitoIdentity:
 class CognitoVerifier:
     """Verifies Cognito JWTs for one user pool and app client."""
 
-    def __init__(self, *, region: str, user_pool_id: str, client_id: str,
-                 fetch_jwks: JwksFetcher | None = None, leeway_seconds: int = 30,
-                 issuer: str | None = None, jwks_ttl_seconds: int = 3600,
-                 jwks_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        region: str,
+        user_pool_id: str,
+        client_id: str,
+        fetch_jwks: JwksFetcher | None = None,
+        leeway_seconds: int = 30,
+        issuer: str | None = None,
+        jwks_ttl_seconds: int = 3600,
+        jwks_url: str | None = None,
+    ) -> None:
         if not user_pool_id or not client_id:
-            raise AuthError("Cognito verification needs STORELENS_COGNITO_USER_POOL_ID and "
-                            "STORELENS_COGNITO_CLIENT_ID")
+            raise AuthError(
+                "Cognito verification needs STORELENS_COGNITO_USER_POOL_ID and STORELENS_COGNITO_CLIENT_ID"
+            )
         self.client_id = client_id
         self.issuer = issuer or f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
         # An emulator serves the keys at its own address while tokens keep the

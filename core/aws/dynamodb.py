@@ -213,17 +213,21 @@ class _Table:
         return True
 
     def get(self, key: str) -> dict[str, Any] | None:
-        resp = self._client.get_item(
-            TableName=self.name, Key={self.key: {"S": key}}, ConsistentRead=True
-        )
+        resp = self._client.get_item(TableName=self.name, Key={self.key: {"S": key}}, ConsistentRead=True)
         item = resp.get("Item")
         return self._codec.from_item(item) if item else None
 
     def delete(self, key: str) -> None:
         self._client.delete_item(TableName=self.name, Key={self.key: {"S": key}})
 
-    def update(self, key: str, *, set_: dict[str, Any] | None = None, remove: Sequence[str] = (),
-               condition: str | None = None) -> bool:
+    def update(
+        self,
+        key: str,
+        *,
+        set_: dict[str, Any] | None = None,
+        remove: Sequence[str] = (),
+        condition: str | None = None,
+    ) -> bool:
         """SET (``None`` means REMOVE) and REMOVE attributes of an existing item.
 
         ``condition`` may refer to the i-th SET attribute and value as ``#si`` /
@@ -264,9 +268,17 @@ class _Table:
             raise
         return True
 
-    def query(self, index: str, partition: str, value: str, *, sort_from: str | None = None,
-              sort_to: str | None = None, descending: bool = False,
-              limit: int | None = None) -> Iterator[dict[str, Any]]:
+    def query(
+        self,
+        index: str,
+        partition: str,
+        value: str,
+        *,
+        sort_from: str | None = None,
+        sort_to: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Items of a GSI partition, optionally with the sort key in ``[from, to)``."""
         sort_attr = next(s for (n, _p, s) in TABLES[self.short_name][1] if n == index)
         names = {"#p": partition}
@@ -342,7 +354,7 @@ class _Table:
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 100):
             request: dict[str, Any] = {
-                self.name: {"Keys": [{self.key: {"S": k}} for k in unique[start:start + 100]]}
+                self.name: {"Keys": [{self.key: {"S": k}} for k in unique[start : start + 100]]}
             }
             while request:
                 resp = self._client.batch_get_item(RequestItems=request)
@@ -414,7 +426,8 @@ class DynamoDbCustomers(_Repo):
         if search:
             needle = search.strip().lower()
             customers = [
-                c for c in customers
+                c
+                for c in customers
                 if needle in c.name.lower()
                 or needle in (c.email or "").lower()
                 or needle in (c.loyalty_id or "").lower()
@@ -512,8 +525,9 @@ class DynamoDbVisits(_Repo):
         return [_visit(i) for i in self._t.query("by_customer", "customer_id", customer_id)]
 
     def between(self, start: datetime, end: datetime) -> list[Visit]:
-        return sorted((_visit(i) for i in self._t.in_range("started_at", start, end)),
-                      key=lambda v: v.started_at)
+        return sorted(
+            (_visit(i) for i in self._t.in_range("started_at", start, end)), key=lambda v: v.started_at
+        )
 
     def reassign(self, from_customer_id: str, to_customer_id: str) -> int:
         n = 0
@@ -575,8 +589,10 @@ class DynamoDbTransactions(_Repo):
         return [_transaction(i) for i in self._t.query("by_customer", "customer_id", customer_id)]
 
     def between(self, start: datetime, end: datetime) -> list[Transaction]:
-        return sorted((_transaction(i) for i in self._t.in_range("occurred_at", start, end)),
-                      key=lambda t: t.occurred_at)
+        return sorted(
+            (_transaction(i) for i in self._t.in_range("occurred_at", start, end)),
+            key=lambda t: t.occurred_at,
+        )
 
     def link(self, transaction_id: str, customer_id: str | None) -> None:
         if not self._t.update(transaction_id, set_={"customer_id": customer_id}):
@@ -609,9 +625,15 @@ class DynamoDbEvents(_Repo):
     def is_processed(self, event_id: str) -> bool:
         return self._t.get(event_id) is not None
 
-    def record(self, event: FaceEvent, crop_key: str | None, result_outcome: str,
-               customer_id: str | None, pending_id: str | None,
-               similarity: float | None) -> bool:
+    def record(
+        self,
+        event: FaceEvent,
+        crop_key: str | None,
+        result_outcome: str,
+        customer_id: str | None,
+        pending_id: str | None,
+        similarity: float | None,
+    ) -> bool:
         item = {
             "event_id": event.event_id,
             "feed": FEED,
@@ -632,8 +654,13 @@ class DynamoDbEvents(_Repo):
         }
         return self._t.put(item, if_new=True)
 
-    def recent(self, limit: int = 100, camera_id: str | None = None,
-               outcome: str | None = None, since: datetime | None = None) -> list[SeenEvent]:
+    def recent(
+        self,
+        limit: int = 100,
+        camera_id: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+    ) -> list[SeenEvent]:
         lo = to_db_time(since) if since else None
         rows: list[dict[str, Any]] = []
         for item in self._t.query("by_feed", "feed", FEED, descending=True):
@@ -672,20 +699,31 @@ class DynamoDbEvents(_Repo):
         return n
 
     def forget_customer(self, customer_id: str) -> int:
-        return self._rewrite("by_customer", "customer_id", customer_id, set_={"outcome": "erased"},
-                             remove=("customer_id", "crop_key", "similarity"))
+        return self._rewrite(
+            "by_customer",
+            "customer_id",
+            customer_id,
+            set_={"outcome": "erased"},
+            remove=("customer_id", "crop_key", "similarity"),
+        )
 
     def forget_pending(self, pending_id: str) -> int:
-        return self._rewrite("by_pending", "pending_id", pending_id, set_={"outcome": "erased"},
-                             remove=("pending_id", "crop_key", "similarity"))
+        return self._rewrite(
+            "by_pending",
+            "pending_id",
+            pending_id,
+            set_={"outcome": "erased"},
+            remove=("pending_id", "crop_key", "similarity"),
+        )
 
     def attribute_pending(self, pending_id: str, customer_id: str) -> int:
         """Attribute a pending identity's events to the customer it became."""
         return self._rewrite("by_pending", "pending_id", pending_id, set_={"customer_id": customer_id})
 
     def reassign_customer(self, from_customer_id: str, to_customer_id: str) -> int:
-        return self._rewrite("by_customer", "customer_id", from_customer_id,
-                             set_={"customer_id": to_customer_id})
+        return self._rewrite(
+            "by_customer", "customer_id", from_customer_id, set_={"customer_id": to_customer_id}
+        )
 
     def move_crop(self, event_id: str, crop_key: str) -> None:
         self._t.update(event_id, set_={"crop_key": crop_key})
@@ -693,30 +731,34 @@ class DynamoDbEvents(_Repo):
     def add_dead_letter(self, letter: DeadLetter) -> None:
         # A DynamoDB item holds at most 400 KB; keep the head of larger payloads.
         payload = letter.payload[:MAX_DEAD_LETTER_PAYLOAD]
-        self._dead.put({
-            "dead_letter_id": letter.dead_letter_id,
-            "feed": FEED,
-            "received_at": to_db_time(letter.received_at),
-            "source": letter.source,
-            "reason": letter.reason,
-            "error_type": letter.error_type,
-            "event_id": letter.event_id,
-            "payload": payload,
-            "payload_bytes": len(letter.payload),
-        })
+        self._dead.put(
+            {
+                "dead_letter_id": letter.dead_letter_id,
+                "feed": FEED,
+                "received_at": to_db_time(letter.received_at),
+                "source": letter.source,
+                "reason": letter.reason,
+                "error_type": letter.error_type,
+                "event_id": letter.event_id,
+                "payload": payload,
+                "payload_bytes": len(letter.payload),
+            }
+        )
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         out = []
         for r in self._dead.query("by_feed", "feed", FEED, descending=True):
-            out.append(DeadLetter(
-                dead_letter_id=r["dead_letter_id"],
-                received_at=_req_time(r["received_at"]),
-                source=r["source"],
-                reason=r["reason"],
-                error_type=r["error_type"],
-                event_id=r.get("event_id"),
-                payload=bytes(r.get("payload", b"")),
-            ))
+            out.append(
+                DeadLetter(
+                    dead_letter_id=r["dead_letter_id"],
+                    received_at=_req_time(r["received_at"]),
+                    source=r["source"],
+                    reason=r["reason"],
+                    error_type=r["error_type"],
+                    event_id=r.get("event_id"),
+                    payload=bytes(r.get("payload", b"")),
+                )
+            )
             if len(out) >= limit:
                 break
         return out
@@ -729,15 +771,17 @@ class DynamoDbAudit(_Repo):
     table_name = "audit"
 
     def append(self, entry: AuditEntry) -> None:
-        self._t.put({
-            "audit_id": entry.audit_id,
-            "feed": FEED,
-            "at": to_db_time(entry.at),
-            "actor": entry.actor,
-            "action": entry.action,
-            "subject_id": entry.subject_id,
-            "details": json.dumps(entry.details, sort_keys=True, default=str),
-        })
+        self._t.put(
+            {
+                "audit_id": entry.audit_id,
+                "feed": FEED,
+                "at": to_db_time(entry.at),
+                "actor": entry.actor,
+                "action": entry.action,
+                "subject_id": entry.subject_id,
+                "details": json.dumps(entry.details, sort_keys=True, default=str),
+            }
+        )
 
     def list(self, subject_id: str | None = None, limit: int = 200) -> list[AuditEntry]:
         if subject_id:
@@ -746,14 +790,16 @@ class DynamoDbAudit(_Repo):
             items = self._t.query("by_feed", "feed", FEED, descending=True)
         out = []
         for r in items:
-            out.append(AuditEntry(
-                audit_id=r["audit_id"],
-                at=_req_time(r["at"]),
-                actor=r["actor"],
-                action=r["action"],
-                subject_id=r["subject_id"],
-                details=json.loads(r["details"]),
-            ))
+            out.append(
+                AuditEntry(
+                    audit_id=r["audit_id"],
+                    at=_req_time(r["at"]),
+                    actor=r["actor"],
+                    action=r["action"],
+                    subject_id=r["subject_id"],
+                    details=json.loads(r["details"]),
+                )
+            )
             if len(out) >= limit:
                 break
         return out
@@ -779,9 +825,16 @@ class DynamoDbRepositories:
     TTL of unapproved faces (``Settings.pending_ttl_days``).
     """
 
-    def __init__(self, *, prefix: str = "storelens", client: Any = None, session: Any = None,
-                 region: str | None = None, endpoint_url: str | None = None,
-                 pending_ttl: timedelta = timedelta(days=30)) -> None:
+    def __init__(
+        self,
+        *,
+        prefix: str = "storelens",
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        pending_ttl: timedelta = timedelta(days=30),
+    ) -> None:
         self.prefix = prefix
         self.pending_ttl = pending_ttl
         self._client = client
@@ -802,8 +855,9 @@ class DynamoDbRepositories:
     def client(self) -> Any:
         """The DynamoDB client, built on first use."""
         if self._client is None:
-            self._client = make_client("dynamodb", session=self._session, region=self._region,
-                                       endpoint_url=self._endpoint_url)
+            self._client = make_client(
+                "dynamodb", session=self._session, region=self._region, endpoint_url=self._endpoint_url
+            )
         return self._client
 
     @property
@@ -970,8 +1024,12 @@ def _pending_item(p: PendingIdentity) -> dict[str, Any]:
         "decided_by": p.decided_by,
         "customer_id": p.customer_id,
     }
-    if p.status in (PendingStatus.PENDING, PendingStatus.EXPIRED, PendingStatus.REJECTED,
-                    PendingStatus.NOT_A_CUSTOMER):
+    if p.status in (
+        PendingStatus.PENDING,
+        PendingStatus.EXPIRED,
+        PendingStatus.REJECTED,
+        PendingStatus.NOT_A_CUSTOMER,
+    ):
         # Undecided or refused identities are not kept forever; approved and
         # merged ones are the consent record and stay.
         item["ttl"] = _epoch(p.expires_at + TTL_GRACE)

@@ -46,8 +46,9 @@ class IotMqttConfig:
     keepalive: int = 60
 
     @classmethod
-    def from_dir(cls, folder: Path | str, *, endpoint: str, client_id: str,
-                 check_files: bool = True) -> IotMqttConfig:
+    def from_dir(
+        cls, folder: Path | str, *, endpoint: str, client_id: str, check_files: bool = True
+    ) -> IotMqttConfig:
         """Config from a folder holding ``certificate.pem.crt``, ``private.pem.key``
         and ``AmazonRootCA1.pem`` (the names the IoT console downloads)."""
         base = Path(folder)
@@ -65,10 +66,15 @@ class IotMqttConfig:
     def check(self) -> None:
         """Raise ``SettingsError``/``NotFoundError`` naming what is missing."""
         if not self.endpoint:
-            raise SettingsError("the IoT endpoint is empty; set STORELENS_IOT_ENDPOINT "
-                                "(aws iot describe-endpoint --endpoint-type iot:Data-ATS)")
-        for label, path in (("certificate", self.cert_path), ("private key", self.key_path),
-                            ("root CA", self.ca_path)):
+            raise SettingsError(
+                "the IoT endpoint is empty; set STORELENS_IOT_ENDPOINT "
+                "(aws iot describe-endpoint --endpoint-type iot:Data-ATS)"
+            )
+        for label, path in (
+            ("certificate", self.cert_path),
+            ("private key", self.key_path),
+            ("root CA", self.ca_path),
+        ):
             if not path.is_file():
                 raise NotFoundError(f"IoT {label} not found at {path}")
 
@@ -99,8 +105,9 @@ class IotMqttConfig:
         }
 
 
-def describe_data_endpoint(*, client: Any = None, session: Any = None, region: str | None = None,
-                           endpoint_url: str | None = None) -> str:
+def describe_data_endpoint(
+    *, client: Any = None, session: Any = None, region: str | None = None, endpoint_url: str | None = None
+) -> str:
     """The account's ``iot:Data-ATS`` endpoint host (``xxxx-ats.iot.<region>.amazonaws.com``)."""
     iot = make_client("iot", client=client, session=session, region=region, endpoint_url=endpoint_url)
     return str(iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"])
@@ -112,8 +119,15 @@ class IotDataPublisher:
     For cloud-side publishing and tests; a camera uses MQTT with :class:`IotMqttConfig`.
     """
 
-    def __init__(self, *, client: Any = None, session: Any = None, region: str | None = None,
-                 endpoint_url: str | None = None, qos: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        qos: int = 1,
+    ) -> None:
         self._client = client
         self._session = session
         self._region = region
@@ -124,8 +138,9 @@ class IotDataPublisher:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client("iot-data", session=self._session, region=self._region,
-                                       endpoint_url=self._endpoint_url)
+            self._client = make_client(
+                "iot-data", session=self._session, region=self._region, endpoint_url=self._endpoint_url
+            )
         return self._client
 
     def publish(self, event: FaceEvent) -> None:

@@ -103,8 +103,15 @@ class RekognitionFaceIndex:
     IndexedFace(face_id='...', external_id='pid_3f2a', ...)
     """
 
-    def __init__(self, *, client: Any = None, session: Any = None, region: str | None = None,
-                 endpoint_url: str | None = None, quality_filter: str = "AUTO") -> None:
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        quality_filter: str = "AUTO",
+    ) -> None:
         self._client = client
         self._session = session
         self._region = region
@@ -114,8 +121,9 @@ class RekognitionFaceIndex:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client("rekognition", session=self._session, region=self._region,
-                                       endpoint_url=self._endpoint_url)
+            self._client = make_client(
+                "rekognition", session=self._session, region=self._region, endpoint_url=self._endpoint_url
+            )
         return self._client
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
@@ -193,8 +201,9 @@ class RekognitionFaceIndex:
             confidence=float(face.get("Confidence", 100.0)) / 100.0,
         )
 
-    def search_by_image(self, collection_id: str, image: bytes, threshold: float,
-                        max_results: int) -> list[FaceMatch]:
+    def search_by_image(
+        self, collection_id: str, image: bytes, threshold: float, max_results: int
+    ) -> list[FaceMatch]:
         resp = self._call(
             "search_faces_by_image",
             CollectionId=collection_id,
@@ -205,8 +214,9 @@ class RekognitionFaceIndex:
         )
         return self._matches(resp, threshold)
 
-    def search_by_face(self, collection_id: str, face_id: str, threshold: float,
-                       max_results: int) -> list[FaceMatch]:
+    def search_by_face(
+        self, collection_id: str, face_id: str, threshold: float, max_results: int
+    ) -> list[FaceMatch]:
         resp = self._call(
             "search_faces",
             CollectionId=collection_id,
@@ -252,4 +262,4 @@ class RekognitionFaceIndex:
         ids = list(dict.fromkeys(face_ids))
         for start in range(0, len(ids), _DELETE_BATCH):
             # Unknown ids come back in UnsuccessfulFaceDeletions; the port ignores them.
-            self._call("delete_faces", CollectionId=collection_id, FaceIds=ids[start:start + _DELETE_BATCH])
+            self._call("delete_faces", CollectionId=collection_id, FaceIds=ids[start : start + _DELETE_BATCH])

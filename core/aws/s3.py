@@ -28,9 +28,16 @@ _MISSING = {"NoSuchKey", "404", "NotFound"}
 class S3BlobStore:
     """Implements ``core.ports.BlobStore`` on one S3 bucket."""
 
-    def __init__(self, *, bucket: str, client: Any = None, session: Any = None,
-                 region: str | None = None, endpoint_url: str | None = None,
-                 kms_key_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        kms_key_id: str | None = None,
+    ) -> None:
         if not bucket:
             raise ValidationError("S3BlobStore needs a bucket name (STORELENS_S3_BUCKET)")
         self.bucket = bucket
@@ -43,8 +50,9 @@ class S3BlobStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client("s3", session=self._session, region=self._region,
-                                       endpoint_url=self._endpoint_url)
+            self._client = make_client(
+                "s3", session=self._session, region=self._region, endpoint_url=self._endpoint_url
+            )
         return self._client
 
     @staticmethod
@@ -94,9 +102,13 @@ class S3BlobStore:
 
     def url(self, key: str, expires_seconds: int = 3600) -> str | None:
         """A presigned GET URL valid for ``expires_seconds`` (the bucket stays private)."""
-        return str(self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._check(key)}, ExpiresIn=expires_seconds
-        ))
+        return str(
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._check(key)},
+                ExpiresIn=expires_seconds,
+            )
+        )
 
     def ensure_bucket(self, region: str | None = None, pending_expiry_days: int = 30) -> None:
         """Create the bucket as the stack does (moto, live mode): private, encrypted,
@@ -128,11 +140,13 @@ class S3BlobStore:
         self.client.put_bucket_lifecycle_configuration(
             Bucket=self.bucket,
             LifecycleConfiguration={
-                "Rules": [{
-                    "ID": "expire-pending-crops",
-                    "Filter": {"Prefix": PENDING_PREFIX},
-                    "Status": "Enabled",
-                    "Expiration": {"Days": pending_expiry_days},
-                }]
+                "Rules": [
+                    {
+                        "ID": "expire-pending-crops",
+                        "Filter": {"Prefix": PENDING_PREFIX},
+                        "Status": "Enabled",
+                        "Expiration": {"Days": pending_expiry_days},
+                    }
+                ]
             },
         )

@@ -27,9 +27,16 @@ class SesNotifier:
     event publishing if the stack defines one.
     """
 
-    def __init__(self, *, client: Any = None, session: Any = None, region: str | None = None,
-                 endpoint_url: str | None = None, source: str | None = None,
-                 configuration_set: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        source: str | None = None,
+        configuration_set: str | None = None,
+    ) -> None:
         self._client = client
         self._session = session
         self._region = region
@@ -40,8 +47,9 @@ class SesNotifier:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client("ses", session=self._session, region=self._region,
-                                       endpoint_url=self._endpoint_url)
+            self._client = make_client(
+                "ses", session=self._session, region=self._region, endpoint_url=self._endpoint_url
+            )
         return self._client
 
     def send(self, mail: OutgoingMail) -> str:
@@ -56,8 +64,12 @@ class SesNotifier:
         try:
             resp = self.client.send_raw_email(**params)
         except ClientError as exc:
-            if error_code(exc) in {"MessageRejected", "MailFromDomainNotVerifiedException",
-                                   "ConfigurationSetDoesNotExist", "AccountSendingPausedException"}:
+            if error_code(exc) in {
+                "MessageRejected",
+                "MailFromDomainNotVerifiedException",
+                "ConfigurationSetDoesNotExist",
+                "AccountSendingPausedException",
+            }:
                 raise BackendError(f"SES refused the approval mail: {error_message(exc)}") from exc
             raise
         return str(resp["MessageId"])

@@ -83,9 +83,18 @@ class StepFunctionsWorkflow:
     token of each waiting execution.
     """
 
-    def __init__(self, approvals: ApprovalService, *, state_machine_arn: str, repos: DynamoDbRepositories,
-                 client: Any = None, session: Any = None, region: str | None = None,
-                 endpoint_url: str | None = None, drive_inline: bool = False) -> None:
+    def __init__(
+        self,
+        approvals: ApprovalService,
+        *,
+        state_machine_arn: str,
+        repos: DynamoDbRepositories,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        drive_inline: bool = False,
+    ) -> None:
         self.approvals = approvals
         self.state_machine_arn = state_machine_arn
         self.repos = repos
@@ -101,8 +110,9 @@ class StepFunctionsWorkflow:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client("stepfunctions", session=self._session, region=self._region,
-                                       endpoint_url=self._endpoint_url)
+            self._client = make_client(
+                "stepfunctions", session=self._session, region=self._region, endpoint_url=self._endpoint_url
+            )
         return self._client
 
     def execution_arn(self, pending_id: str) -> str:

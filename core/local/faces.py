@@ -263,8 +263,11 @@ class LocalFaceIndex:
                 info = json.loads(index.meta(face_id) or "{}")
             except KeyError:  # deleted by another thread since the search
                 continue
-            matches.append(FaceMatch(face_id=face_id, external_id=info.get("external_id", ""),
-                                     similarity=round(similarity, 6)))
+            matches.append(
+                FaceMatch(
+                    face_id=face_id, external_id=info.get("external_id", ""), similarity=round(similarity, 6)
+                )
+            )
         return matches
 
     def _embed_cached(self, image: bytes) -> tuple[NDArray[np.float32], DetectedFace]:

@@ -187,8 +187,10 @@ class VectorIndex:
             if replaced:
                 self._remove_rows(replaced)
             self._append_rows(item_ids, matrix, metas)
-            self._log(b"".join(_encode_add(i, v, m) for i, v, m in zip(item_ids, matrix, metas, strict=True)),
-                      len(item_ids))
+            self._log(
+                b"".join(_encode_add(i, v, m) for i, v, m in zip(item_ids, matrix, metas, strict=True)),
+                len(item_ids),
+            )
 
     def remove(self, item_ids: Iterable[str]) -> int:
         """Remove ids (unknown ones are ignored); return how many were removed."""
@@ -615,6 +617,6 @@ def _write_json_atomic(path: Path, value: Any, fsync: bool) -> None:
 def _generation_of(name: str) -> int | None:
     for prefix in ("vectors.", "entries.", "journal."):
         if name.startswith(prefix):
-            middle = name[len(prefix):].split(".", 1)[0]
+            middle = name[len(prefix) :].split(".", 1)[0]
             return int(middle) if middle.isdigit() else None
     return None

@@ -22,15 +22,19 @@ from typing import Any
 from tests.aws.moto_support import REGION, client, moto, unique
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "infra" / "statemachine" / "approval.asl.json"
-FUNCTIONS = {"NotifyFunctionArn": "notify", "RecordDecisionFunctionArn": "record_decision",
-             "ExpireFunctionArn": "expire"}
+FUNCTIONS = {
+    "NotifyFunctionArn": "notify",
+    "RecordDecisionFunctionArn": "record_decision",
+    "ExpireFunctionArn": "expire",
+}
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 Handler = Callable[[dict[str, Any]], Any]
 
 
-def load_definition(substitutions: dict[str, str], *, timeout_seconds: int | None = None,
-                    heartbeat_seconds: int | None = None) -> str:
+def load_definition(
+    substitutions: dict[str, str], *, timeout_seconds: int | None = None, heartbeat_seconds: int | None = None
+) -> str:
     """The ASL with ``${Name}`` placeholders filled, as DefinitionSubstitutions would.
 
     The timeouts can be shortened for tests (the deployed values are hours).
@@ -66,11 +70,19 @@ class Machine:
             kwargs["nextToken"] = resp["nextToken"]
 
     def states_entered(self, execution_arn: str) -> list[str]:
-        return [e["stateEnteredEventDetails"]["name"] for e in self.history(execution_arn)
-                if e["type"].endswith("StateEntered")]
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.history(execution_arn)
+            if e["type"].endswith("StateEntered")
+        ]
 
-    def wait_status(self, execution_arn: str, *, want: tuple[str, ...] = ("SUCCEEDED", "FAILED",
-                    "TIMED_OUT", "ABORTED"), timeout: float = 20.0) -> str:
+    def wait_status(
+        self,
+        execution_arn: str,
+        *,
+        want: tuple[str, ...] = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"),
+        timeout: float = 20.0,
+    ) -> str:
         deadline = time.monotonic() + timeout
         while True:
             status = str(self.sfn.describe_execution(executionArn=execution_arn)["status"])
@@ -116,8 +128,9 @@ def _zip() -> bytes:
 
 
 @contextmanager
-def approval_machine(handlers: dict[str, Handler], *, timeout_seconds: int | None = None,
-                     heartbeat_seconds: int | None = None) -> Iterator[Machine]:
+def approval_machine(
+    handlers: dict[str, Handler], *, timeout_seconds: int | None = None, heartbeat_seconds: int | None = None
+) -> Iterator[Machine]:
     """moto (with state machine execution) + the approval ASL + in-process Lambdas.
 
     ``handlers`` maps ``notify`` / ``record_decision`` / ``expire`` to callables
@@ -136,21 +149,31 @@ def approval_machine(handlers: dict[str, Handler], *, timeout_seconds: int | Non
         suffix = unique("fn")
         for placeholder, name in FUNCTIONS.items():
             arns[placeholder] = lam.create_function(
-                FunctionName=f"{name}-{suffix}", Runtime="python3.12", Role=role, Handler="app.handler",
+                FunctionName=f"{name}-{suffix}",
+                Runtime="python3.12",
+                Role=role,
+                Handler="app.handler",
                 Code={"ZipFile": _zip()},
             )["FunctionArn"]
         sfn = client("stepfunctions")
         machine_arn = sfn.create_state_machine(
             name=unique("approval"),
-            definition=load_definition(arns, timeout_seconds=timeout_seconds,
-                                       heartbeat_seconds=heartbeat_seconds),
+            definition=load_definition(
+                arns, timeout_seconds=timeout_seconds, heartbeat_seconds=heartbeat_seconds
+            ),
             roleArn=role,
         )["stateMachineArn"]
         machine = Machine(arn=machine_arn, sfn=sfn)
         original = LambdaSimpleBackend.invoke
 
-        def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
-                   response_headers: Any) -> bytes:
+        def invoke(
+            self: Any,
+            function_name: str,
+            qualifier: str | None,
+            body: Any,
+            headers: Any,
+            response_headers: Any,
+        ) -> bytes:
             short = function_name.rsplit(":", 1)[-1].rsplit("-fn-", 1)[0]
             payload = json.loads(body) if body else {}
             machine.calls.append((short, payload))

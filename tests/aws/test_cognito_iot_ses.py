@@ -33,11 +33,21 @@ def keys() -> dict[str, Any]:
 
 def _token(keys: dict[str, Any], *, key: str = "key", kid: str = "kid-1", **claims: Any) -> str:
     now = int(time.time())
-    body = {"sub": "u-1", "iss": ISSUER, "iat": now, "exp": now + 600, "token_use": "id", "aud": CLIENT,
-            "cognito:username": "alice", "email": "alice@example.com", "cognito:groups": ["approvers"]}
+    body = {
+        "sub": "u-1",
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + 600,
+        "token_use": "id",
+        "aud": CLIENT,
+        "cognito:username": "alice",
+        "email": "alice@example.com",
+        "cognito:groups": ["approvers"],
+    }
     body.update(claims)
-    return jwt.encode({k: v for k, v in body.items() if v is not None}, keys[key], algorithm="RS256",
-                      headers={"kid": kid})
+    return jwt.encode(
+        {k: v for k, v in body.items() if v is not None}, keys[key], algorithm="RS256", headers={"kid": kid}
+    )
 
 
 def _verifier(keys: dict[str, Any], fetched: list[str] | None = None) -> CognitoVerifier:
@@ -54,7 +64,11 @@ def test_valid_id_and_access_tokens(keys: dict[str, Any]) -> None:
     verifier = _verifier(keys, fetched)
     who = verifier.verify(_token(keys))
     assert (who.username, who.email, who.groups, who.token_use) == (
-        "alice", "alice@example.com", ("approvers",), "id")
+        "alice",
+        "alice@example.com",
+        ("approvers",),
+        "id",
+    )
     access = _token(keys, token_use="access", aud=None, client_id=CLIENT, username="alice")
     assert verifier.verify(access, token_use="access").username == "alice"
     assert fetched == [f"{ISSUER}/.well-known/jwks.json"]  # cached
@@ -85,8 +99,9 @@ def test_rejected_signatures_and_keys(keys: dict[str, Any]) -> None:
         verifier.verify("not-a-jwt")
     with pytest.raises(AuthError, match="token_use"):
         verifier.verify(_token(keys), token_use="access")
-    hs = jwt.encode({"sub": "x"}, "secret-secret-secret-secret-32by", algorithm="HS256",
-                    headers={"kid": "kid-1"})
+    hs = jwt.encode(
+        {"sub": "x"}, "secret-secret-secret-secret-32by", algorithm="HS256", headers={"kid": "kid-1"}
+    )
     with pytest.raises(AuthError, match="algorithm"):
         verifier.verify(hs)
 
@@ -106,8 +121,9 @@ def test_iot_mqtt_config_checks_files_and_builds_tls(tmp_path: Path) -> None:
         IotMqttConfig.from_dir(tmp_path, endpoint="abc-ats.iot.eu-west-1.amazonaws.com", client_id="cam-1")
     with pytest.raises(SettingsError, match="STORELENS_IOT_ENDPOINT"):
         IotMqttConfig.from_dir(tmp_path, endpoint="", client_id="cam-1", check_files=False).check()
-    cfg = IotMqttConfig.from_dir(tmp_path, endpoint="abc-ats.iot.eu-west-1.amazonaws.com", client_id="cam-1",
-                                 check_files=False)
+    cfg = IotMqttConfig.from_dir(
+        tmp_path, endpoint="abc-ats.iot.eu-west-1.amazonaws.com", client_id="cam-1", check_files=False
+    )
     kwargs = cfg.paho_kwargs()
     assert kwargs["port"] == 8883 and kwargs["tls"]["certfile"].endswith("certificate.pem.crt")
     assert cfg.topic_for("store-9") == "storelens/store-9/faces"
@@ -125,10 +141,20 @@ def test_iot_data_publisher_publishes_schema_json_to_the_store_topic() -> None:
 
     buf = io.BytesIO()
     Image.new("RGB", (64, 64)).save(buf, format="JPEG")
-    doc = {"event_id": str(uuid.uuid4()), "schema_version": 1, "store_id": "store-1", "camera_id": "c",
-           "zone": "z", "captured_at": "2026-11-23T10:00:00Z", "bbox": {"left": 0, "top": 0, "width": 50,
-           "height": 50}, "frame": {"width": 64, "height": 64}, "detector": "ssd", "confidence": 0.9,
-           "track_id": "t", "crop_jpeg_b64": base64.b64encode(buf.getvalue()).decode()}
+    doc = {
+        "event_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "store_id": "store-1",
+        "camera_id": "c",
+        "zone": "z",
+        "captured_at": "2026-11-23T10:00:00Z",
+        "bbox": {"left": 0, "top": 0, "width": 50, "height": 50},
+        "frame": {"width": 64, "height": 64},
+        "detector": "ssd",
+        "confidence": 0.9,
+        "track_id": "t",
+        "crop_jpeg_b64": base64.b64encode(buf.getvalue()).decode(),
+    }
     event = parse_event(doc)
     with moto():
         from moto.core import DEFAULT_ACCOUNT_ID
@@ -153,9 +179,12 @@ def test_ses_rejection_becomes_backend_error() -> None:
     from core.aws.ses import SesNotifier
     from core.ports import OutgoingMail
 
-    mail = OutgoingMail(to=("a@example.com",), subject="s", subject_id="pid_1",
-                        mime=b"From: nobody@unverified.example\r\nTo: a@example.com\r\n"
-                        b"Subject: s\r\n\r\nhi\r\n")
+    mail = OutgoingMail(
+        to=("a@example.com",),
+        subject="s",
+        subject_id="pid_1",
+        mime=b"From: nobody@unverified.example\r\nTo: a@example.com\r\nSubject: s\r\n\r\nhi\r\n",
+    )
     with moto():
         notifier = SesNotifier(client=client("ses"), source="nobody@unverified.example")
         with pytest.raises(BackendError, match="SES refused"):
@@ -166,9 +195,14 @@ def test_build_aws_points_iot_data_at_the_account_endpoint(tmp_path: Path) -> No
     from core.aws.backend import build_aws
     from core.settings import Settings
 
-    settings = Settings.from_env({}, backend="aws", data_dir=tmp_path, s3_bucket="b",
-                                 state_machine_arn="arn:aws:states:eu-west-1:1:stateMachine:s",
-                                 iot_endpoint="abc123-ats.iot.eu-west-1.amazonaws.com")
+    settings = Settings.from_env(
+        {},
+        backend="aws",
+        data_dir=tmp_path,
+        s3_bucket="b",
+        state_machine_arn="arn:aws:states:eu-west-1:1:stateMachine:s",
+        iot_endpoint="abc123-ats.iot.eu-west-1.amazonaws.com",
+    )
     parts = build_aws(settings)
     assert parts["extras"]["iot_publisher"]._endpoint_url == "https://abc123-ats.iot.eu-west-1.amazonaws.com"
     assert set(parts) == {"blobs", "repos", "faces", "notifier", "workflow_factory", "extras"}

@@ -53,26 +53,45 @@ def _seed(env: dict[str, str], *, with_visit: bool = True) -> str:
     buf = io.BytesIO()
     Image.new("RGB", (96, 96), (90, 120, 150)).save(buf, format="JPEG")
     now = utcnow()
-    pending = PendingIdentity(pending_id=new_id("pid"), kind=PendingKind.NEW, status=PendingStatus.PENDING,
-                              created_at=now, last_seen_at=now, expires_at=now.replace(year=now.year + 1),
-                              store_id="store-1", face_count=1)
+    pending = PendingIdentity(
+        pending_id=new_id("pid"),
+        kind=PendingKind.NEW,
+        status=PendingStatus.PENDING,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now.replace(year=now.year + 1),
+        store_id="store-1",
+        face_count=1,
+    )
     key = f"crops/{now:%Y/%m/%d}/{uuid.uuid4()}.jpg"
     svc.blobs.put(key, buf.getvalue())
     svc.repos.pending.add(pending)
-    svc.repos.faces.add(Face(face_id=new_id("fac"), event_id=None, crop_key=key, captured_at=now,
-                             camera_id="cam-1", zone="entrance", status=FaceStatus.PENDING,
-                             pending_id=pending.pending_id))
+    svc.repos.faces.add(
+        Face(
+            face_id=new_id("fac"),
+            event_id=None,
+            crop_key=key,
+            captured_at=now,
+            camera_id="cam-1",
+            zone="entrance",
+            status=FaceStatus.PENDING,
+            pending_id=pending.pending_id,
+        )
+    )
     svc.approvals.request(pending)
     if with_visit:
         from core.models import Customer, Transaction, Visit
 
-        customer = Customer(customer_id=new_id("cus"), name="Ada", loyalty_id="L-1", consent=True,
-                            consent_at=now)
+        customer = Customer(
+            customer_id=new_id("cus"), name="Ada", loyalty_id="L-1", consent=True, consent_at=now
+        )
         svc.repos.customers.add(customer)
-        svc.repos.visits.add(Visit(new_id("vis"), customer.customer_id, "store-1", "cam-1", "entrance",
-                                   now, now))
-        svc.repos.transactions.add(Transaction(new_id("txn"), "store-1", now, 1999,
-                                               customer_id=customer.customer_id))
+        svc.repos.visits.add(
+            Visit(new_id("vis"), customer.customer_id, "store-1", "cam-1", "entrance", now, now)
+        )
+        svc.repos.transactions.add(
+            Transaction(new_id("txn"), "store-1", now, 1999, customer_id=customer.customer_id)
+        )
     svc.close()
     return pending.pending_id
 
@@ -111,7 +130,9 @@ def test_dashboard_login_on_the_moto_server(moto_server: str, monkeypatch: pytes
     from infra.local_stack import create
 
     stack = create(
-        moto_server, bucket=f"crops-{uuid.uuid4().hex[:8]}", table_prefix="login",
+        moto_server,
+        bucket=f"crops-{uuid.uuid4().hex[:8]}",
+        table_prefix="login",
         admin=("ann", "Passw0rd!x1"),
     )
     env = {k: v for k, v in stack.environment().items() if k.startswith("STORELENS_")}

@@ -18,8 +18,9 @@ def _raw(repos: DynamoDbRepositories, table: str, key: str, value: str) -> dict[
 
 def test_unapproved_items_carry_ttl_and_approval_removes_it() -> None:
     with moto():
-        repos = DynamoDbRepositories(prefix=unique("sl"), client=client("dynamodb"),
-                                     pending_ttl=timedelta(days=30))
+        repos = DynamoDbRepositories(
+            prefix=unique("sl"), client=client("dynamodb"), pending_ttl=timedelta(days=30)
+        )
         repos.create_tables()
         p = pending()
         f = face(pending_id=p.pending_id)
@@ -28,7 +29,8 @@ def test_unapproved_items_carry_ttl_and_approval_removes_it() -> None:
         ttl = int(_raw(repos, "pending", "pending_id", p.pending_id)["ttl"]["N"])
         assert ttl == int((p.expires_at + TTL_GRACE).timestamp())
         assert int(_raw(repos, "faces", "face_id", f.face_id)["ttl"]["N"]) == int(
-            (f.captured_at + timedelta(days=30) + TTL_GRACE).timestamp())
+            (f.captured_at + timedelta(days=30) + TTL_GRACE).timestamp()
+        )
         p.status, p.customer_id = PendingStatus.APPROVED, "cus_1"
         repos.pending.update(p)
         f.status, f.pending_id, f.customer_id = FaceStatus.CUSTOMER, None, "cus_1"
@@ -51,7 +53,8 @@ def test_visits_have_day_partition_for_the_by_day_index() -> None:
         item = _raw(repos, "visits", "visit_id", v.visit_id)
         assert item["day"] == {"S": "2026-11-02"}
         indexes = repos.client.describe_table(TableName=repos.table_name("visits"))["Table"][
-            "GlobalSecondaryIndexes"]
+            "GlobalSecondaryIndexes"
+        ]
         assert {i["IndexName"] for i in indexes} == {"by_customer", "by_day"}
 
 

@@ -63,8 +63,13 @@ def face_event(crop: bytes, **overrides: Any) -> dict[str, Any]:
 def _face_record(face_id: str, external_id: str) -> dict[str, Any]:
     box = {"Width": 0.6, "Height": 0.7, "Left": 0.2, "Top": 0.1}
     return {
-        "Face": {"FaceId": face_id, "BoundingBox": box, "ImageId": str(uuid.uuid4()),
-                 "ExternalImageId": external_id, "Confidence": 99.9},
+        "Face": {
+            "FaceId": face_id,
+            "BoundingBox": box,
+            "ImageId": str(uuid.uuid4()),
+            "ExternalImageId": external_id,
+            "Confidence": 99.9,
+        },
         "FaceDetail": {"BoundingBox": box, "Confidence": 99.9},
     }
 
@@ -101,8 +106,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     from infra.functions.notify import app as notify_app
     from infra.functions.record_decision import app as record_app
 
-    handlers = {"notify": notify_app.handler, "record_decision": record_app.handler,
-                "expire": expire_app.handler}
+    handlers = {
+        "notify": notify_app.handler,
+        "record_decision": record_app.handler,
+        "expire": expire_app.handler,
+    }
     with approval_machine(handlers) as machine:
         bucket, prefix = unique("crops"), unique("sl")
         s3, ddb, ses = client("s3"), client("dynamodb"), client("ses")
@@ -112,17 +120,27 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         rekognition = client("rekognition")
         stub = Stubber(rekognition)
         stub.add_response("list_collections", {"CollectionIds": []}, {})
-        stub.add_response("create_collection", {"StatusCode": 200, "FaceModelVersion": "7.0"},
-                          {"CollectionId": COLLECTION})
+        stub.add_response(
+            "create_collection", {"StatusCode": 200, "FaceModelVersion": "7.0"}, {"CollectionId": COLLECTION}
+        )
         stub.activate()
         settings = Settings.from_env(
-            {}, backend="aws", data_dir=tmp_path / "data", secret_key="e2e-secret", aws_region=REGION,
-            s3_bucket=bucket, dynamodb_table_prefix=prefix, state_machine_arn=machine.arn,
-            ses_sender=SENDER, approval_recipients=APPROVER, collection_id=COLLECTION,
+            {},
+            backend="aws",
+            data_dir=tmp_path / "data",
+            secret_key="e2e-secret",
+            aws_region=REGION,
+            s3_bucket=bucket,
+            dynamodb_table_prefix=prefix,
+            state_machine_arn=machine.arn,
+            ses_sender=SENDER,
+            approval_recipients=APPROVER,
+            collection_id=COLLECTION,
             public_url="https://approvals.example.com/prod",
         )
-        services = build_services(settings, s3=s3, dynamodb=ddb, rekognition=rekognition,
-                                  stepfunctions=machine.sfn, ses=ses)
+        services = build_services(
+            settings, s3=s3, dynamodb=ddb, rekognition=rekognition, stepfunctions=machine.sfn, ses=ses
+        )
         runtime.use(services)
         try:
             yield Stack(services, machine, stub, s3, bucket)
@@ -151,16 +169,31 @@ def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> 
     floor = min(svc.settings.review_threshold, svc.settings.cluster_threshold)
     stub.add_response(
         "search_faces_by_image",
-        {"FaceMatches": [], "SearchedFaceConfidence": 99.5,
-         "SearchedFaceBoundingBox": {"Width": 0.6, "Height": 0.7, "Left": 0.2, "Top": 0.1}},
-        {"CollectionId": COLLECTION, "Image": {"Bytes": crop}, "MaxFaces": SEARCH_DEPTH,
-         "FaceMatchThreshold": similarity_to_rekognition(floor), "QualityFilter": "NONE"},
+        {
+            "FaceMatches": [],
+            "SearchedFaceConfidence": 99.5,
+            "SearchedFaceBoundingBox": {"Width": 0.6, "Height": 0.7, "Left": 0.2, "Top": 0.1},
+        },
+        {
+            "CollectionId": COLLECTION,
+            "Image": {"Bytes": crop},
+            "MaxFaces": SEARCH_DEPTH,
+            "FaceMatchThreshold": similarity_to_rekognition(floor),
+            "QualityFilter": "NONE",
+        },
     )
     pending_face = str(uuid.uuid4())
     stub.add_response(
-        "index_faces", {"FaceRecords": [_face_record(pending_face, "PLACEHOLDER")], "UnindexedFaces": []},
-        {"CollectionId": COLLECTION, "Image": {"Bytes": crop}, "ExternalImageId": _StartsWith("pid_"),
-         "DetectionAttributes": ["DEFAULT"], "MaxFaces": 1, "QualityFilter": "AUTO"},
+        "index_faces",
+        {"FaceRecords": [_face_record(pending_face, "PLACEHOLDER")], "UnindexedFaces": []},
+        {
+            "CollectionId": COLLECTION,
+            "Image": {"Bytes": crop},
+            "ExternalImageId": _StartsWith("pid_"),
+            "DetectionAttributes": ["DEFAULT"],
+            "MaxFaces": 1,
+            "QualityFilter": "AUTO",
+        },
     )
 
     # 1. The IoT rule invokes the ingest function with the event document.
@@ -187,30 +220,53 @@ def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> 
     assert "approve" in tokens
 
     # 3. The approver opens the page (no login needed to see it) ...
-    page = approval_api.handler({"httpMethod": "GET", "resource": "/approvals",
-                                 "queryStringParameters": {"token": tokens["approve"]}})
+    page = approval_api.handler(
+        {"httpMethod": "GET", "resource": "/approvals", "queryStringParameters": {"token": tokens["approve"]}}
+    )
     assert page["statusCode"] == 200 and "text/html" in page["headers"]["Content-Type"]
     assert stack.bucket in page["body"] and 'name="consent"' in page["body"]
 
     # ... and posts the decision with their Cognito identity.
     customer_face = str(uuid.uuid4())
     stub.add_response(
-        "index_faces", {"FaceRecords": [_face_record(customer_face, "cus")], "UnindexedFaces": []},
-        {"CollectionId": COLLECTION, "Image": {"Bytes": crop}, "ExternalImageId": _StartsWith("cus_"),
-         "DetectionAttributes": ["DEFAULT"], "MaxFaces": 1, "QualityFilter": "AUTO"},
+        "index_faces",
+        {"FaceRecords": [_face_record(customer_face, "cus")], "UnindexedFaces": []},
+        {
+            "CollectionId": COLLECTION,
+            "Image": {"Bytes": crop},
+            "ExternalImageId": _StartsWith("cus_"),
+            "DetectionAttributes": ["DEFAULT"],
+            "MaxFaces": 1,
+            "QualityFilter": "AUTO",
+        },
     )
-    stub.add_response("delete_faces", {"DeletedFaces": [pending_face]},
-                      {"CollectionId": COLLECTION, "FaceIds": [pending_face]})
-    body = {"token": tokens["approve"], "action": "approve",
-            "details": {"name": "Ada Lovelace", "email": "ada@example.com", "loyalty_id": "L-77",
-                        "consent": True}}
-    unauthenticated = approval_api.handler({"httpMethod": "POST", "resource": "/decisions",
-                                            "body": json.dumps(body)})
+    stub.add_response(
+        "delete_faces",
+        {"DeletedFaces": [pending_face]},
+        {"CollectionId": COLLECTION, "FaceIds": [pending_face]},
+    )
+    body = {
+        "token": tokens["approve"],
+        "action": "approve",
+        "details": {
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "loyalty_id": "L-77",
+            "consent": True,
+        },
+    }
+    unauthenticated = approval_api.handler(
+        {"httpMethod": "POST", "resource": "/decisions", "body": json.dumps(body)}
+    )
     assert unauthenticated["statusCode"] == 401
-    resp = approval_api.handler({
-        "httpMethod": "POST", "resource": "/decisions", "body": json.dumps(body),
-        "requestContext": {"authorizer": {"claims": {"cognito:username": "alice", "sub": "u-1"}}},
-    })
+    resp = approval_api.handler(
+        {
+            "httpMethod": "POST",
+            "resource": "/decisions",
+            "body": json.dumps(body),
+            "requestContext": {"authorizer": {"claims": {"cognito:username": "alice", "sub": "u-1"}}},
+        }
+    )
     assert resp["statusCode"] == 202, resp["body"]
 
     # 4. The record-decision function ran inside the execution: a customer in DynamoDB.
@@ -229,10 +285,14 @@ def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> 
     stub.assert_no_pending_responses()
 
     # The link was single use.
-    again = approval_api.handler({
-        "httpMethod": "POST", "resource": "/decisions", "body": json.dumps(body),
-        "requestContext": {"authorizer": {"claims": {"cognito:username": "alice"}}},
-    })
+    again = approval_api.handler(
+        {
+            "httpMethod": "POST",
+            "resource": "/decisions",
+            "body": json.dumps(body),
+            "requestContext": {"authorizer": {"claims": {"cognito:username": "alice"}}},
+        }
+    )
     assert again["statusCode"] in (403, 409)
 
 
@@ -261,8 +321,10 @@ def _nothing_written(stack: Stack) -> None:
     [
         (lambda d: {k: v for k, v in d.items() if k != "zone"}, "EventSchemaError"),
         (lambda d: {**d, "schema_version": 2}, "EventSchemaError"),
-        (lambda d: {**d, "crop_jpeg_b64": base64.b64encode(b"\xff\xd8garbage\xff\xd9").decode()},
-         "ImageDecodeError"),
+        (
+            lambda d: {**d, "crop_jpeg_b64": base64.b64encode(b"\xff\xd8garbage\xff\xd9").decode()},
+            "ImageDecodeError",
+        ),
         (lambda d: {**d, "bbox": {"left": 0, "top": 0, "width": 20, "height": 20}}, "FaceTooSmallError"),
     ],
 )
@@ -283,8 +345,9 @@ def test_backend_failure_is_raised_for_lambda_retry_and_writes_nothing(stack: St
 
     from infra.functions.ingest import app as ingest_app
 
-    stack.stub.add_client_error("search_faces_by_image", "InternalServerError", "Rekognition is down",
-                                http_status_code=500)
+    stack.stub.add_client_error(
+        "search_faces_by_image", "InternalServerError", "Rekognition is down", http_status_code=500
+    )
     doc = face_event(jpeg())
     with pytest.raises(ClientError):
         ingest_app.handler(doc)
@@ -296,13 +359,15 @@ def test_approval_api_answers_errors_clearly(stack: Stack) -> None:
     from infra.functions.approval_api import app as approval_api
 
     claims = {"requestContext": {"authorizer": {"claims": {"cognito:username": "alice"}}}}
-    forged = approval_api.handler({"httpMethod": "GET", "resource": "/approvals",
-                                   "queryStringParameters": {"token": "abc.def"}})
+    forged = approval_api.handler(
+        {"httpMethod": "GET", "resource": "/approvals", "queryStringParameters": {"token": "abc.def"}}
+    )
     assert forged["statusCode"] == 403 and json.loads(forged["body"])["error"] == "TokenError"
     bad_json = approval_api.handler({"httpMethod": "POST", "resource": "/decisions", "body": "{", **claims})
     assert bad_json["statusCode"] == 400
-    missing = approval_api.handler({"httpMethod": "POST", "resource": "/decisions",
-                                    "body": json.dumps({"action": "reject"}), **claims})
+    missing = approval_api.handler(
+        {"httpMethod": "POST", "resource": "/decisions", "body": json.dumps({"action": "reject"}), **claims}
+    )
     assert missing["statusCode"] == 400
     assert approval_api.handler({"httpMethod": "DELETE", "resource": "/x"})["statusCode"] == 404
 
@@ -313,9 +378,15 @@ def test_hourly_sweep_heartbeats_waiting_approvals(stack: Stack) -> None:
 
     svc = stack.services
     now = utcnow()
-    pending = PendingIdentity(pending_id=new_id("pid"), kind=PendingKind.NEW, status=PendingStatus.PENDING,
-                              created_at=now, last_seen_at=now, expires_at=now.replace(year=now.year + 1),
-                              store_id="store-1")
+    pending = PendingIdentity(
+        pending_id=new_id("pid"),
+        kind=PendingKind.NEW,
+        status=PendingStatus.PENDING,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now.replace(year=now.year + 1),
+        store_id="store-1",
+    )
     svc.repos.pending.add(pending)
     svc.approvals.request(pending)
     execution = svc.workflow.execution_arn(pending.pending_id)  # type: ignore[attr-defined]

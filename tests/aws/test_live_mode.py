@@ -49,11 +49,18 @@ def live(moto_server: str, tmp_path: Path) -> Iterator[Any]:
     from core.settings import Settings
     from infra.local_stack import create
 
-    stack = create(moto_server, bucket=f"crops-{uuid.uuid4().hex[:8]}", table_prefix="live",
-                   admin=("ann", "Live-mode-passw0rd"))
+    stack = create(
+        moto_server,
+        bucket=f"crops-{uuid.uuid4().hex[:8]}",
+        table_prefix="live",
+        admin=("ann", "Live-mode-passw0rd"),
+    )
     env = {k: v for k, v in stack.environment().items() if k.startswith("STORELENS_")}
-    env.update(STORELENS_DATA_DIR=str(tmp_path / "data"), STORELENS_SECRET_KEY="live-secret",
-               STORELENS_APPROVAL_RECIPIENTS="boss@example.com")
+    env.update(
+        STORELENS_DATA_DIR=str(tmp_path / "data"),
+        STORELENS_SECRET_KEY="live-secret",
+        STORELENS_APPROVAL_RECIPIENTS="boss@example.com",
+    )
     assert create(moto_server, bucket=stack.bucket, table_prefix="live") == stack  # idempotent
     svc = build_services(Settings.from_env(env))
     try:
@@ -96,13 +103,29 @@ def test_services_on_a_moto_server_run_the_approval_flow(live: Any) -> None:
 
     # A pending identity: the workflow starts an execution and mails through SES.
     now = utcnow()
-    pending = PendingIdentity(pending_id=new_id("pid"), kind=PendingKind.NEW, status=PendingStatus.PENDING,
-                              created_at=now, last_seen_at=now, expires_at=now.replace(year=now.year + 1),
-                              store_id="store-1", face_count=1)
+    pending = PendingIdentity(
+        pending_id=new_id("pid"),
+        kind=PendingKind.NEW,
+        status=PendingStatus.PENDING,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now.replace(year=now.year + 1),
+        store_id="store-1",
+        face_count=1,
+    )
     svc.repos.pending.add(pending)
-    svc.repos.faces.add(Face(face_id=new_id("fac"), event_id=None, crop_key=key, captured_at=now,
-                             camera_id="cam-1", zone="entrance", status=FaceStatus.PENDING,
-                             pending_id=pending.pending_id))
+    svc.repos.faces.add(
+        Face(
+            face_id=new_id("fac"),
+            event_id=None,
+            crop_key=key,
+            captured_at=now,
+            camera_id="cam-1",
+            zone="entrance",
+            status=FaceStatus.PENDING,
+            pending_id=pending.pending_id,
+        )
+    )
     assert _sent_count(svc) == 0
     svc.approvals.request(pending)
     assert svc.workflow.describe(pending.pending_id) == "RUNNING"
@@ -131,8 +154,11 @@ def test_cognito_sign_in_on_the_server_verifies_with_the_servers_keys(live: Any)
     import boto3
 
     idp = boto3.client("cognito-idp", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
-    resp = idp.initiate_auth(AuthFlow="USER_PASSWORD_AUTH", ClientId=settings.cognito_client_id,
-                             AuthParameters={"USERNAME": "ann", "PASSWORD": "Live-mode-passw0rd"})
+    resp = idp.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId=settings.cognito_client_id,
+        AuthParameters={"USERNAME": "ann", "PASSWORD": "Live-mode-passw0rd"},
+    )
     who = live.extras["cognito"].verify(resp["AuthenticationResult"]["IdToken"], token_use="id")
     assert who.username == "ann" and "admin" in who.groups
 
@@ -154,19 +180,32 @@ def _photo_event(name: str) -> bytes:
 
     from core.models import BoundingBox, FaceEvent
 
-    return event_to_json(FaceEvent(
-        event_id=str(uuid.uuid4()), store_id="store-1", camera_id="cam-1", zone="entrance",
-        captured_at=datetime.now(UTC), bbox=BoundingBox(0, 0, width, height), frame_width=width,
-        frame_height=height, detector="test", confidence=0.99, track_id=name, crop_jpeg=buf.getvalue(),
-    ))
+    return event_to_json(
+        FaceEvent(
+            event_id=str(uuid.uuid4()),
+            store_id="store-1",
+            camera_id="cam-1",
+            zone="entrance",
+            captured_at=datetime.now(UTC),
+            bbox=BoundingBox(0, 0, width, height),
+            frame_width=width,
+            frame_height=height,
+            detector="test",
+            confidence=0.99,
+            track_id=name,
+            crop_jpeg=buf.getvalue(),
+        )
+    )
 
 
 def test_live_mode_recognises_a_returning_customer(live: Any) -> None:
     svc = live
     first = svc.ingest.ingest(_photo_event("obama"), source="live-test")
     assert first.outcome.value == "pending"
-    svc.approvals.decide(first.pending_id, Decision(
-        action="approve", actor="alice", details=CustomerDetails(name="Barack", consent=True)))
+    svc.approvals.decide(
+        first.pending_id,
+        Decision(action="approve", actor="alice", details=CustomerDetails(name="Barack", consent=True)),
+    )
     [customer] = svc.repos.customers.list()
     again = svc.ingest.ingest(_photo_event("obama2"), source="live-test")
     assert again.outcome.value == "visit" and again.customer_id == customer.customer_id

@@ -39,8 +39,9 @@ def jpeg(width: int = 200, height: int = 100) -> bytes:
 
 @pytest.fixture
 def rek() -> Iterator[tuple[RekognitionFaceIndex, Stubber]]:
-    client = boto3.client("rekognition", region_name="eu-west-1", aws_access_key_id="x",
-                          aws_secret_access_key="x")
+    client = boto3.client(
+        "rekognition", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     with Stubber(client) as stub:
         yield RekognitionFaceIndex(client=client), stub
         stub.assert_no_pending_responses()
@@ -76,13 +77,18 @@ def test_box_conversion_from_ratios_to_clipped_pixels() -> None:
 def test_collections(rek: tuple[RekognitionFaceIndex, Stubber]) -> None:
     index, stub = rek
     stub.add_response("create_collection", {"StatusCode": 200}, {"CollectionId": "c1"})
-    stub.add_client_error("create_collection", "ResourceAlreadyExistsException", "exists",
-                          expected_params={"CollectionId": "c1"})
+    stub.add_client_error(
+        "create_collection",
+        "ResourceAlreadyExistsException",
+        "exists",
+        expected_params={"CollectionId": "c1"},
+    )
     stub.add_response("list_collections", {"CollectionIds": ["c2"], "NextToken": "t"}, {})
     stub.add_response("list_collections", {"CollectionIds": ["c1"]}, {"NextToken": "t"})
     stub.add_response("delete_collection", {"StatusCode": 200}, {"CollectionId": "c1"})
-    stub.add_client_error("delete_collection", "ResourceNotFoundException", "missing",
-                          expected_params={"CollectionId": "c1"})
+    stub.add_client_error(
+        "delete_collection", "ResourceNotFoundException", "missing", expected_params={"CollectionId": "c1"}
+    )
     index.create_collection("c1")
     with pytest.raises(ConflictError) as exc:
         index.create_collection("c1")
@@ -101,10 +107,26 @@ def test_index_face_uses_opaque_id_quality_filter_and_one_face(rek: Rek) -> None
     image = jpeg(200, 100)
     stub.add_response(
         "index_faces",
-        {"FaceRecords": [{"Face": {"FaceId": FACE_A, "ExternalImageId": "pid_1", "Confidence": 99.0,
-                                   "BoundingBox": _box(0.25, 0.1, 0.5, 0.6)}}]},
-        {"CollectionId": "c", "Image": {"Bytes": image}, "ExternalImageId": "pid_1",
-         "DetectionAttributes": ["DEFAULT"], "MaxFaces": 1, "QualityFilter": "AUTO"},
+        {
+            "FaceRecords": [
+                {
+                    "Face": {
+                        "FaceId": FACE_A,
+                        "ExternalImageId": "pid_1",
+                        "Confidence": 99.0,
+                        "BoundingBox": _box(0.25, 0.1, 0.5, 0.6),
+                    }
+                }
+            ]
+        },
+        {
+            "CollectionId": "c",
+            "Image": {"Bytes": image},
+            "ExternalImageId": "pid_1",
+            "DetectionAttributes": ["DEFAULT"],
+            "MaxFaces": 1,
+            "QualityFilter": "AUTO",
+        },
     )
     got = index.index_face("c", image, "pid_1")
     assert got.face_id == FACE_A and got.external_id == "pid_1"
@@ -124,12 +146,19 @@ def test_search_by_image_converts_threshold_and_scores(rek: tuple[RekognitionFac
     image = jpeg()
     stub.add_response(
         "search_faces_by_image",
-        {"FaceMatches": [
-            {"Similarity": 85.0, "Face": {"FaceId": FACE_B, "ExternalImageId": "pid_2"}},
-            {"Similarity": 99.5, "Face": {"FaceId": FACE_A, "ExternalImageId": "cus_1"}},
-        ]},
-        {"CollectionId": "c", "Image": {"Bytes": image}, "MaxFaces": 5, "FaceMatchThreshold": 80.0,
-         "QualityFilter": "NONE"},
+        {
+            "FaceMatches": [
+                {"Similarity": 85.0, "Face": {"FaceId": FACE_B, "ExternalImageId": "pid_2"}},
+                {"Similarity": 99.5, "Face": {"FaceId": FACE_A, "ExternalImageId": "cus_1"}},
+            ]
+        },
+        {
+            "CollectionId": "c",
+            "Image": {"Bytes": image},
+            "MaxFaces": 5,
+            "FaceMatchThreshold": 80.0,
+            "QualityFilter": "NONE",
+        },
     )
     hits = index.search_by_image("c", image, 0.42, 5)
     assert [h.external_id for h in hits] == ["cus_1", "pid_2"]
@@ -140,8 +169,11 @@ def test_search_by_image_converts_threshold_and_scores(rek: tuple[RekognitionFac
 def test_search_errors_are_translated(rek: tuple[RekognitionFaceIndex, Stubber]) -> None:
     index, stub = rek
     image = jpeg()
-    stub.add_client_error("search_faces_by_image", "InvalidParameterException",
-                          "There are no faces in the image. Should be at least 1.")
+    stub.add_client_error(
+        "search_faces_by_image",
+        "InvalidParameterException",
+        "There are no faces in the image. Should be at least 1.",
+    )
     stub.add_client_error("search_faces_by_image", "InvalidImageFormatException", "Request has invalid image")
     stub.add_client_error("search_faces_by_image", "ResourceNotFoundException", "no collection")
     stub.add_client_error("search_faces_by_image", "ThrottlingException", "slow down")
@@ -167,8 +199,10 @@ def test_search_by_face_excludes_itself(rek: tuple[RekognitionFaceIndex, Stubber
     index, stub = rek
     stub.add_response(
         "search_faces",
-        {"SearchedFaceId": FACE_A, "FaceMatches": [
-            {"Similarity": 99.9, "Face": {"FaceId": FACE_B, "ExternalImageId": "cus_2"}}]},
+        {
+            "SearchedFaceId": FACE_A,
+            "FaceMatches": [{"Similarity": 99.9, "Face": {"FaceId": FACE_B, "ExternalImageId": "cus_2"}}],
+        },
         {"CollectionId": "c", "FaceId": FACE_A, "MaxFaces": 3, "FaceMatchThreshold": 99.0},
     )
     [hit] = index.search_by_face("c", FACE_A, 0.55, 3)
@@ -180,8 +214,12 @@ def test_detect_faces_largest_first_in_pixels(rek: tuple[RekognitionFaceIndex, S
     image = jpeg(200, 100)
     stub.add_response(
         "detect_faces",
-        {"FaceDetails": [{"BoundingBox": _box(0.0, 0.0, 0.1, 0.2), "Confidence": 90.0},
-                         {"BoundingBox": _box(0.5, 0.2, 0.3, 0.6), "Confidence": 99.0}]},
+        {
+            "FaceDetails": [
+                {"BoundingBox": _box(0.0, 0.0, 0.1, 0.2), "Confidence": 90.0},
+                {"BoundingBox": _box(0.5, 0.2, 0.3, 0.6), "Confidence": 99.0},
+            ]
+        },
         {"Image": {"Bytes": image}, "Attributes": ["DEFAULT"]},
     )
     faces = index.detect_faces(image)
@@ -191,10 +229,16 @@ def test_detect_faces_largest_first_in_pixels(rek: tuple[RekognitionFaceIndex, S
 
 def test_list_faces_paginates_and_delete_batches(rek: tuple[RekognitionFaceIndex, Stubber]) -> None:
     index, stub = rek
-    stub.add_response("list_faces", {"Faces": [{"FaceId": FACE_A, "ExternalImageId": "cus_1"}],
-                                     "NextToken": "n"}, {"CollectionId": "c", "MaxResults": 4096})
-    stub.add_response("list_faces", {"Faces": [{"FaceId": FACE_B, "ExternalImageId": "pid_1"}]},
-                      {"CollectionId": "c", "MaxResults": 4096, "NextToken": "n"})
+    stub.add_response(
+        "list_faces",
+        {"Faces": [{"FaceId": FACE_A, "ExternalImageId": "cus_1"}], "NextToken": "n"},
+        {"CollectionId": "c", "MaxResults": 4096},
+    )
+    stub.add_response(
+        "list_faces",
+        {"Faces": [{"FaceId": FACE_B, "ExternalImageId": "pid_1"}]},
+        {"CollectionId": "c", "MaxResults": 4096, "NextToken": "n"},
+    )
     ids: list[Any] = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(4100)]
     for chunk in (ids[:4096], ids[4096:]):
         stub.add_response("delete_faces", {"DeletedFaces": chunk}, {"CollectionId": "c", "FaceIds": chunk})

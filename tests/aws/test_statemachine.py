@@ -89,10 +89,15 @@ class Recorder:
 
 
 def _start(machine: Any, pending_id: str) -> str:
-    return str(machine.sfn.start_execution(
-        stateMachineArn=machine.arn, name=pending_id,
-        input=json.dumps({"pending_id": pending_id, "store_id": "store-1", "kind": "new", "send_mail": True}),
-    )["executionArn"])
+    return str(
+        machine.sfn.start_execution(
+            stateMachineArn=machine.arn,
+            name=pending_id,
+            input=json.dumps(
+                {"pending_id": pending_id, "store_id": "store-1", "kind": "new", "send_mail": True}
+            ),
+        )["executionArn"]
+    )
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
@@ -118,13 +123,15 @@ def test_still_pending_loops_back_without_a_second_mail() -> None:
         arn = _start(m, "pid_loop")
         [first] = m.wait_calls("notify", 1)
         m.wait_waiting(arn)
-        m.sfn.send_task_success(taskToken=first["task_token"],
-                                output=json.dumps({"action": "not_this_person", "actor": "a"}))
+        m.sfn.send_task_success(
+            taskToken=first["task_token"], output=json.dumps({"action": "not_this_person", "actor": "a"})
+        )
         second = m.wait_calls("notify", 2)[1]
         m.wait_waiting(arn, 2)
         assert second["send_mail"] is False and second["task_token"] != first["task_token"]
-        m.sfn.send_task_success(taskToken=second["task_token"],
-                                output=json.dumps({"action": "reject", "actor": "a"}))
+        m.sfn.send_task_success(
+            taskToken=second["task_token"], output=json.dumps({"action": "reject", "actor": "a"})
+        )
         assert m.wait_status(arn) == "SUCCEEDED"
         assert [r["decision"]["action"] for r in rec.recorded] == ["not_this_person", "reject"]
 

@@ -53,8 +53,11 @@ def _translate() -> dict[str, Any]:
         def load(self) -> dict[str, str]:
             return {}
 
-    params = {"SesSender": "storelens@example.com", "ApproverEmails": "boss@example.com",
-              "CognitoDomainPrefix": "storelens-test"}
+    params = {
+        "SesSender": "storelens@example.com",
+        "ApproverEmails": "boss@example.com",
+        "CognitoDomainPrefix": "storelens-test",
+    }
     import os
 
     saved = os.environ.get("AWS_DEFAULT_REGION")
@@ -90,7 +93,8 @@ def test_translation_yields_the_expected_resources() -> None:
     assert rule["Properties"]["TopicRulePayload"]["Sql"] == "SELECT * FROM 'storelens/+/faces'"
     machine = next(r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine")
     assert set(machine["Properties"]["DefinitionSubstitutions"]) == set(
-        re.findall(r"\$\{(\w+)\}", ASL.read_text()))
+        re.findall(r"\$\{(\w+)\}", ASL.read_text())
+    )
     # Least privilege: no function may use a wildcard action.
     for name, res in resources.items():
         if res["Type"] != "AWS::IAM::Role":
@@ -105,14 +109,19 @@ def test_tables_match_the_dynamodb_adapter() -> None:
     from core.aws.dynamodb import TABLES
 
     resources = _load()["Resources"]
-    tables = {r["Properties"]["TableName"]["Fn::Sub"].split("}-", 1)[1]: r["Properties"]
-              for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"}
+    tables = {
+        r["Properties"]["TableName"]["Fn::Sub"].split("}-", 1)[1]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    }
     assert set(tables) == set(TABLES)
     for name, (key, indexes, ttl) in TABLES.items():
         props = tables[name]
         assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}], name
-        got = {g["IndexName"]: [k["AttributeName"] for k in g["KeySchema"]]
-               for g in props.get("GlobalSecondaryIndexes", [])}
+        got = {
+            g["IndexName"]: [k["AttributeName"] for k in g["KeySchema"]]
+            for g in props.get("GlobalSecondaryIndexes", [])
+        }
         want = {n: [p] + ([s] if s else []) for n, p, s in indexes}
         assert got == want, name
         spec = props.get("TimeToLiveSpecification")
@@ -120,8 +129,10 @@ def test_tables_match_the_dynamodb_adapter() -> None:
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
-@pytest.mark.parametrize("function", ["IngestFunction", "NotifyFunction", "ApprovalApiFunction",
-                                      "RecordDecisionFunction", "ExpireFunction"])
+@pytest.mark.parametrize(
+    "function",
+    ["IngestFunction", "NotifyFunction", "ApprovalApiFunction", "RecordDecisionFunction", "ExpireFunction"],
+)
 def test_every_handler_exists_and_imports_without_side_effects(function: str) -> None:
     import importlib
 

@@ -72,8 +72,9 @@ class FakeRekognition:
         try:
             return self.collections[params["CollectionId"]]
         except KeyError:
-            raise _Error("ResourceNotFoundException",
-                         f"The collection id: {params['CollectionId']} does not exist") from None
+            raise _Error(
+                "ResourceNotFoundException", f"The collection id: {params['CollectionId']} does not exist"
+            ) from None
 
     def _faces_in(self, image: bytes) -> list[tuple[Any, dict[str, float], float]]:
         try:
@@ -84,13 +85,18 @@ class FakeRekognition:
         out = []
         for face in self.engine.detect(rgb):
             b = face.bbox
-            box = {"Width": b.width / width, "Height": b.height / height, "Left": b.left / width,
-                   "Top": b.top / height}
+            box = {
+                "Width": b.width / width,
+                "Height": b.height / height,
+                "Left": b.left / width,
+                "Top": b.top / height,
+            }
             out.append((self.engine.embed(rgb, b), box, face.confidence * 100.0))
         return out  # largest first, as the engine returns them
 
-    def _matches(self, vector: Any, faces: dict[str, _Face], params: dict[str, Any],
-                 exclude: str | None = None) -> list[dict[str, Any]]:
+    def _matches(
+        self, vector: Any, faces: dict[str, _Face], params: dict[str, Any], exclude: str | None = None
+    ) -> list[dict[str, Any]]:
         from core.aws.rekognition import similarity_to_rekognition
 
         threshold = float(params.get("FaceMatchThreshold", 80.0))
@@ -107,14 +113,21 @@ class FakeRekognition:
 
     @staticmethod
     def _face_doc(face: _Face) -> dict[str, Any]:
-        return {"FaceId": face.face_id, "ExternalImageId": face.external_id, "BoundingBox": face.box,
-                "Confidence": face.confidence, "ImageId": str(uuid.uuid4())}
+        return {
+            "FaceId": face.face_id,
+            "ExternalImageId": face.external_id,
+            "BoundingBox": face.box,
+            "Confidence": face.confidence,
+            "ImageId": str(uuid.uuid4()),
+        }
 
     # ---------------------------------------------------------- operations
     def _CreateCollection(self, params: dict[str, Any]) -> dict[str, Any]:
         if params["CollectionId"] in self.collections:
-            raise _Error("ResourceAlreadyExistsException", f"The collection id: {params['CollectionId']} "
-                         "already exists")
+            raise _Error(
+                "ResourceAlreadyExistsException",
+                f"The collection id: {params['CollectionId']} already exists",
+            )
         self.collections[params["CollectionId"]] = {}
         return {"StatusCode": 200, "FaceModelVersion": "7.0"}
 
@@ -126,7 +139,7 @@ class FakeRekognition:
     def _ListCollections(self, params: dict[str, Any]) -> dict[str, Any]:
         names = sorted(self.collections)
         start = int(params.get("NextToken") or 0)
-        page = names[start:start + 2]  # tiny pages so the adapter's paging is exercised
+        page = names[start : start + 2]  # tiny pages so the adapter's paging is exercised
         body: dict[str, Any] = {"CollectionIds": page}
         if start + 2 < len(names):
             body["NextToken"] = str(start + 2)
@@ -151,25 +164,31 @@ class FakeRekognition:
         collection = self._collection(params)
         faces = self._faces_in(params["Image"]["Bytes"])
         if not faces:
-            raise _Error("InvalidParameterException",
-                         "There are no faces in the image. Should be at least 1.")
+            raise _Error(
+                "InvalidParameterException", "There are no faces in the image. Should be at least 1."
+            )
         vector, box, conf = faces[0]
-        return {"SearchedFaceBoundingBox": box, "SearchedFaceConfidence": conf,
-                "FaceMatches": self._matches(vector, collection, params)}
+        return {
+            "SearchedFaceBoundingBox": box,
+            "SearchedFaceConfidence": conf,
+            "FaceMatches": self._matches(vector, collection, params),
+        }
 
     def _SearchFaces(self, params: dict[str, Any]) -> dict[str, Any]:
         collection = self._collection(params)
         if params["FaceId"] not in collection:
             raise _Error("InvalidParameterException", "Invalid face id")
         source = collection[params["FaceId"]]
-        return {"SearchedFaceId": source.face_id,
-                "FaceMatches": self._matches(source.vector, collection, params, exclude=source.face_id)}
+        return {
+            "SearchedFaceId": source.face_id,
+            "FaceMatches": self._matches(source.vector, collection, params, exclude=source.face_id),
+        }
 
     def _ListFaces(self, params: dict[str, Any]) -> dict[str, Any]:
         faces = list(self._collection(params).values())
         start = int(params.get("NextToken") or 0)
         size = min(int(params.get("MaxResults", 1000)), 1)  # one per page: exercise paging
-        body: dict[str, Any] = {"Faces": [self._face_doc(f) for f in faces[start:start + size]]}
+        body: dict[str, Any] = {"Faces": [self._face_doc(f) for f in faces[start : start + size]]}
         if start + size < len(faces):
             body["NextToken"] = str(start + size)
         return body
@@ -198,8 +217,9 @@ def rekognition_index_factory() -> Any:
     fake = FakeRekognition(get_engine())
 
     def make() -> Any:
-        client = boto3.client("rekognition", region_name="eu-west-1", aws_access_key_id="fake",
-                              aws_secret_access_key="fake")
+        client = boto3.client(
+            "rekognition", region_name="eu-west-1", aws_access_key_id="fake", aws_secret_access_key="fake"
+        )
         return RekognitionFaceIndex(client=fake.attach(client))
 
     return make

@@ -26,8 +26,9 @@ def _mail(subject_id: str = "pid_1", subject: str = "StoreLens: new person") -> 
     msg.add_alternative('<p><img src="cid:face0"></p>', subtype="html")
     html = msg.get_payload()[1]
     html.add_related(b"\xff\xd8\xff\xe0fakejpeg\xff\xd9", maintype="image", subtype="jpeg", cid="<face0>")
-    return OutgoingMail(to=("approvals@example.com",), subject=subject, mime=msg.as_bytes(),
-                        subject_id=subject_id)
+    return OutgoingMail(
+        to=("approvals@example.com",), subject=subject, mime=msg.as_bytes(), subject_id=subject_id
+    )
 
 
 @pytest.fixture(params=["local", "aws"])

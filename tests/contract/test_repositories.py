@@ -53,8 +53,13 @@ def customer(name: str = "Ada", **kw: Any) -> Customer:
 
 def face(**kw: Any) -> Face:
     base: dict[str, Any] = dict(
-        face_id=new_id("fac"), event_id=None, crop_key="faces/x.jpg", captured_at=T0,
-        camera_id="cam-1", zone="entrance", status=FaceStatus.PENDING,
+        face_id=new_id("fac"),
+        event_id=None,
+        crop_key="faces/x.jpg",
+        captured_at=T0,
+        camera_id="cam-1",
+        zone="entrance",
+        status=FaceStatus.PENDING,
     )
     base.update(kw)
     return Face(**base)
@@ -62,25 +67,47 @@ def face(**kw: Any) -> Face:
 
 def pending(**kw: Any) -> PendingIdentity:
     base: dict[str, Any] = dict(
-        pending_id=new_id("pid"), kind=PendingKind.NEW, status=PendingStatus.PENDING, created_at=T0,
-        last_seen_at=T0, expires_at=T0 + timedelta(days=30), store_id="store-1",
+        pending_id=new_id("pid"),
+        kind=PendingKind.NEW,
+        status=PendingStatus.PENDING,
+        created_at=T0,
+        last_seen_at=T0,
+        expires_at=T0 + timedelta(days=30),
+        store_id="store-1",
     )
     base.update(kw)
     return PendingIdentity(**base)
 
 
 def visit(customer_id: str, started: datetime, **kw: Any) -> Visit:
-    return Visit(visit_id=new_id("vis"), customer_id=customer_id, store_id="store-1", camera_id="cam-1",
-                 zone="entrance", started_at=started, last_seen_at=started, **kw)
+    return Visit(
+        visit_id=new_id("vis"),
+        customer_id=customer_id,
+        store_id="store-1",
+        camera_id="cam-1",
+        zone="entrance",
+        started_at=started,
+        last_seen_at=started,
+        **kw,
+    )
 
 
 def event(**kw: Any) -> FaceEvent:
     import uuid
 
     base: dict[str, Any] = dict(
-        event_id=str(uuid.uuid4()), store_id="store-1", camera_id="cam-1", zone="entrance",
-        captured_at=T0, bbox=BoundingBox(1, 2, 60, 70), frame_width=640, frame_height=480,
-        detector="ssd", confidence=0.9, track_id="t1", crop_jpeg=b"jpeg",
+        event_id=str(uuid.uuid4()),
+        store_id="store-1",
+        camera_id="cam-1",
+        zone="entrance",
+        captured_at=T0,
+        bbox=BoundingBox(1, 2, 60, 70),
+        frame_width=640,
+        frame_height=480,
+        detector="ssd",
+        confidence=0.9,
+        track_id="t1",
+        crop_jpeg=b"jpeg",
     )
     base.update(kw)
     return FaceEvent(**base)
@@ -199,8 +226,10 @@ def test_visits_by_customer_latest_extend_and_between(repos: Any) -> None:
     # Half-open [start, end) on started_at, across days, sorted.
     window = repos.visits.between(T0, T0 + timedelta(days=3))
     assert [v.visit_id for v in window] == [v1.visit_id, v2.visit_id]
-    assert [v.visit_id for v in repos.visits.between(T0 + timedelta(seconds=1), v3.started_at
-                                                      + timedelta(seconds=1))] == [v2.visit_id, v3.visit_id]
+    assert [
+        v.visit_id
+        for v in repos.visits.between(T0 + timedelta(seconds=1), v3.started_at + timedelta(seconds=1))
+    ] == [v2.visit_id, v3.visit_id]
 
 
 def test_between_handles_all_time_ranges(repos: Any) -> None:
@@ -231,10 +260,16 @@ def test_visits_reassign_and_delete(repos: Any) -> None:
 
 def test_pending_roundtrip_list_and_expired(repos: Any) -> None:
     old = pending(expires_at=T0 + timedelta(hours=1), last_seen_at=T0)
-    new = pending(kind=PendingKind.REVIEW, suggested_customer_id="cus_1", suggested_similarity=0.47,
-                  last_seen_at=T0 + timedelta(hours=2), face_count=3)
-    done = pending(status=PendingStatus.APPROVED, decided_at=T0, decided_by="alice", customer_id="cus_9",
-                   expires_at=T0)
+    new = pending(
+        kind=PendingKind.REVIEW,
+        suggested_customer_id="cus_1",
+        suggested_similarity=0.47,
+        last_seen_at=T0 + timedelta(hours=2),
+        face_count=3,
+    )
+    done = pending(
+        status=PendingStatus.APPROVED, decided_at=T0, decided_by="alice", customer_id="cus_9", expires_at=T0
+    )
     for p in (old, new, done):
         repos.pending.add(p)
     assert repos.pending.get(new.pending_id) == new
@@ -275,7 +310,9 @@ def test_transactions_idempotent_link_and_unlink(repos: Any) -> None:
     assert repos.transactions.by_customer("cus_2") == []
     kept = repos.transactions.between(T0, T0 + timedelta(days=3))
     assert [(t.amount_cents, t.customer_id, t.loyalty_id) for t in kept] == [
-        (1250, None, None), (499, None, None)]
+        (1250, None, None),
+        (499, None, None),
+    ]
     repos.transactions.link("tx-1", "cus_3")
     repos.transactions.link("tx-1", None)
     assert repos.transactions.by_customer("cus_3") == []
@@ -303,7 +340,9 @@ def test_events_record_is_idempotent_and_feeds_recent(repos: Any) -> None:
     assert [r.event_id for r in repos.events.recent(camera_id="cam-2")] == [e2.event_id]
     assert [r.event_id for r in repos.events.recent(outcome="visit")] == [e1.event_id]
     assert [r.event_id for r in repos.events.recent(since=T0 + timedelta(seconds=30))] == [
-        e3.event_id, e2.event_id]
+        e3.event_id,
+        e2.event_id,
+    ]
 
 
 def test_events_forget_customer_and_pending(repos: Any) -> None:
@@ -331,8 +370,9 @@ def test_events_attribute_pending_and_move_crop(repos: Any) -> None:
 
 def test_dead_letters_keep_the_payload(repos: Any) -> None:
     d1 = DeadLetter("dl_1", T0, "mqtt", "bad json", "EventSchemaError", None, b"{not json")
-    d2 = DeadLetter("dl_2", T0 + timedelta(seconds=1), "lambda", "too small", "FaceTooSmallError", "e-2",
-                    b"{}")
+    d2 = DeadLetter(
+        "dl_2", T0 + timedelta(seconds=1), "lambda", "too small", "FaceTooSmallError", "e-2", b"{}"
+    )
     repos.events.add_dead_letter(d1)
     repos.events.add_dead_letter(d2)
     assert repos.events.dead_letters() == [d2, d1]

@@ -114,16 +114,27 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         repos = DynamoDbRepositories(prefix=unique("sl"), client=client("dynamodb"))
         repos.create_tables()
         approvals = FakeApprovals(repos)
-        workflow = StepFunctionsWorkflow(approvals, state_machine_arn=machine.arn, repos=repos,  # type: ignore[arg-type]
-                                         client=machine.sfn)
+        workflow = StepFunctionsWorkflow(
+            approvals,
+            state_machine_arn=machine.arn,
+            repos=repos,  # type: ignore[arg-type]
+            client=machine.sfn,
+        )
         box.update(approvals=approvals, workflow=workflow)
         yield Harness(workflow, approvals, repos)
 
 
 def _pending(repos: Any, kind: PendingKind = PendingKind.NEW) -> PendingIdentity:
-    p = PendingIdentity(pending_id=new_id("pid"), kind=kind, status=PendingStatus.PENDING, created_at=T0,
-                        last_seen_at=T0, expires_at=T0 + timedelta(days=30), store_id="store-1",
-                        suggested_customer_id="cus_1" if kind is PendingKind.REVIEW else None)
+    p = PendingIdentity(
+        pending_id=new_id("pid"),
+        kind=kind,
+        status=PendingStatus.PENDING,
+        created_at=T0,
+        last_seen_at=T0,
+        expires_at=T0 + timedelta(days=30),
+        store_id="store-1",
+        suggested_customer_id="cus_1" if kind is PendingKind.REVIEW else None,
+    )
     repos.pending.add(p)
     return p
 

@@ -50,8 +50,9 @@ class Mosquitto:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -83,7 +84,7 @@ def _box() -> BoundingBox:
 def _crop() -> bytes:
     frame, ((_, box),) = compose(store_background(), [("grace", (320.0, 240.0), 170)])
     region = box.expand(0.35).clip(640, 480)
-    return encode_jpeg(frame[region.top:region.bottom, region.left:region.right])
+    return encode_jpeg(frame[region.top : region.bottom, region.left : region.right])
 
 
 def make_event(i: int, *, camera_id: str = "cam-entrance", zone: str = "entrance") -> FaceEvent:

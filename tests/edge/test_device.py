@@ -56,8 +56,19 @@ def fake_sdks(camera: FakeCamera, published: list[tuple[str, bytes]]) -> tuple[A
 
         def parseResult(self, kind: str, inference: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
             sx, sy = 300 / 640, 300 / 480
-            return {kind: [{"label": 1, "prob": 0.93, "xmin": b.left * sx, "ymin": b.top * sy,
-                            "xmax": b.right * sx, "ymax": b.bottom * sy} for _, b in camera.truth]}
+            return {
+                kind: [
+                    {
+                        "label": 1,
+                        "prob": 0.93,
+                        "xmin": b.left * sx,
+                        "ymin": b.top * sy,
+                        "xmax": b.right * sx,
+                        "ymax": b.bottom * sy,
+                    }
+                    for _, b in camera.truth
+                ]
+            }
 
     awscam.Model = Model
     awscam.getLastFrame = camera.getLastFrame
@@ -81,8 +92,14 @@ def test_device_loop_publishes_through_greengrass(tmp_path: Path, monkeypatch: p
     monkeypatch.setitem(sys.modules, "awscam", awscam)
     monkeypatch.setitem(sys.modules, "greengrasssdk", greengrasssdk)
     fifo = tmp_path / "results.mjpeg"
-    env = {"DEEPLENS_STORE_ID": "store-9", "DEEPLENS_CAMERA_ID": "deeplens-1", "DEEPLENS_ZONE": "entrance",
-           "DEEPLENS_SPOOL": str(tmp_path / "spool.db"), "DEEPLENS_FIFO": str(fifo), "DEEPLENS_EVERY": "2"}
+    env = {
+        "DEEPLENS_STORE_ID": "store-9",
+        "DEEPLENS_CAMERA_ID": "deeplens-1",
+        "DEEPLENS_ZONE": "entrance",
+        "DEEPLENS_SPOOL": str(tmp_path / "spool.db"),
+        "DEEPLENS_FIFO": str(fifo),
+        "DEEPLENS_EVERY": "2",
+    }
     stream_bytes = bytearray()
 
     def viewer() -> None:  # what the DeepLens "project stream" viewer does

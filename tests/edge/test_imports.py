@@ -27,13 +27,27 @@ def test_every_module_imports_without_device_sdks() -> None:
         "print(json.dumps({'modules': names, 'leaked': leaked}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["leaked"] == []
-    assert {"deeplens_lambda.device", "deeplens_lambda.pipeline", "deeplens_lambda.tracker",
-            "deeplens_lambda.publishers", "deeplens_lambda.spool", "deeplens_lambda.detectors",
-            "deeplens_lambda.mxnet_ssd", "deeplens_lambda.config"} <= set(result["modules"])
+    assert {
+        "deeplens_lambda.device",
+        "deeplens_lambda.pipeline",
+        "deeplens_lambda.tracker",
+        "deeplens_lambda.publishers",
+        "deeplens_lambda.spool",
+        "deeplens_lambda.detectors",
+        "deeplens_lambda.mxnet_ssd",
+        "deeplens_lambda.config",
+    } <= set(result["modules"])
 
 
 def test_device_only_parts_fail_clearly_off_the_device() -> None:

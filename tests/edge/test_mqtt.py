@@ -26,8 +26,9 @@ class Subscriber:
         self.topics: list[str] = []
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="storelens-test-sub",
-                             clean_session=False)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="storelens-test-sub", clean_session=False
+        )
         client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
 
         def on_connect(c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -76,8 +77,9 @@ def test_events_survive_a_broker_restart_exactly_once_and_in_order(broker: Mosqu
     sub = Subscriber(broker.port)
     assert sub.subscribed.wait(10)
     events = [make_event(i) for i in range(40)]
-    publisher = SpoolingPublisher(MqttTransport("127.0.0.1", broker.port, retry_seconds=0.1, timeout=3.0),
-                                  Spool(tmp_path / "spool.db"))
+    publisher = SpoolingPublisher(
+        MqttTransport("127.0.0.1", broker.port, retry_seconds=0.1, timeout=3.0), Spool(tmp_path / "spool.db")
+    )
     try:
         for event in events[:15]:
             publisher.publish(event)

@@ -43,11 +43,14 @@ def run(frames: list[np.ndarray], every: int = 3):  # type: ignore[no-untyped-de
     return events, stats, detector, tracker
 
 
-def walking(person: str, n: int, x0: float = 140.0, step: float = 6.0,
-            hidden: range = range(0)) -> list[np.ndarray]:
+def walking(
+    person: str, n: int, x0: float = 140.0, step: float = 6.0, hidden: range = range(0)
+) -> list[np.ndarray]:
     bg = store_background()
-    return [bg.copy() if i in hidden else compose(bg, [(person, (x0 + step * i, 240.0), 170)])[0]
-            for i in range(n)]
+    return [
+        bg.copy() if i in hidden else compose(bg, [(person, (x0 + step * i, 240.0), 170)])[0]
+        for i in range(n)
+    ]
 
 
 def test_detects_every_nth_frame_and_emits_a_valid_event() -> None:

@@ -18,8 +18,9 @@ def box_at(cx: float, cy: float, size: int = 120) -> BoundingBox:
     return BoundingBox(round(cx - size / 2), round(cy - size / 2), size, size)
 
 
-def run(tracker: Tracker,
-        per_frame: list[list[BoundingBox]]) -> tuple[list[dict[str, BoundingBox]], list[Emission]]:
+def run(
+    tracker: Tracker, per_frame: list[list[BoundingBox]]
+) -> tuple[list[dict[str, BoundingBox]], list[Emission]]:
     """Feed detections frame by frame; return the track id -> box map after each frame."""
     seen: list[dict[str, BoundingBox]] = []
     emissions: list[Emission] = []
@@ -61,8 +62,11 @@ def test_short_occlusion_keeps_the_track() -> None:
 
 
 def test_leaving_and_coming_back_is_a_new_track() -> None:
-    frames = [[box_at(300, 240)] for _ in range(20)] + [[] for _ in range(30)] + [[box_at(310, 240)]
-                                                                                  for _ in range(20)]
+    frames = (
+        [[box_at(300, 240)] for _ in range(20)]
+        + [[] for _ in range(30)]
+        + [[box_at(310, 240)] for _ in range(20)]
+    )
     tracker = Tracker(TrackerConfig(max_missed=4))
     _, emissions = run(tracker, frames)
     assert tracker.tracks_started == 2
@@ -93,8 +97,9 @@ def test_best_crop_prefers_the_larger_sharper_face() -> None:
     tracker = Tracker(TrackerConfig(first_emit_seconds=10))
     for i, (frame, size) in enumerate([(blurry, 110), (FRAME, 140), (blurry, 120)]):
         index = tracker.step()
-        tracker.update([DetectedFace(box_at(300, 240, size), 0.9)], frame, T0 + timedelta(seconds=i),
-                       frame_index=index)
+        tracker.update(
+            [DetectedFace(box_at(300, 240, size), 0.9)], frame, T0 + timedelta(seconds=i), frame_index=index
+        )
     (emission,) = tracker.flush()
     assert emission.candidate.bbox.width == 140
     assert emission.reason == "final"

@@ -89,8 +89,11 @@ def test_persists_across_restart_with_journal_and_compaction(tmp_path: Path) -> 
     np.testing.assert_array_equal(second.vector("id2999"), data[2999])
     assert second.search(data[4], k=1)[0] == ("id4", 0.0)
     # only the current generation is left on disk
-    gens = {p.name.split(".")[1] for p in (tmp_path / "v").iterdir() if p.name[0] != "." and "." in p.name
-            and p.name != "manifest.json"}
+    gens = {
+        p.name.split(".")[1]
+        for p in (tmp_path / "v").iterdir()
+        if p.name[0] != "." and "." in p.name and p.name != "manifest.json"
+    }
     assert len(gens) == 1
 
 

@@ -32,20 +32,23 @@ INPUT = 64
 def build_checkpoint(prefix: Path) -> None:
     """Write ``prefix-symbol.json`` and ``prefix-0000.params`` of the tiny SSD."""
     data = mx.sym.Variable("data")
-    pooled = mx.sym.Pooling(data, kernel=(INPUT // GRID, INPUT // GRID), stride=(INPUT // GRID,) * 2,
-                            pool_type="avg", name="pool")
+    pooled = mx.sym.Pooling(
+        data, kernel=(INPUT // GRID, INPUT // GRID), stride=(INPUT // GRID,) * 2, pool_type="avg", name="pool"
+    )
     cls = mx.sym.Convolution(pooled, kernel=(1, 1), num_filter=2, name="cls")  # background, face
     loc = mx.sym.Convolution(pooled, kernel=(1, 1), num_filter=4, name="loc")
     anchors = mx.sym.contrib.MultiBoxPrior(pooled, sizes=[1.0 / GRID], ratios=[1.0], name="anchors")
     cls_prob = mx.sym.softmax(mx.sym.reshape(cls, shape=(0, 2, -1)), axis=1)
     loc_pred = mx.sym.flatten(mx.sym.transpose(loc, axes=(0, 2, 3, 1)))
-    out = mx.sym.contrib.MultiBoxDetection(cls_prob, loc_pred, anchors, threshold=0.01, clip=True,
-                                           nms_threshold=0.45, name="detection")
+    out = mx.sym.contrib.MultiBoxDetection(
+        cls_prob, loc_pred, anchors, threshold=0.01, clip=True, nms_threshold=0.45, name="detection"
+    )
     # Input arrives mean-subtracted with mean 0 (see the detector below), so raw 0..255 brightness.
     third = 1.0 / 3.0
     args = {
-        "cls_weight": mx.nd.array(np.array([[0, 0, 0], [third / 16, third / 16, third / 16]],
-                                           np.float32).reshape(2, 3, 1, 1)),
+        "cls_weight": mx.nd.array(
+            np.array([[0, 0, 0], [third / 16, third / 16, third / 16]], np.float32).reshape(2, 3, 1, 1)
+        ),
         "cls_bias": mx.nd.array([0.0, -8.0]),
         "loc_weight": mx.nd.zeros((4, 3, 1, 1)),
         "loc_bias": mx.nd.zeros((4,)),
@@ -60,8 +63,14 @@ def detector_factory(tmp_path: Path):
     assert (tmp_path / "tinyssd-symbol.json").exists() and (tmp_path / "tinyssd-0000.params").exists()
 
     def make(threshold: float = 0.5, class_ids: list[int] | None = None) -> MXNetSSDDetector:
-        return MXNetSSDDetector(prefix=prefix, epoch=0, input_size=INPUT, threshold=threshold,
-                                class_ids=class_ids, mean=(0.0, 0.0, 0.0))
+        return MXNetSSDDetector(
+            prefix=prefix,
+            epoch=0,
+            input_size=INPUT,
+            threshold=threshold,
+            class_ids=class_ids,
+            mean=(0.0, 0.0, 0.0),
+        )
 
     return make
 
@@ -69,7 +78,7 @@ def detector_factory(tmp_path: Path):
 def frame_with_block(value: int, row: int, col: int, width: int = 640, height: int = 480) -> np.ndarray:
     frame = np.zeros((height, width, 3), np.uint8)
     cw, ch = width // GRID, height // GRID
-    frame[row * ch:(row + 1) * ch, col * cw:(col + 1) * cw] = value
+    frame[row * ch : (row + 1) * ch, col * cw : (col + 1) * cw] = value
     return frame
 
 
@@ -101,13 +110,15 @@ def test_class_filter_and_two_faces(detector_factory) -> None:
 
 
 def test_parse_mxnet_detections_converts_and_filters() -> None:
-    rows = np.array([
-        [0, 0.90, 0.25, 0.50, 0.50, 1.00],
-        [-1, 0.99, 0.0, 0.0, 0.5, 0.5],     # background / suppressed
-        [0, 0.40, 0.0, 0.0, 0.5, 0.5],      # under the threshold
-        [0, 0.80, 0.90, -0.10, 1.20, 0.20],  # partly outside: clipped
-        [2, 0.95, 0.1, 0.1, 0.2, 0.2],      # another class
-    ])
+    rows = np.array(
+        [
+            [0, 0.90, 0.25, 0.50, 0.50, 1.00],
+            [-1, 0.99, 0.0, 0.0, 0.5, 0.5],  # background / suppressed
+            [0, 0.40, 0.0, 0.0, 0.5, 0.5],  # under the threshold
+            [0, 0.80, 0.90, -0.10, 1.20, 0.20],  # partly outside: clipped
+            [2, 0.95, 0.1, 0.1, 0.2, 0.2],  # another class
+        ]
+    )
     faces = parse_mxnet_detections(rows, frame_width=200, frame_height=100, threshold=0.5, class_ids=[0])
     assert [f.bbox for f in faces] == [BoundingBox(50, 50, 50, 50), BoundingBox(180, 0, 20, 20)]
     assert [f.confidence for f in faces] == [0.9, 0.8]

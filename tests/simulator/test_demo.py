@@ -12,8 +12,13 @@ from simulator.demo import build_demo
 def test_demo_builds_customers_visits_pending_and_sales(services: Services, tmp_path: Path) -> None:
     end = datetime(2026, 3, 9, tzinfo=UTC)
     steps: list[float] = []
-    report = build_demo(services, days=6, end=end, workdir=tmp_path / "demo",
-                        progress=lambda fraction, _msg: steps.append(fraction))
+    report = build_demo(
+        services,
+        days=6,
+        end=end,
+        workdir=tmp_path / "demo",
+        progress=lambda fraction, _msg: steps.append(fraction),
+    )
     assert not report.skipped and not report.stopped
     assert report.events >= 6 and report.replays == report.events
     names = {c.name for c in services.repos.customers.list()}

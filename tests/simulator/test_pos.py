@@ -23,8 +23,9 @@ def customer(services: Services, name: str, loyalty: str | None) -> Customer:
 
 
 def at_checkout(services: Services, c: Customer, when: datetime, camera: str = "cam-checkout") -> None:
-    services.repos.visits.add(Visit(new_id("vis"), c.customer_id, "store-1", camera, "checkout",
-                                    when, when + timedelta(minutes=3)))
+    services.repos.visits.add(
+        Visit(new_id("vis"), c.customer_id, "store-1", camera, "checkout", when, when + timedelta(minutes=3))
+    )
 
 
 CSV = """transaction_id,occurred_at,amount,currency,loyalty_id,camera_id,store_id

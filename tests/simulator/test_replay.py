@@ -27,8 +27,14 @@ START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 def test_k_people_become_k_pending_identities(services: Services, three_people_clip: Clip) -> None:
     publisher = InProcessPublisher(services.ingest, source="simulator")
-    summary = replay(three_people_clip.path, publisher, camera_id="cam-entrance", zone="entrance",
-                     every=3, start_time=START)
+    summary = replay(
+        three_people_clip.path,
+        publisher,
+        camera_id="cam-entrance",
+        zone="entrance",
+        every=3,
+        start_time=START,
+    )
     assert summary.frames == three_people_clip.frames
     assert summary.tracks == 3
     assert summary.events == 3
@@ -39,8 +45,13 @@ def test_k_people_become_k_pending_identities(services: Services, three_people_c
     assert all(p.face_count >= 1 for p in pending)
 
     # The same people walking in again join their pending identities instead of opening new ones.
-    again = replay(three_people_clip.path, publisher, camera_id="cam-entrance", zone="entrance",
-                   start_time=START.replace(day=3))
+    again = replay(
+        three_people_clip.path,
+        publisher,
+        camera_id="cam-entrance",
+        zone="entrance",
+        start_time=START.replace(day=3),
+    )
     assert again.pending_ids == summary.pending_ids
     assert len(services.approvals.list_pending()) == 3
 
@@ -48,8 +59,13 @@ def test_k_people_become_k_pending_identities(services: Services, three_people_c
 def test_enrolled_people_become_visits(services: Services, three_people_clip: Clip) -> None:
     images = [photo("obama2").read_bytes(), photo("obama3").read_bytes()]  # not the photo in the clip
     obama = services.customers.enroll("Barack Obama", images, loyalty_id="L-1", consent=True, actor="test")
-    summary = replay(three_people_clip.path, InProcessPublisher(services.ingest), camera_id="cam-entrance",
-                     zone="entrance", start_time=START)
+    summary = replay(
+        three_people_clip.path,
+        InProcessPublisher(services.ingest),
+        camera_id="cam-entrance",
+        zone="entrance",
+        start_time=START,
+    )
     assert summary.visits == 1
     assert summary.customer_ids == {obama.customer_id}
     assert summary.pending_identities == 2
@@ -68,8 +84,9 @@ def test_progress_and_stop(services: Services, three_people_clip: Clip) -> None:
         if p.frame == 40:
             stop.set()
 
-    summary = replay(three_people_clip.path, InProcessPublisher(services.ingest), progress=progress,
-                     stop=stop)
+    summary = replay(
+        three_people_clip.path, InProcessPublisher(services.ingest), progress=progress, stop=stop
+    )
     assert summary.stopped
     assert summary.frames == 40
     assert [p.frame for p in seen] == list(range(1, 41))
@@ -83,8 +100,9 @@ def test_replay_over_mqtt_survives_a_broker_restart(tmp_path: Path, many_events_
     broker.start()
     sub = Subscriber(broker.port)
     assert sub.subscribed.wait(10)
-    publisher = SpoolingPublisher(MqttTransport("127.0.0.1", broker.port, retry_seconds=0.1, timeout=3.0),
-                                  Spool(tmp_path / "spool.db"))
+    publisher = SpoolingPublisher(
+        MqttTransport("127.0.0.1", broker.port, retry_seconds=0.1, timeout=3.0), Spool(tmp_path / "spool.db")
+    )
     published: list[str] = []
     original = publisher.publish
 
@@ -108,8 +126,9 @@ def test_replay_over_mqtt_survives_a_broker_restart(tmp_path: Path, many_events_
             time.sleep(0.2)
 
     try:
-        summary = replay(many_events_clip, publisher, camera_id="cam-aisles", zone="aisles",
-                         on_frame=on_frame)
+        summary = replay(
+            many_events_clip, publisher, camera_id="cam-aisles", zone="aisles", on_frame=on_frame
+        )
     finally:
         publisher.close(drain_timeout=10)
     sub.wait_for(len(published))
@@ -127,9 +146,29 @@ def test_cli_replay_prints_a_summary(tmp_path: Path, three_people_clip: Clip) ->
     env["STORELENS_SECRET_KEY"] = "test-secret"
     env["PYTHONPATH"] = str(ROOT)
     out = subprocess.run(
-        [sys.executable, "-m", "simulator", "replay", str(three_people_clip.path), "--camera", "cam-entrance",
-         "--zone", "entrance", "--speed", "max", "--every", "3", "--backend", "local"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "replay",
+            str(three_people_clip.path),
+            "--camera",
+            "cam-entrance",
+            "--zone",
+            "entrance",
+            "--speed",
+            "max",
+            "--every",
+            "3",
+            "--backend",
+            "local",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     assert "pending ids      3" in out.stdout
     assert "events           3" in out.stdout

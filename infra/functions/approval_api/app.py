@@ -30,8 +30,13 @@ from core.models import CustomerDetails
 from core.ports import Decision
 from infra.functions.runtime import log_json, services
 
-_STATUS = ((AuthError, 401), (TokenError, 403), (NotFoundError, 404), (ConflictError, 409),
-           (ValidationError, 400))
+_STATUS = (
+    (AuthError, 401),
+    (TokenError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (ValidationError, 400),
+)
 
 
 def _response(status: int, body: Any, content_type: str = "application/json") -> dict[str, Any]:
@@ -60,7 +65,8 @@ def _actor(event: dict[str, Any]) -> str:
         return str(claims.get("cognito:username") or claims.get("email") or claims.get("sub"))
     verifier = services().extras.get("cognito")
     header = (event.get("headers") or {}).get("Authorization") or (event.get("headers") or {}).get(
-        "authorization", "")
+        "authorization", ""
+    )
     if verifier is None or not header:
         raise AuthError("sign in first (Cognito ID token required)")
     identity = verifier.verify(header.removeprefix("Bearer ").strip(), token_use="id")
@@ -112,7 +118,8 @@ def _page(token: str) -> str:
     faces = svc.approvals.faces_of(claims.pending_id)[:6]
     images = "".join(
         f'<img alt="face" width="160" src="{html.escape(svc.blobs.url(f.crop_key, 900) or "")}">'
-        for f in faces if f.crop_key
+        for f in faces
+        if f.crop_key
     )
     fields = ""
     if claims.action == "approve":
