@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from core.consent import dead_letter_payload, discards, record_anonymous
 from core.errors import StoreLensError, ValidationError
 from core.models import (
     Band,
@@ -102,6 +103,8 @@ class IngestService:
                 raise
             if verdict.suppressed:
                 return self._suppressed(event, verdict)
+            if discards(self.settings, verdict):  # consent-first: not a consented customer
+                return record_anonymous(self.repos, event)
             crop_key = crop_key_for(event, pending=verdict.band is not Band.MATCH)
             self.blobs.put(crop_key, event.crop_jpeg)
             if verdict.band is Band.MATCH:
@@ -145,7 +148,7 @@ class IngestService:
                 error_type=type(exc).__name__,
                 event_id=event_id,
                 # Keep what is needed to diagnose, bounded so a flood cannot fill the disk.
-                payload=raw[: self.settings.max_crop_bytes * 2],
+                payload=dead_letter_payload(self.settings, raw, self.settings.max_crop_bytes * 2),
             )
         )
 

@@ -35,6 +35,46 @@ def approval_link(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/approvals?{urlencode({'token': token})}"
 
 
+def build_customer_mail(
+    *,
+    customer_id: str,
+    to: str,
+    sender: str,
+    subject: str,
+    body: str,
+    withdraw_url: str,
+) -> OutgoingMail:
+    """An e-mail to a customer. Every one carries the signed withdrawal link.
+
+    Build every customer-facing mail here, so none can go out without the
+    link (``core.consent.ConsentService.withdrawal_link`` makes it).
+    """
+    if not withdraw_url:
+        raise ValueError("a customer e-mail needs its withdrawal link")
+    footer = (
+        "You can withdraw your consent at any time; your photos, face template and visit "
+        f"history are then erased: {withdraw_url}"
+    )
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Message-ID"] = make_msgid(domain="storelens.local")
+    msg["X-StoreLens-Customer-Id"] = customer_id
+    msg["List-Unsubscribe"] = f"<{withdraw_url}>"
+    msg.set_content(f"{body}\n\n--\n{footer}\n")
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n"))
+    msg.add_alternative(
+        f"<html><body>{paragraphs}<hr><p style='color:#666'>You can withdraw your consent at any "
+        "time; your photos, face template and visit history are then erased: "
+        f'<a href="{html.escape(withdraw_url)}">withdraw my consent</a></p></body></html>',
+        subtype="html",
+    )
+    return OutgoingMail(
+        to=(to,), subject=subject, mime=msg.as_bytes(), subject_id=customer_id, meta={"kind": "customer"}
+    )
+
+
 def build_approval_mail(
     *,
     pending: PendingIdentity,

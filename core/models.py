@@ -409,6 +409,8 @@ class IngestOutcome(enum.StrEnum):
     PENDING = "pending"
     DUPLICATE = "duplicate"
     SUPPRESSED = "suppressed"
+    #: consent-first mode: not a consented customer; only an anonymous sighting is kept
+    ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,3 +453,24 @@ class SeenEvent:
     customer_name: str | None = None
     pending_id: str | None = None
     similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymousSighting:
+    """Someone seen by a camera who is not a consented customer (consent-first mode).
+
+    No face, no template, no identity: only where and when, so footfall, zone
+    and dwell figures still count everyone. ``first_seen_at``..``last_seen_at``
+    spans the crops of one edge track (dwell in front of that camera).
+    """
+
+    sighting_id: str
+    store_id: str
+    camera_id: str
+    zone: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+    @property
+    def dwell_seconds(self) -> float:
+        return max(0.0, (self.last_seen_at - self.first_seen_at).total_seconds())

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from core.models import (
+    AnonymousSighting,
     AuditEntry,
     Customer,
     CustomerDetails,
@@ -246,6 +247,19 @@ class TokenLedger(Protocol):
         """Mark ``nonce`` used; ``False`` if it had been used before."""
 
 
+class AnonymousSightingRepository(Protocol):
+    """Sightings of people who are not consented customers (consent-first mode).
+
+    They carry no face and no identity, so they are kept like any footfall count.
+    """
+
+    def add(self, sighting: AnonymousSighting) -> bool:
+        """Store; ``False`` if ``sighting_id`` was already stored (idempotent)."""
+
+    def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
+        """Sightings whose ``first_seen_at`` is in ``[start, end)``, oldest first."""
+
+
 class Repositories(Protocol):
     """All repositories of one backend, plus a unit of work.
 
@@ -262,6 +276,7 @@ class Repositories(Protocol):
     events: EventLog
     audit: AuditLog
     tokens: TokenLedger
+    anonymous: AnonymousSightingRepository
 
     def atomic(self) -> AbstractContextManager[None]: ...
 

@@ -1,4 +1,11 @@
-"""Privacy: erase a customer everywhere, and purge what was never approved.
+"""Privacy: erase a customer everywhere, and purge what is past its retention.
+
+Retention (:meth:`PrivacyService.purge`, run hourly by the AWS schedule and by
+``storelens purge`` / the long-running local processes): undecided pending
+identities past ``STORELENS_PENDING_TTL_DAYS`` are discarded, and customers not
+seen for ``STORELENS_CUSTOMER_RETENTION_DAYS`` lose their photos and templates
+(:meth:`PrivacyService.forget_biometrics`; the customer record, visits and
+sales stay). Anonymous sightings carry no personal data and are kept.
 
 Erasure removes the person's crops, face-index entries, face rows, visits,
 links from sales (the sale stays, unattributed), the events that named them,
@@ -36,6 +43,8 @@ class ErasureReport:
 @dataclass(frozen=True, slots=True)
 class PurgeReport:
     expired: list[str] = field(default_factory=list)
+    #: customers whose photos and templates were deleted for inactivity
+    retired: list[str] = field(default_factory=list)
 
 
 class PrivacyService:
@@ -112,14 +121,52 @@ class PrivacyService:
         return report
 
     def purge(self, now: datetime | None = None, actor: str = "retention") -> PurgeReport:
-        """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows)."""
+        """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index,
+        rows) and the photos and templates of customers not seen for
+        ``STORELENS_CUSTOMER_RETENTION_DAYS``."""
+        from core.consent import ConsentService
+
         now = now or utcnow()
         expired = []
         for pending in self.repos.pending.expired(now):
             self.workflow.cancel(pending.pending_id, "expired")
             self.approvals.expire(pending.pending_id, actor)
             expired.append(pending.pending_id)
-        return PurgeReport(expired=expired)
+        retired = []
+        for customer_id in ConsentService.inactive(self.settings, self.repos, now):
+            self.forget_biometrics(customer_id, actor)
+            retired.append(customer_id)
+        return PurgeReport(expired=expired, retired=retired)
+
+    def forget_biometrics(self, customer_id: str, actor: str = "retention") -> int:
+        """Delete a customer's photos, face rows and templates; keep the customer.
+
+        They are no longer recognised (a later sighting is a stranger again);
+        their record, visits and sales stay. Returns the number of faces removed.
+        """
+        faces = self.repos.faces.by_customer(customer_id)
+        index_ids = [f.index_face_id for f in faces if f.index_face_id]
+        if index_ids:
+            self.faces.delete_faces(self.settings.collection_id, index_ids)
+        with self.repos.atomic():
+            for face in faces:
+                if face.event_id and face.crop_key:
+                    self.repos.events.move_crop(face.event_id, "")
+                self.repos.faces.delete(face.face_id)
+            self.repos.audit.append(
+                AuditEntry(
+                    new_id("aud"),
+                    utcnow(),
+                    actor,
+                    "forget_biometrics",
+                    customer_id,
+                    {"faces": len(faces), "index_entries": len(index_ids)},
+                )
+            )
+        for face in faces:
+            if face.crop_key:
+                self.blobs.delete(face.crop_key)
+        return len(faces)
 
 
 def _counts(report: ErasureReport) -> dict[str, object]:

@@ -28,6 +28,10 @@ TOOL_VARIABLES = frozenset(
     {"STORELENS_PHOTO_CACHE", "STORELENS_CACHE", "STORELENS_VENV", "STORELENS_DEMO_PASSWORD"}
 )
 BACKENDS = ("local", "aws")
+#: ``review``: unknown faces are kept (crops, templates) for a human to approve,
+#: which is also when consent is recorded. ``consent-first``: only people who
+#: enrolled with consent are recognised; everyone else is an anonymous sighting.
+PRIVACY_MODES = ("review", "consent-first")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -68,6 +72,13 @@ class Settings:
     public_url: str = "http://localhost:8501"
     approval_recipients: str = "approvals@storelens.local"
     mail_sender: str = "storelens@storelens.local"
+    # Consent-first mode and retention (see docs/privacy.md).
+    privacy_mode: str = "review"
+    # A customer's photos and templates are deleted this long after their last visit.
+    customer_retention_days: int = 365
+    # Who is responsible for the processing, for the generated notices (core/privacy_docs.py).
+    privacy_controller: str = "the store operator"
+    privacy_contact: str = ""
 
     # Edge / transport.
     mqtt_host: str = "127.0.0.1"
@@ -101,6 +112,13 @@ class Settings:
                 "thresholds must satisfy 0 <= STORELENS_REVIEW_THRESHOLD <= STORELENS_MATCH_THRESHOLD <= 1 "
                 f"(got review={self.review_threshold}, match={self.match_threshold})"
             )
+        if self.privacy_mode not in PRIVACY_MODES:
+            raise SettingsError(
+                f"STORELENS_PRIVACY_MODE={self.privacy_mode!r} is not a privacy mode; "
+                f"use one of: {', '.join(PRIVACY_MODES)}"
+            )
+        if self.customer_retention_days < 1:
+            raise SettingsError("STORELENS_CUSTOMER_RETENTION_DAYS must be at least 1")
         if self.min_face_px < 1 or self.max_crop_bytes < 1:
             raise SettingsError("STORELENS_MIN_FACE_PX and STORELENS_MAX_CROP_BYTES must be positive")
 

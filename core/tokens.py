@@ -32,12 +32,21 @@ from core.ports import TokenLedger
 
 @dataclass(frozen=True, slots=True)
 class LinkClaims:
-    """What a verified token grants: one action on one pending identity."""
+    """What a verified token grants: one action on one subject.
+
+    The subject is a pending identity for approval links, a customer for
+    withdrawal links and a store for kiosk links (see :mod:`core.consent`).
+    """
 
     pending_id: str
     action: str
     nonce: str
     expires_at: datetime
+
+    @property
+    def subject(self) -> str:
+        """The id the token is about (``pending_id`` names it for approval links)."""
+        return self.pending_id
 
 
 def _b64(data: bytes) -> str:

@@ -22,6 +22,8 @@ dead_letters   dead_letter_id ``by_feed`` (feed, received_at)
 audit          audit_id       ``by_subject`` (subject_id, at), ``by_feed`` (feed, at)
 tokens         nonce          (none; TTL on ``ttl``)
 approvals      pending_id     (none; Step Functions task tokens, see ``stepfunctions.py``)
+anonymous_     sighting_id    ``by_day`` (day, first_seen_at); consent-first mode,
+sightings                     no face and no identity
 ============== ============== ==================================================
 
 * Times are fixed-width ISO-8601 UTC strings, so string order is time order and
@@ -53,6 +55,7 @@ from botocore.exceptions import ClientError
 from core.aws._common import error_code, make_client
 from core.errors import BackendError, ConflictError, NotFoundError
 from core.models import (
+    AnonymousSighting,
     AuditEntry,
     Customer,
     DeadLetter,
@@ -113,6 +116,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str | None]], str | None]] = {
     "audit": ("audit_id", [("by_subject", "subject_id", "at"), ("by_feed", "feed", "at")], None),
     "tokens": ("nonce", [], "ttl"),
     "approvals": ("pending_id", [], None),
+    "anonymous_sightings": ("sighting_id", [("by_day", "day", "first_seen_at")], None),
 }
 
 
@@ -815,6 +819,39 @@ class DynamoDbTokens(_Repo):
         )
 
 
+class DynamoDbAnonymousSightings(_Repo):
+    table_name = "anonymous_sightings"
+
+    def add(self, sighting: AnonymousSighting) -> bool:
+        return self._t.put(
+            {
+                "sighting_id": sighting.sighting_id,
+                "day": _day(sighting.first_seen_at),
+                "store_id": sighting.store_id,
+                "camera_id": sighting.camera_id,
+                "zone": sighting.zone,
+                "first_seen_at": to_db_time(sighting.first_seen_at),
+                "last_seen_at": to_db_time(sighting.last_seen_at),
+            },
+            if_new=True,
+        )
+
+    def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
+        items = self._t.in_range("first_seen_at", start, end)
+        out = [
+            AnonymousSighting(
+                sighting_id=r["sighting_id"],
+                store_id=r["store_id"],
+                camera_id=r["camera_id"],
+                zone=r["zone"],
+                first_seen_at=_req_time(r["first_seen_at"]),
+                last_seen_at=_req_time(r["last_seen_at"]),
+            )
+            for r in items
+        ]
+        return sorted(out, key=lambda s: s.first_seen_at)
+
+
 # ------------------------------------------------------------------ container
 
 
@@ -850,6 +887,7 @@ class DynamoDbRepositories:
         self.events = DynamoDbEvents(self)
         self.audit = DynamoDbAudit(self)
         self.tokens = DynamoDbTokens(self)
+        self.anonymous = DynamoDbAnonymousSightings(self)
 
     @property
     def client(self) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 
 from core.errors import ConflictError, NotFoundError
 from core.models import (
+    AnonymousSighting,
     AuditEntry,
     Customer,
     DeadLetter,
@@ -164,6 +165,17 @@ CREATE TABLE IF NOT EXISTS used_tokens (
     nonce TEXT PRIMARY KEY,
     expires_at TEXT NOT NULL
 );
+
+-- consent-first mode: someone seen who is not a consented customer (no face, no id)
+CREATE TABLE IF NOT EXISTS anonymous_sightings (
+    sighting_id TEXT PRIMARY KEY,
+    store_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS anonymous_first_seen ON anonymous_sightings(first_seen_at);
 
 CREATE TABLE IF NOT EXISTS approvals (
     pending_id TEXT PRIMARY KEY,
@@ -663,6 +675,40 @@ class SqliteTokens(_Base):
         return cur.rowcount == 1
 
 
+class SqliteAnonymousSightings(_Base):
+    def add(self, sighting: AnonymousSighting) -> bool:
+        cur = self._conn().execute(
+            "INSERT OR IGNORE INTO anonymous_sightings VALUES (?,?,?,?,?,?)",
+            (
+                sighting.sighting_id,
+                sighting.store_id,
+                sighting.camera_id,
+                sighting.zone,
+                to_db_time(sighting.first_seen_at),
+                to_db_time(sighting.last_seen_at),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
+        rows = self._conn().execute(
+            "SELECT * FROM anonymous_sightings WHERE first_seen_at >= ? AND first_seen_at < ?"
+            " ORDER BY first_seen_at",
+            (to_db_time(start), to_db_time(end)),
+        )
+        return [
+            AnonymousSighting(
+                sighting_id=r["sighting_id"],
+                store_id=r["store_id"],
+                camera_id=r["camera_id"],
+                zone=r["zone"],
+                first_seen_at=_req_time(r["first_seen_at"]),
+                last_seen_at=_req_time(r["last_seen_at"]),
+            )
+            for r in rows
+        ]
+
+
 class SqliteRepositories:
     """Every repository over one SQLite file. Implements ``core.ports.Repositories``."""
 
@@ -681,6 +727,7 @@ class SqliteRepositories:
         self.events = SqliteEvents(self)
         self.audit = SqliteAudit(self)
         self.tokens = SqliteTokens(self)
+        self.anonymous = SqliteAnonymousSightings(self)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.executescript(SCHEMA)
