@@ -86,6 +86,7 @@ class PrivacyService:
                 self.blobs.delete(face.crop_key)
                 crops += 1
         mails = sum(self.notifier.forget(p.pending_id) for p in origins)
+        mails += self.notifier.forget(customer_id)  # mails to the customer (core.mail.build_customer_mail)
         with self.repos.atomic():
             for face in faces:
                 self.repos.faces.delete(face.face_id)
