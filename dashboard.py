@@ -20,6 +20,13 @@ st.set_page_config(page_title="StoreLens", page_icon=":material/storefront:", la
 settings = _ui.settings()
 user = _ui.current_user()
 
+# The kiosk (a customer joins, or withdraws consent) opens without staff login,
+# on a signed link only; it is the one page such a run can reach.
+if "kiosk" in st.query_params or "withdraw" in st.query_params:
+    kiosk = st.Page("pages/kiosk.py", title="Join", icon=":material/badge:", url_path="kiosk", default=True)
+    st.navigation([kiosk], position="hidden").run()
+    st.stop()
+
 # An e-mail link (/approvals?token=...) survives the detour through the login page.
 if "token" in st.query_params:
     st.session_state[_ui.TOKEN_KEY] = st.query_params["token"]
@@ -51,6 +58,7 @@ else:
         st.Page("pages/customers.py", title="Customers", icon=":material/group:", url_path="customers"),
         st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:", url_path="analytics"),
         st.Page("pages/demo.py", title="Demo", icon=":material/play_circle:", url_path="demo"),
+        st.Page("pages/privacy.py", title="Privacy", icon=":material/shield_person:", url_path="privacy"),
     ]
     if settings.backend == "local":
         pages.append(st.Page("pages/outbox.py", title="Outbox", icon=":material/mail:", url_path="outbox"))
