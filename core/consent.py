@@ -374,7 +374,10 @@ class ConsentService:
         claims = self.signer.verify(token)
         if claims.action != WITHDRAW_ACTION:
             raise TokenError("this link is not a withdrawal link")
-        return self.repos.customers.get(claims.subject)
+        try:
+            return self.repos.customers.get(claims.subject)
+        except NotFoundError as exc:
+            raise TokenError("there is nothing left to withdraw: this person's data is already erased") from exc
 
     def withdraw(self, token: str) -> ErasureReport:
         """Withdrawal of consent through a link: erase everything about the person."""
