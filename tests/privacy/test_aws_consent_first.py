@@ -137,3 +137,20 @@ def test_anonymous_sightings_repository(backend: str, tmp_path: Path) -> None:
         repos = DynamoDbRepositories(prefix=unique("sl"), client=client("dynamodb"))
         repos.create_tables()
         check(repos)
+
+
+def test_retention_sweep_on_aws_empties_bucket_and_faces_table(
+    aws_services: tuple[Services, Any, str],
+) -> None:
+    from core.models import utcnow
+
+    svc, s3, bucket = aws_services
+    barack = enrol(svc, "Barack", "obama")
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 1
+    later = utcnow() + timedelta(days=svc.settings.customer_retention_days + 1)
+    report = svc.privacy.purge(now=later)
+    assert report.retired == [barack.customer_id]
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert svc.repos.table_counts()["faces"] == 0  # type: ignore[attr-defined]
+    assert svc.faces.list_faces(svc.settings.collection_id) == []
+    assert svc.repos.customers.get(barack.customer_id).name == "Barack"
