@@ -355,7 +355,9 @@ class ConsentService:
     def kiosk_link(self, store_id: str | None = None) -> str:
         """The store-scoped, signed kiosk URL the dashboard prints as a QR code."""
         token = self.signer.issue(store_id or self.settings.store_id, KIOSK_ACTION, KIOSK_LINK_DAYS * 86400)
-        return f"{self.settings.public_url.rstrip('/')}/kiosk?{urlencode({'kiosk': token})}"
+        # The app's root URL: a deep link to a page name makes a fresh session show
+        # "page not found" before dashboard.py routes it; the query alone routes it.
+        return f"{self.settings.public_url.rstrip('/')}/?{urlencode({'kiosk': token})}"
 
     def verify_kiosk(self, token: str) -> str:
         """The store a kiosk token was issued for; ``TokenError`` if forged or expired."""
@@ -367,7 +369,7 @@ class ConsentService:
     def withdrawal_link(self, customer_id: str) -> str:
         """A signed, single-use link that withdraws consent (and so erases the customer)."""
         token = self.signer.issue(customer_id, WITHDRAW_ACTION, WITHDRAW_LINK_DAYS * 86400)
-        return f"{self.settings.public_url.rstrip('/')}/kiosk?{urlencode({'withdraw': token})}"
+        return f"{self.settings.public_url.rstrip('/')}/?{urlencode({'withdraw': token})}"
 
     def verify_withdrawal(self, token: str) -> Customer:
         """The customer a withdrawal link is for (not used up)."""
@@ -377,7 +379,9 @@ class ConsentService:
         try:
             return self.repos.customers.get(claims.subject)
         except NotFoundError as exc:
-            raise TokenError("there is nothing left to withdraw: this person's data is already erased") from exc
+            raise TokenError(
+                "there is nothing left to withdraw: this person's data is already erased"
+            ) from exc
 
     def withdraw(self, token: str) -> ErasureReport:
         """Withdrawal of consent through a link: erase everything about the person."""

@@ -1,8 +1,8 @@
 """Kiosk: a customer joins (notice, explicit consent, selfie) or withdraws consent.
 
-Opened without staff login, only through a signed link: ``/kiosk?kiosk=<token>``
+Opened without staff login, only through a signed link: ``/?kiosk=<token>``
 (store-scoped, printed as a QR code on the Privacy page) or
-``/kiosk?withdraw=<token>`` (in every e-mail to a customer).
+``/?withdraw=<token>`` (in every e-mail to a customer).
 """
 
 from __future__ import annotations
