@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from core.consent import inactive_customers
 from core.models import AuditEntry, PendingStatus, new_id, utcnow
 from core.ports import ApprovalWorkflow, BlobStore, FaceIndex, Notifier, Repositories
 from core.settings import Settings
@@ -125,8 +126,6 @@ class PrivacyService:
         """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index,
         rows) and the photos and templates of customers not seen for
         ``STORELENS_CUSTOMER_RETENTION_DAYS``."""
-        from core.consent import ConsentService
-
         now = now or utcnow()
         expired = []
         for pending in self.repos.pending.expired(now):
@@ -134,7 +133,7 @@ class PrivacyService:
             self.approvals.expire(pending.pending_id, actor)
             expired.append(pending.pending_id)
         retired = []
-        for customer_id in ConsentService.inactive(self.settings, self.repos, now):
+        for customer_id in inactive_customers(self.settings, self.repos, now):
             self.forget_biometrics(customer_id, actor)
             retired.append(customer_id)
         return PurgeReport(expired=expired, retired=retired)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.consent import ConsentService
+from core.enrolment import ConsentService
 from core.models import Customer, CustomerDetails
 from pages import _ui
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.consent import consent_service
+from core.enrolment import consent_service
 from core.errors import StoreLensError
 from pages import _ui
 from pages._enrol_form import enrol_form

@@ -7,7 +7,8 @@ import io
 
 import streamlit as st
 
-from core.consent import CONSENT_FIRST, consent_service
+from core.consent import CONSENT_FIRST
+from core.enrolment import consent_service
 from core.privacy_docs import DOCUMENTS
 from pages import _ui
 from pages._enrol_form import enrol_form

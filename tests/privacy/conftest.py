@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.bootstrap import Services, build_services
-from core.consent import CONSENT_FIRST, ConsentService, consent_service
+from core.consent import CONSENT_FIRST
+from core.enrolment import ConsentService, consent_service
 from core.models import Customer, CustomerDetails
 from tests.conftest import make_settings
 from tests.support.photos import photo_bytes

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from core.bootstrap import Services
-from core.consent import consent_service
+from core.enrolment import consent_service
 from core.errors import (
     FaceNotFoundError,
     FaceTooSmallError,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.bootstrap import build_services
-from core.consent import consent_service
+from core.enrolment import consent_service
 from core.settings import TOOL_VARIABLES
 from tests.browser.test_dashboard_browser import CHROMIUM, _free_port, browser  # noqa: F401 (fixture)
 from tests.conftest import TEST_SECRET, make_settings

@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import Services, build_services
-from core.consent import consent_service
+from core.enrolment import consent_service
 from core.settings import TOOL_VARIABLES
 from core.users import User
 from tests.conftest import TEST_SECRET, make_settings

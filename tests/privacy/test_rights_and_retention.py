@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from core.bootstrap import Services
-from core.consent import consent_service
+from core.enrolment import consent_service
 from core.errors import TokenError
 from core.models import IngestOutcome, Transaction, new_id, utcnow
 from tests.privacy.conftest import enrol
