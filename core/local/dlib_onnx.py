@@ -580,6 +580,7 @@ def onnx_model_path(dat_path: str | os.PathLike[str] | None = None, cache_dir: P
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=root)
         try:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared like ~/.cache
             with os.fdopen(fd, "wb") as fh:
                 fh.write(model.SerializeToString())
                 fh.flush()
@@ -606,10 +607,17 @@ class OnnxFaceDescriptor:
     (1, 128)
     """
 
-    def __init__(self, dat_path: str | os.PathLike[str] | None = None, *, threads: int = 1) -> None:
+    def __init__(
+        self,
+        dat_path: str | os.PathLike[str] | None = None,
+        *,
+        threads: int = 1,
+        cache_dir: Path | None = None,
+    ) -> None:
         if threads < 1:
             raise ValueError("threads must be >= 1")
         self.dat_path = Path(dat_path) if dat_path is not None else None
+        self.cache_dir = cache_dir
         self.threads = threads
         self._lock = threading.Lock()
         self._session: Any = None
@@ -631,7 +639,7 @@ class OnnxFaceDescriptor:
                     raise MissingDependencyError(
                         "the ONNX face descriptor needs onnxruntime: pip install onnxruntime==1.32.0"
                     ) from exc
-                path = onnx_model_path(self.dat_path)
+                path = onnx_model_path(self.dat_path, self.cache_dir)
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = self.threads
                 options.inter_op_num_threads = 1
