@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from core.local.engine import DlibFaceEngine, get_engine  # noqa: E402
+from core.local.engine import DlibFaceEngine, get_engine, predictor_box_from_yunet  # noqa: E402
 from core.models import BoundingBox  # noqa: E402
 from tests.support.photos import photo_bytes  # noqa: E402
 
@@ -71,10 +71,6 @@ CROP_SIZES = (150, 80, 60)
 #: The quality gate of the "gated" clip figures (see :func:`frontal`).
 MIN_SCORE = 0.80
 MAX_YAW = 0.35
-#: YuNet box -> the box dlib's 5-point predictor was trained on (HOG-like), measured
-#: on the package photos and multiface.jpg (18 faces found by both): same centre x,
-#: centre y + 5.5 % of the height, width x1.12, height x0.84.
-YUNET_TO_HOG = (0.0, 0.055, 1.12, 0.84)
 
 
 # ----------------------------------------------------------------------------- stats
@@ -179,12 +175,9 @@ def frontal(box: BoundingBox, score: float, landmarks: np.ndarray) -> bool:
 
 
 def hog_like(box: BoundingBox, scale: float = 1.0) -> BoundingBox:
-    """A YuNet box (found at ``scale``) as the HOG-like box the 5-point predictor expects."""
-    dx, dy, sw, sh = YUNET_TO_HOG
-    x, y, w, h = (v / scale for v in (box.left, box.top, box.width, box.height))
-    cx, cy = x + w / 2 + dx * w, y + h / 2 + dy * h
-    nw, nh = sw * w, sh * h
-    return BoundingBox(round(cx - nw / 2), round(cy - nh / 2), max(1, round(nw)), max(1, round(nh)))
+    """A YuNet box found at ``scale``, as the box the 5-point predictor expects, in full-size pixels."""
+    full = BoundingBox(*(round(v / scale) for v in (box.left, box.top, box.width, box.height)))
+    return predictor_box_from_yunet(full)
 
 
 def iou(a: BoundingBox, b: BoundingBox) -> float:

