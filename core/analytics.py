@@ -18,9 +18,7 @@ All days and hours are **UTC**. A filter's ``end`` day is inclusive.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +38,7 @@ from core.analytics_types import (
     week_start,
     zero_fill_hours,
 )
+from core.store_layout import FloorPlan, ZoneShape, load_floor_plan
 
 
 def analytics_for(services: Any) -> AnalyticsQueries:
@@ -231,72 +230,6 @@ class RepositoryAnalytics:
         out["avg_dwell_s"] = out["avg_dwell_s"].round(1)
         out["max_dwell_s"] = out["max_dwell_s"].round(1)
         return out.sort_values("zone")[COLUMNS["dwell_per_zone"]].reset_index(drop=True)
-
-
-# ------------------------------------------------------------------ floor plan
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneShape:
-    """A store zone as a polygon in floor-plan pixels (origin top-left)."""
-
-    zone_id: str
-    name: str
-    polygon: tuple[tuple[float, float], ...]
-
-    @property
-    def centroid(self) -> tuple[float, float]:
-        xs = [p[0] for p in self.polygon]
-        ys = [p[1] for p in self.polygon]
-        return (sum(xs) / len(xs), sum(ys) / len(ys))
-
-
-@dataclass(frozen=True, slots=True)
-class FloorPlan:
-    """The store layout from ``config/store.toml``: image, zones and camera positions."""
-
-    image: Path | None
-    width: int
-    height: int
-    zones: tuple[ZoneShape, ...]
-    cameras: dict[str, tuple[float, float]]
-
-
-def load_floor_plan(path: Path | None = None) -> FloorPlan | None:
-    """Read the store layout (``config/store.toml`` by default); ``None`` if there is none.
-
-    >>> load_floor_plan(Path("/nonexistent.toml")) is None
-    True
-    """
-    import tomllib
-
-    from core.settings import PROJECT_DIR
-
-    path = path or PROJECT_DIR / "config" / "store.toml"
-    if not path.exists():
-        return None
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    image = data.get("floor_plan")
-    image_path = (path.parent / image) if image else None
-    zones = tuple(
-        ZoneShape(
-            str(z["id"]), str(z.get("name", z["id"])), tuple((float(x), float(y)) for x, y in z["polygon"])
-        )
-        for z in data.get("zones", [])
-        if z.get("polygon")
-    )
-    cameras = {
-        str(c["id"]): (float(c["position"][0]), float(c["position"][1]))
-        for c in data.get("cameras", [])
-        if c.get("position")
-    }
-    return FloorPlan(
-        image=image_path if image_path and image_path.exists() else None,
-        width=int(data.get("plan_width", 800)),
-        height=int(data.get("plan_height", 500)),
-        zones=zones,
-        cameras=cameras,
-    )
 
 
 __all__ = [
