@@ -8,6 +8,7 @@ difference per component), so templates enrolled with either stay valid.
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,26 @@ def test_reader_reads_dlibs_network() -> None:
     kinds = [layer.kind for layer in net.layers]
     assert kinds.count("con") == 29 and kinds.count("affine") == 29 and kinds.count("add_prev") == 14
     assert kinds[-1] == "fc" and net.layers[-1].weights["weight"].shape == (256, 128)
+
+
+def test_one_session_per_process_shared_by_engines_and_threads(engine: DlibFaceEngine) -> None:
+    other = DlibFaceEngine()
+    assert other._get_descriptor() is engine._get_descriptor()  # one ONNX session per process
+
+    fresh = OnnxFaceDescriptor()  # a new runner: its session is created once, under a lock
+    chips = np.random.default_rng(5).integers(0, 256, size=(4, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    results: list[np.ndarray] = []
+    sessions: list[object] = []
+
+    def work() -> None:
+        results.append(fresh(chips))
+        sessions.append(fresh._session)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and len({id(s) for s in sessions}) == 1
+    for r in results[1:]:
+        assert np.array_equal(r, results[0])
