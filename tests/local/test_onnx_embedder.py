@@ -8,6 +8,8 @@ difference per component), so templates enrolled with either stay valid.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -185,3 +187,33 @@ def test_one_session_per_process_shared_by_engines_and_threads(engine: DlibFaceE
     assert len(results) == 4 and len({id(s) for s in sessions}) == 1
     for r in results[1:]:
         assert np.array_equal(r, results[0])
+
+
+def test_without_onnxruntime_the_engine_says_so_once_and_uses_dlib() -> None:
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.WARNING, format='%(message)s'); "
+        "sys.modules['onnxruntime'] = None; "  # as if the package were not installed
+        "from core.local.engine import DlibFaceEngine; "
+        "print(DlibFaceEngine().descriptor_backend, DlibFaceEngine().descriptor_backend)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["dlib", "dlib"]
+    warnings = [line for line in out.stderr.splitlines() if "onnxruntime" in line]
+    assert len(warnings) == 1 and "dlib's own network" in warnings[0]
+
+
+def test_concurrent_processes_convert_to_one_whole_file(tmp_path: Path) -> None:
+    cache = tmp_path / "models"
+    code = (
+        "import sys; from pathlib import Path; from core.local.dlib_onnx import onnx_model_path; "
+        "print(onnx_model_path(cache_dir=Path(sys.argv[1])))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(cache)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    paths = {p.communicate(timeout=600)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(paths) == 1 and [p.name for p in cache.iterdir()] == [Path(paths.pop()).name]
+    chips = np.zeros((1, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    assert OnnxFaceDescriptor(cache_dir=cache)(chips).shape == (1, 128)
