@@ -208,9 +208,17 @@ class DlibFaceEngine:
 
     # ------------------------------------------------------------------ models
     def load(self) -> None:
-        """Load the models now (otherwise the first detect/embed does)."""
+        """Load the models now (otherwise the first detect/embed does).
+
+        With the ONNX descriptor this creates its session, converting dlib's
+        ``.dat`` first if no cached ``.onnx`` matches it (~5 s, once per machine).
+        """
         self._get_models()
-        self._get_descriptor()
+        onnx = self._get_descriptor()
+        if onnx is not None:
+            onnx.load()
+        else:
+            self._get_dlib_net()
 
     @property
     def loaded(self) -> bool:
