@@ -621,6 +621,7 @@ class OnnxFaceDescriptor:
         self.threads = threads
         self._lock = threading.Lock()
         self._session: Any = None
+        #: The cached ``.onnx`` in use (None before the first call, or when it could not be cached).
         self.model_path: Path | None = None
 
     def load(self) -> None:
@@ -639,14 +640,22 @@ class OnnxFaceDescriptor:
                     raise MissingDependencyError(
                         "the ONNX face descriptor needs onnxruntime: pip install onnxruntime==1.32.0"
                     ) from exc
-                path = onnx_model_path(self.dat_path, self.cache_dir)
+                source: str | bytes
+                try:
+                    path: Path | None = onnx_model_path(self.dat_path, self.cache_dir)
+                    source = str(path)
+                except OSError as exc:  # read-only home, full disk...: still work, uncached
+                    log.warning("cannot cache the converted face model (%s); converting in memory", exc)
+                    path = None
+                    dat = self.dat_path if self.dat_path is not None else default_dat_path()
+                    source = build_onnx_model(read_network(dat)).SerializeToString()
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = self.threads
                 options.inter_op_num_threads = 1
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 self._session = ort.InferenceSession(
-                    str(path), sess_options=options, providers=["CPUExecutionProvider"]
+                    source, sess_options=options, providers=["CPUExecutionProvider"]
                 )
                 self.model_path = path
             return self._session

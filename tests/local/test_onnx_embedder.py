@@ -217,3 +217,14 @@ def test_concurrent_processes_convert_to_one_whole_file(tmp_path: Path) -> None:
     assert len(paths) == 1 and [p.name for p in cache.iterdir()] == [Path(paths.pop()).name]
     chips = np.zeros((1, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
     assert OnnxFaceDescriptor(cache_dir=cache)(chips).shape == (1, 128)
+
+
+def test_unwritable_cache_converts_in_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    runner = OnnxFaceDescriptor(cache_dir=blocker / "models")
+    chips = np.random.default_rng(9).integers(0, 256, size=(2, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    with caplog.at_level("WARNING"):
+        out = runner(chips)
+    assert runner.model_path is None and "converting in memory" in caplog.text
+    assert np.abs(out - OnnxFaceDescriptor()(chips)).max() == 0.0
