@@ -30,6 +30,7 @@ Usage::
 
     python bench/accuracy.py              # every 2nd frame (~1-2 min on 2 cores)
     python bench/accuracy.py --every 4    # faster
+    python bench/accuracy.py --raw-boxes  # YuNet boxes straight into the predictor
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ CROP_SIZES = (150, 80, 60)
 #: The quality gate of the "gated" clip figures (see :func:`frontal`).
 MIN_SCORE = 0.80
 MAX_YAW = 0.35
+#: --raw-boxes: give the 5-point predictor YuNet's own boxes (to compare; worse).
+RAW_BOXES = False
 
 
 # ----------------------------------------------------------------------------- stats
@@ -177,7 +180,7 @@ def frontal(box: BoundingBox, score: float, landmarks: np.ndarray) -> bool:
 def hog_like(box: BoundingBox, scale: float = 1.0) -> BoundingBox:
     """A YuNet box found at ``scale``, as the box the 5-point predictor expects, in full-size pixels."""
     full = BoundingBox(*(round(v / scale) for v in (box.left, box.top, box.width, box.height)))
-    return predictor_box_from_yunet(full)
+    return full if RAW_BOXES else predictor_box_from_yunet(full)
 
 
 def iou(a: BoundingBox, b: BoundingBox) -> float:
@@ -367,7 +370,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", type=Path, default=CLIP)
     parser.add_argument("--every", type=int, default=2, help="use every N-th frame (default 2)")
     parser.add_argument("--min-face", type=int, default=40, help="smallest face embedded, px (default 40)")
+    parser.add_argument(
+        "--raw-boxes", action="store_true", help="skip predictor_box_from_yunet (shows what the mapping buys)"
+    )
     args = parser.parse_args(argv)
+    global RAW_BOXES
+    RAW_BOXES = args.raw_boxes
 
     engine = get_engine()
     engine.load()
