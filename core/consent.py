@@ -95,6 +95,13 @@ class Footfall:
         return self.visits + self.anonymous
 
 
+def day_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The UTC day containing ``now``, as a half-open ``[start, end)`` range."""
+    now = now or utcnow()
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
 def footfall(repos: Repositories, start: datetime, end: datetime) -> Footfall:
     """Footfall in ``[start, end)`` that counts people who are not customers too."""
     visits = repos.visits.between(start, end)

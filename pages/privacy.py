@@ -7,7 +7,7 @@ import io
 
 import streamlit as st
 
-from core.consent import CONSENT_FIRST
+from core.consent import CONSENT_FIRST, day_bounds, footfall
 from core.enrolment import consent_service
 from core.privacy_docs import DOCUMENTS
 from pages import _ui
@@ -25,6 +25,12 @@ st.caption(
     + (" (only consented customers are recognised)" if settings.privacy_mode == CONSENT_FIRST else "")
     + f" · customer photos kept {settings.customer_retention_days} days after the last visit"
 )
+if settings.privacy_mode == CONSENT_FIRST:
+    today = footfall(services.repos, *day_bounds())
+    st.caption(
+        f"Today: {today.total} people counted, {today.visits} customer visit(s) and "
+        f"{today.anonymous} anonymous sighting(s) (no face kept)"
+    )
 _ui.show_flash()
 
 enrol_tab, kiosk_tab, access_tab, retention_tab, docs_tab = st.tabs(

@@ -131,6 +131,7 @@ def test_privacy_page_for_admins(store: Services) -> None:
     at.switch_page("pages/privacy.py").run()
     no_exception(at)
     assert at.title[0].value == "Privacy"
+    assert any("Today: 0 people counted" in c.value for c in at.caption)
     assert any("/?kiosk=" in c.value for c in at.code)
     names = {b.label for b in at.download_button}
     assert {"Download Signage notice (first layer)", "Download DPIA inputs", "Download QR code"} <= names
