@@ -27,6 +27,9 @@ from core.models import BoundingBox, FaceEvent
 SCHEMA_VERSION = 1
 DEFAULT_MAX_CROP_BYTES = 1_000_000
 DEFAULT_MIN_FACE_PX = 40
+#: AWS IoT Core's message size limit (128 KB): every serialised event an edge
+#: sends over MQTT must fit (``deeplens_lambda.publishers``, ``core.aws.iot``).
+MAX_IOT_PAYLOAD_BYTES = 128 * 1024
 # base64 grows data by 4/3; leave room for the other fields.
 _MAX_DOCUMENT_OVERHEAD = 16_384
 

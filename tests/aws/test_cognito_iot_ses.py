@@ -126,7 +126,7 @@ def test_iot_mqtt_config_checks_files_and_builds_tls(tmp_path: Path) -> None:
     )
     kwargs = cfg.paho_kwargs()
     assert kwargs["port"] == 8883 and kwargs["tls"]["certfile"].endswith("certificate.pem.crt")
-    assert cfg.topic_for("store-9") == "storelens/store-9/faces"
+    assert cfg.topic_for("store-9") == "storelens/store-9/cam-1/faces"
 
 
 def test_iot_data_publisher_publishes_schema_json_to_the_store_topic() -> None:
@@ -164,7 +164,7 @@ def test_iot_data_publisher_publishes_schema_json_to_the_store_topic() -> None:
         publisher.publish(event)
         published = iotdata_backends[DEFAULT_ACCOUNT_ID][REGION].published_payloads
         [(topic, payload)] = published
-        assert topic == "storelens/store-1/faces"
+        assert topic == "storelens/store-1/c/faces"
         assert parse_event(payload).event_id == event.event_id
         assert describe_data_endpoint(client=client("iot")).endswith("amazonaws.com")
         big = type(event)(**{**{f: getattr(event, f) for f in event.__slots__}, "crop_jpeg": b"x" * 200_000})

@@ -90,7 +90,7 @@ def test_translation_yields_the_expected_resources() -> None:
     assert kinds["AWS::Cognito::UserPool"] == 1
     assert kinds["AWS::ApiGateway::RestApi"] == 1
     rule = next(r for r in resources.values() if r["Type"] == "AWS::IoT::TopicRule")
-    assert rule["Properties"]["TopicRulePayload"]["Sql"] == "SELECT * FROM 'storelens/+/faces'"
+    assert rule["Properties"]["TopicRulePayload"]["Sql"] == "SELECT * FROM 'storelens/+/+/faces'"
     machine = next(r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine")
     assert set(machine["Properties"]["DefinitionSubstitutions"]) == set(
         re.findall(r"\$\{(\w+)\}", ASL.read_text())
