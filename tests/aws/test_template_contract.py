@@ -597,3 +597,21 @@ def test_the_groups_the_dashboard_reads_exist() -> None:
 
     groups = {g["Properties"]["GroupName"] for g in _resources("AWS::Cognito::UserPoolGroup").values()}
     assert CognitoAuthenticator.ADMIN_GROUP in groups
+
+
+def test_the_iot_rule_has_an_error_action_that_may_deliver() -> None:
+    [rule] = _resources("AWS::IoT::TopicRule").values()
+    payload = rule["Properties"]["TopicRulePayload"]
+    [action] = payload["Actions"]
+    assert action["Lambda"]["FunctionArn"] == {"Fn::GetAtt": ["IngestFunction", "Arn"]}
+    sqs = payload["ErrorAction"]["Sqs"]
+    role = translated()["Resources"][sqs["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    [stmt] = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert stmt["Action"] == "sqs:SendMessage"
+    assert stmt["Resource"] == {"Fn::GetAtt": [sqs["QueueUrl"]["Ref"], "Arn"]}
+    permissions = [
+        r["Properties"]
+        for r in _resources("AWS::Lambda::Permission").values()
+        if r["Properties"]["Principal"] == "iot.amazonaws.com"
+    ]
+    assert [p["FunctionName"] for p in permissions] == [{"Ref": "IngestFunction"}]
