@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core.errors import ConflictError
 from core.models import Band, FaceMatch, FaceStatus, PendingStatus
 from core.ports import FaceIndex, Repositories
 from core.settings import Settings
@@ -68,7 +69,10 @@ class RecognitionPolicy:
     def ensure_collection(self) -> None:
         """Create the face collection on first use."""
         if self.collection_id not in self.faces.list_collections():
-            self.faces.create_collection(self.collection_id)
+            try:
+                self.faces.create_collection(self.collection_id)
+            except ConflictError:
+                pass  # a concurrent cold start created it first: that is success
 
     def band_for(self, similarity: float | None) -> Band:
         """The band of a best-customer similarity."""

@@ -615,3 +615,12 @@ def test_the_iot_rule_has_an_error_action_that_may_deliver() -> None:
         if r["Properties"]["Principal"] == "iot.amazonaws.com"
     ]
     assert [p["FunctionName"] for p in permissions] == [{"Ref": "IngestFunction"}]
+
+
+def test_every_function_has_a_log_group_with_retention() -> None:
+    groups = {
+        g["Properties"]["LogGroupName"]["Fn::Sub"]: g["Properties"]
+        for g in _resources("AWS::Logs::LogGroup").values()
+    }
+    for logical in FUNCTIONS.values():
+        assert groups[f"/aws/lambda/${{{logical}}}"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
