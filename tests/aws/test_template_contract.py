@@ -624,3 +624,44 @@ def test_every_function_has_a_log_group_with_retention() -> None:
     }
     for logical in FUNCTIONS.values():
         assert groups[f"/aws/lambda/${{{logical}}}"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+# ------------------------------------------------------------ one pending TTL
+
+
+def test_one_setting_bounds_the_wait_the_dashboard_and_the_bucket() -> None:
+    """PendingTtlDays -> STORELENS_PENDING_TTL_DAYS (expires_at, shown by the dashboard)
+    -> the execution's wait_seconds (ASL TimeoutSecondsPath); and -> the S3 lifecycle."""
+    import json as _json
+    from datetime import timedelta
+
+    from core.aws.stepfunctions import wait_seconds
+    from core.models import PendingIdentity, PendingKind, PendingStatus, utcnow
+    from core.settings import Settings
+
+    template = _load()
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["STORELENS_PENDING_TTL_DAYS"] == {"Ref": "PendingTtlDays"}
+    rules = template["Resources"]["CropsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [pending_rule] = [r for r in rules if r.get("Prefix") == "pending/"]
+    assert pending_rule["ExpirationInDays"] == {"Ref": "PendingTtlDays"}
+    wait = _json.loads((ROOT / "infra" / "statemachine" / "approval.asl.json").read_text())["States"][
+        "AwaitDecision"
+    ]
+    assert wait["TimeoutSecondsPath"] == "$.wait_seconds"
+
+    days = int(template["Parameters"]["PendingTtlDays"]["Default"])
+    settings = Settings.from_env({"STORELENS_PENDING_TTL_DAYS": str(days)})
+    now = utcnow()
+    pending = PendingIdentity(
+        pending_id="pid_x",
+        kind=PendingKind.NEW,
+        status=PendingStatus.PENDING,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(days=settings.pending_ttl_days),
+        store_id="s",
+    )
+    assert wait_seconds(pending, now) == days * 86400
+    # Longer than the heartbeat interval, so heartbeats (hourly sweep) keep it alive.
+    assert wait_seconds(pending, now) > wait["HeartbeatSeconds"]
