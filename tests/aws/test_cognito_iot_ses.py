@@ -210,3 +210,27 @@ def test_build_aws_points_iot_data_at_the_account_endpoint(tmp_path: Path) -> No
         build_aws(Settings.from_env({}, backend="aws", data_dir=tmp_path))
     with pytest.raises(TypeError, match="unknown client"):
         build_aws(settings, s4=object())
+
+
+# -------------------------------------------------------------- link secret
+
+
+def test_lambda_settings_read_the_link_key_from_secrets_manager_and_cache_it() -> None:
+    from core.aws.secrets import forget_cached_keys
+    from core.errors import SettingsError as _SettingsError
+    from infra.functions.runtime import settings_from_env
+
+    with moto():
+        sm = client("secretsmanager")
+        arn = sm.create_secret(Name="link", SecretString='{"key": "k-1"}')["ARN"]
+        env = {"STORELENS_BACKEND": "aws", "STORELENS_AWS_REGION": REGION, "LINK_SECRET_ARN": arn}
+        forget_cached_keys()
+        assert settings_from_env(env, secretsmanager=sm).secret_key == "k-1"
+        sm.put_secret_value(SecretId=arn, SecretString='{"key": "k-2"}')
+        assert settings_from_env(env, secretsmanager=sm).secret_key == "k-1"  # cached
+        forget_cached_keys()
+        assert settings_from_env(env, secretsmanager=sm).secret_key == "k-2"  # a new container
+        bad = sm.create_secret(Name="bad", SecretString="not json")["ARN"]
+        with pytest.raises(_SettingsError, match="'key'"):
+            settings_from_env({**env, "LINK_SECRET_ARN": bad}, secretsmanager=sm)
+        forget_cached_keys()

@@ -10,6 +10,7 @@ the largest FaceEvent the edge may send.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any
 
@@ -133,8 +134,10 @@ PROVISIONING = {
 DASHBOARD = {("cognito-idp", "InitiateAuth"), ("cognito-idp", "RespondToAuthChallenge")}
 #: Operations no traced flow reaches, with the functions whose code path can call them.
 UNOBSERVED: dict[tuple[str, str], tuple[str, ...]] = {
-    ("dynamodb", "DeleteItem"): ("record_decision", "expire"),  # merge / discard rows
     ("s3", "HeadObject"): ("record_decision",),  # BlobStore.exists while moving a crop
+    # infra/functions/runtime.py at cold start where LINK_SECRET_ARN is set
+    # (resources: test_functions_that_read_the_link_key_may_read_exactly_it).
+    ("secretsmanager", "GetSecretValue"): ("notify", "approval_api"),
 }
 #: Operations only an operator makes (dashboard, CLI) with their own credentials:
 #: erasure, enrolment, analytics, status; docs/aws.md lists what the dashboard needs.
@@ -665,3 +668,25 @@ def test_one_setting_bounds_the_wait_the_dashboard_and_the_bucket() -> None:
     assert wait_seconds(pending, now) == days * 86400
     # Longer than the heartbeat interval, so heartbeats (hourly sweep) keep it alive.
     assert wait_seconds(pending, now) > wait["HeartbeatSeconds"]
+
+
+# --------------------------------------------------------------- link secret
+
+
+def test_functions_that_read_the_link_key_may_read_exactly_it() -> None:
+    from core.aws.secrets import SECRET_ARN_ENV
+
+    template = translated()
+    assert "STORELENS_SECRET_KEY" not in json.dumps(template)  # never the key itself
+    readers = []
+    for short, logical in FUNCTIONS.items():
+        env = template["Resources"][logical]["Properties"].get("Environment", {}).get("Variables", {})
+        if SECRET_ARN_ENV not in env:
+            continue
+        readers.append(short)
+        secret = _resolve(env[SECRET_ARN_ENV])
+        call = Call(short, "secretsmanager", "GetSecretValue", {"SecretId": secret})
+        assert allows(role_statements(logical), "secretsmanager:GetSecretValue", request_resources(call)), (
+            short
+        )
+    assert sorted(readers) == sorted(UNOBSERVED[("secretsmanager", "GetSecretValue")])
