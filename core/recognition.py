@@ -16,6 +16,7 @@ defaults are where they are):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,10 +70,9 @@ class RecognitionPolicy:
     def ensure_collection(self) -> None:
         """Create the face collection on first use."""
         if self.collection_id not in self.faces.list_collections():
-            try:
+            # A concurrent cold start may have created it first: that is success.
+            with contextlib.suppress(ConflictError):
                 self.faces.create_collection(self.collection_id)
-            except ConflictError:
-                pass  # a concurrent cold start created it first: that is success
 
     def band_for(self, similarity: float | None) -> Band:
         """The band of a best-customer similarity."""

@@ -37,8 +37,10 @@ def link_signing_key(
         hit = _cache.get(secret_id)
         if hit is not None and time.monotonic() - hit[0] < ttl_seconds:
             return hit[1]
-        sm = make_client("secretsmanager", client=client, region=region, endpoint_url=endpoint_url)
-        raw = sm.get_secret_value(SecretId=secret_id)["SecretString"]
+        secrets_client = make_client(
+            "secretsmanager", client=client, region=region, endpoint_url=endpoint_url
+        )
+        raw = secrets_client.get_secret_value(SecretId=secret_id)["SecretString"]
         try:
             key = str(json.loads(raw)["key"])
         except (ValueError, KeyError, TypeError) as exc:

@@ -677,7 +677,10 @@ def test_functions_that_read_the_link_key_may_read_exactly_it() -> None:
     from core.aws.secrets import SECRET_ARN_ENV
 
     template = translated()
-    assert "STORELENS_SECRET_KEY" not in json.dumps(template)  # never the key itself
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    for function in functions:  # never the key itself, nor a dynamic reference to it
+        env = json.dumps(function["Properties"].get("Environment", {}))
+        assert "STORELENS_SECRET_KEY" not in env and "resolve:secretsmanager" not in env
     readers = []
     for short, logical in FUNCTIONS.items():
         env = template["Resources"][logical]["Properties"].get("Environment", {}).get("Variables", {})
@@ -690,3 +693,20 @@ def test_functions_that_read_the_link_key_may_read_exactly_it() -> None:
             short
         )
     assert sorted(readers) == sorted(UNOBSERVED[("secretsmanager", "GetSecretValue")])
+
+
+def test_no_function_may_delete_or_rewrite_audit_rows_nor_change_bucket_settings() -> None:
+    audit = _resolve({"Fn::Sub": "arn:aws:dynamodb:eu-west-1:123456789012:table/${AuditTable}"})
+    bucket = _get_att("CropsBucket", "Arn")
+    for logical in FUNCTIONS.values():
+        statements = role_statements(logical)
+        for action in ("dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"):
+            assert not allows(statements, action, [audit]), (logical, action)
+        for action in ("s3:PutLifecycleConfiguration", "s3:PutBucketPolicy", "s3:PutObjectAcl"):
+            assert not allows(statements, action, [bucket]) and not allows(
+                statements, action, [bucket + "/k"]
+            )
+    ingest = role_statements("IngestFunction")
+    for table in ("EventsTable", "FacesTable", "PendingTable", "DeadLettersTable"):
+        arn = _resolve({"Fn::Sub": f"arn:aws:dynamodb:eu-west-1:123456789012:table/${{{table}}}"})
+        assert not allows(ingest, "dynamodb:DeleteItem", [arn]), table
