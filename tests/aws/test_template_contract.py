@@ -710,3 +710,22 @@ def test_no_function_may_delete_or_rewrite_audit_rows_nor_change_bucket_settings
     for table in ("EventsTable", "FacesTable", "PendingTable", "DeadLettersTable"):
         arn = _resolve({"Fn::Sub": f"arn:aws:dynamodb:eu-west-1:123456789012:table/${{{table}}}"})
         assert not allows(ingest, "dynamodb:DeleteItem", [arn]), table
+
+
+def test_crops_are_encrypted_with_the_stack_key_and_users_of_crops_may_use_it() -> None:
+    """S3 calls KMS on the caller's behalf (SSE-KMS): readers need Decrypt, writers GenerateDataKey."""
+    bucket = translated()["Resources"]["CropsBucket"]["Properties"]
+    [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["CropsKey", "Arn"]},
+    }
+    key = _get_att("CropsKey", "Arn")
+    objects = [_get_att("CropsBucket", "Arn") + "/crops/x.jpg"]
+    for logical in FUNCTIONS.values():
+        statements = role_statements(logical)
+        if allows(statements, "s3:GetObject", objects):
+            assert allows(statements, "kms:Decrypt", [key]), logical
+        if allows(statements, "s3:PutObject", objects):
+            assert allows(statements, "kms:GenerateDataKey", [key]), logical
+    assert translated()["Resources"]["CropsKey"]["Properties"]["EnableKeyRotation"] is True
