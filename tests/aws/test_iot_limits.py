@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import PayloadTooLargeError
-from core.models import BoundingBox, FaceEvent
+from core.models import MAX_CROPS_PER_EVENT, BoundingBox, FaceCrop, FaceEvent
 from core.schema import MAX_IOT_PAYLOAD_BYTES, event_to_json
 from deeplens_lambda.publishers import MqttTransport, SpoolingPublisher, check_payload_size, topic_for
 from deeplens_lambda.spool import Spool
@@ -56,11 +56,40 @@ class _Recorder:
         pass
 
 
+def _v2_event(crops: int, crop_bytes: int) -> FaceEvent:
+    """A schema-v2 event with ``crops`` crops of ``crop_bytes`` each and every field at its longest."""
+    when = datetime(2026, 11, 23, 10, 0, 0, 123000, tzinfo=UTC)
+    box = BoundingBox(99999, 99999, 99999, 99999)
+    marks = tuple((99999.123, 99999.123) for _ in range(5))
+    return FaceEvent.from_crops(
+        event_id=str(uuid.uuid4()),
+        store_id="x" * 128,
+        camera_id="x" * 128,
+        zone="x" * 128,
+        frame_width=99999,
+        frame_height=99999,
+        detector="x" * 128,
+        track_id="x" * 128,
+        crops=[FaceCrop(b"\xff" * crop_bytes, box, box, when, 0.9999, 0.9999, marks) for _ in range(crops)],
+    )
+
+
 def test_the_largest_event_the_edge_may_send_fits_iot_core() -> None:
-    event = _event(_largest_crop_within(EDGE_EVENT_BUDGET))
-    payload = event_to_json(event)
+    v1 = _event(_largest_crop_within(EDGE_EVENT_BUDGET))
+    payload = event_to_json(v1)
     assert EDGE_EVENT_BUDGET - 4 <= len(payload) <= EDGE_EVENT_BUDGET <= MAX_IOT_PAYLOAD_BYTES
-    check_payload_size(topic_for(event.store_id, event.camera_id), payload)  # does not raise
+    check_payload_size(topic_for(v1.store_id, v1.camera_id), payload)  # does not raise
+    # Schema v2 at its most crops: the metadata of MAX_CROPS_PER_EVENT crops leaves
+    # most of the budget for JPEG bytes, and the fullest such event still fits.
+    overhead = len(event_to_json(_v2_event(MAX_CROPS_PER_EVENT, 0)))
+    assert overhead < EDGE_EVENT_BUDGET // 4, overhead
+    per_crop = (EDGE_EVENT_BUDGET - overhead) // MAX_CROPS_PER_EVENT // 4 * 3
+    fullest = event_to_json(_v2_event(MAX_CROPS_PER_EVENT, per_crop))
+    assert EDGE_EVENT_BUDGET - 4 * MAX_CROPS_PER_EVENT <= len(fullest) <= EDGE_EVENT_BUDGET
+    check_payload_size("storelens/s/c/faces", fullest)
+    # One crop per event always fits: a single crop may use almost the whole budget.
+    single = event_to_json(_v2_event(1, (EDGE_EVENT_BUDGET - overhead) // 4 * 3))
+    check_payload_size("storelens/s/c/faces", single)
     assert MAX_IOT_PAYLOAD_BYTES == 128 * 1024
 
 
