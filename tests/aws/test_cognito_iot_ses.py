@@ -234,3 +234,28 @@ def test_lambda_settings_read_the_link_key_from_secrets_manager_and_cache_it() -
         with pytest.raises(_SettingsError, match="'key'"):
             settings_from_env({**env, "LINK_SECRET_ARN": bad}, secretsmanager=sm)
         forget_cached_keys()
+
+
+def test_password_sign_in_names_challenges_it_cannot_answer() -> None:
+    """MFA is a clear message, not a crash; NEW_PASSWORD_REQUIRED carries the session."""
+    from botocore.stub import Stubber
+
+    from core.aws.cognito import NewPasswordRequiredError, password_sign_in
+
+    idp = client("cognito-idp")
+    stub = Stubber(idp)
+    params = {
+        "AuthFlow": "USER_PASSWORD_AUTH",
+        "ClientId": CLIENT,
+        "AuthParameters": {"USERNAME": "ann", "PASSWORD": "pw"},
+    }
+    stub.add_response("initiate_auth", {"ChallengeName": "SOFTWARE_TOKEN_MFA", "Session": "s" * 20}, params)
+    stub.add_response(
+        "initiate_auth", {"ChallengeName": "NEW_PASSWORD_REQUIRED", "Session": "t" * 20}, params
+    )
+    with stub:
+        with pytest.raises(AuthError, match="multi-factor authentication"):
+            password_sign_in(idp, CLIENT, "ann", "pw")
+        with pytest.raises(NewPasswordRequiredError) as info:
+            password_sign_in(idp, CLIENT, "ann", "pw")
+    assert info.value.session == "t" * 20 and info.value.username == "ann"
