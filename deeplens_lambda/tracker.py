@@ -288,22 +288,24 @@ class Tracker:
         return cfg.max_center_distance
 
     def _consider(self, track: Track, det: DetectedFace, frame: np.ndarray, captured_at: datetime) -> None:
-        """Score the detection as a crop candidate and keep it if the pool has room for it."""
+        """Score the detection as a crop candidate and add it to the pool (thinned in time when full)."""
         cfg = self.config
         box = det.bbox
         if min(box.width, box.height) < cfg.min_face_px:
             return
         patch = face_patch(frame, box)
         quality = crop_quality(frame, box, det.confidence, det.landmarks, patch=patch)
-        pool_limit = 4 * cfg.crops_per_track
-        if len(track.pool) >= pool_limit:
-            worst = min(range(len(track.pool)), key=lambda i: track.pool[i].quality.total)
-            if track.pool[worst].quality.total >= quality.total:
-                return
-            track.pool.pop(worst)
         if track.first_candidate_at is None:
             track.first_candidate_at = captured_at
         track.pool.append(self._candidate(det, frame, captured_at, quality, patch))
+        if len(track.pool) > 4 * cfg.crops_per_track:
+            # Full: of the two candidates closest in time, drop the worse one, so the
+            # pool stays spread over the whole stay instead of its best second.
+            track.pool.sort(key=lambda c: c.captured_at)
+            gaps = [b.captured_at - a.captured_at for a, b in zip(track.pool, track.pool[1:], strict=False)]
+            i = min(range(len(gaps)), key=gaps.__getitem__)
+            a, b = track.pool[i], track.pool[i + 1]
+            track.pool.remove(a if a.quality.total < b.quality.total else b)
 
     def _candidate(
         self, det: DetectedFace, frame: np.ndarray, captured_at: datetime, quality: Quality, patch: np.ndarray
