@@ -20,7 +20,9 @@ views of the person and not K copies of one frame.
 Emission policy, so the backend decides early and a long stay yields a handful
 of events:
 
-* a track must be seen on ``min_hits`` detection rounds (drops flickers);
+* a track must be seen on ``min_hits`` detection rounds (drops flickers); a
+  track missed before that is dropped at once, so a stray box cannot claim a
+  face later;
 * ``first``: once its first candidate is ``first_emit_seconds`` old (~1 s of
   views), the K best diverse crops so far;
 * ``reemit``: every ``reemit_seconds`` while the person stays, the best crops
@@ -256,7 +258,8 @@ class Tracker:
             cx, cy = predicted[ti].center
             gone = not (0 <= cx < width and 0 <= cy < height)  # walked out of the frame
             lost = captured_at - track.last_seen_at > timedelta(seconds=cfg.max_missed_seconds)
-            if lost or gone:
+            tentative = track.hits < cfg.min_hits  # a one-off box that was not seen again: noise
+            if lost or gone or tentative:
                 emissions.extend(self._finish(track))
         for track in list(self.tracks.values()):
             emission = self._maybe_emit(track, captured_at)
