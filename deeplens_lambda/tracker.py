@@ -296,6 +296,9 @@ class Tracker:
         box = det.bbox
         if min(box.width, box.height) < cfg.min_face_px:
             return
+        h, w = frame.shape[:2]
+        if box.left <= 0 or box.top <= 0 or box.right >= w or box.bottom >= h:
+            return  # cut by the frame edge: part of the face is out of view
         patch = face_patch(frame, box)
         quality = crop_quality(frame, box, det.confidence, det.landmarks, patch=patch)
         if track.first_candidate_at is None:
