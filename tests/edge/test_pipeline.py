@@ -11,7 +11,13 @@ import numpy as np
 from core.models import BoundingBox, DetectedFace
 from core.schema import event_to_json, parse_event
 from deeplens_lambda.detectors import DlibHogDetector
-from deeplens_lambda.pipeline import EVENT_BUDGET_BYTES, EdgeContext, PipelineStats, build_events, process_frame
+from deeplens_lambda.pipeline import (
+    EVENT_BUDGET_BYTES,
+    EdgeContext,
+    PipelineStats,
+    build_events,
+    process_frame,
+)
 from deeplens_lambda.pipeline import flush as flush_pipeline
 from deeplens_lambda.tracker import Tracker, TrackerConfig
 from simulator.synth import compose, store_background

@@ -181,7 +181,9 @@ def test_a_face_between_two_hidden_people_starts_a_new_track() -> None:
     run(tracker, frames)
     assert tracker.tracks_started == 3
     # with only one of them hidden nearby, the face is that person
-    frames = [[box_at(200, 240, 60)] for _ in range(9)] + [[] for _ in range(6)] + [[box_at(250, 240, 60)]] * 9
+    frames = (
+        [[box_at(200, 240, 60)] for _ in range(9)] + [[] for _ in range(6)] + [[box_at(250, 240, 60)]] * 9
+    )
     tracker = Tracker(TrackerConfig(max_missed_seconds=1.0))
     run(tracker, frames)
     assert tracker.tracks_started == 1

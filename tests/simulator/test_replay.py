@@ -173,3 +173,20 @@ def test_cli_replay_prints_a_summary(tmp_path: Path, three_people_clip: Clip) ->
     assert "pending ids      3" in out.stdout
     assert "tracks           3" in out.stdout
     assert "frame" in out.stderr  # the tqdm progress bar
+
+
+def test_cli_edge_settings_come_from_flag_env_store_config_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import Settings
+    from simulator.__main__ import _edge_options, build_parser
+
+    for key in ("STORELENS_MIN_FACE_PX", "STORELENS_CROPS_PER_TRACK"):
+        monkeypatch.delenv(key, raising=False)
+    parse = build_parser().parse_args
+    opts = _edge_options(parse(["replay", "x.mp4", "--camera", "cam-new"]), Settings())
+    assert opts == {"detector": "yunet", "every": 3, "min_face_px": 40, "crops_per_track": 5}
+    monkeypatch.setenv("STORELENS_CROPS_PER_TRACK", "3")
+    args = parse(["replay", "x.mp4", "--camera", "cam-entrance", "--min-face-px", "60"])
+    opts = _edge_options(args, Settings.from_env(dict(STORELENS_CROPS_PER_TRACK="3")))
+    assert opts["min_face_px"] == 60 and opts["crops_per_track"] == 3
+    args = parse(["replay", "x.mp4", "--detector", "hog", "--every", "2"])
+    assert _edge_options(args, Settings())["detector"] == "hog"
