@@ -1,7 +1,8 @@
-"""The tracker on synthetic motion: crossing, occlusion, leaving and returning, crop choice, emission limits."""
+"""The tracker on synthetic motion: crossing, occlusion, leaving and returning, crop choice, limits."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -146,11 +147,11 @@ def test_k_best_crops_are_spread_in_time_and_best_first() -> None:
     qualities = [c.quality.total for c in crops]
     assert qualities == sorted(qualities, reverse=True)
     times = sorted(c.captured_at for c in crops)
-    assert all(b - a >= timedelta(seconds=0.3) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= timedelta(seconds=0.3) for a, b in itertools.pairwise(times))
     for c in crops:  # the face and the crop agree: face box inside the crop, margin around it
         assert c.face is not None
-        assert 0 < c.face.left and c.face.right < c.crop.shape[1]
-        assert 0 < c.face.top and c.face.bottom < c.crop.shape[0]
+        assert c.face.left > 0 and c.face.right < c.crop.shape[1]
+        assert c.face.top > 0 and c.face.bottom < c.crop.shape[0]
         assert max(c.face.width, c.face.height) <= cfg.max_face_side_px
 
 

@@ -9,6 +9,7 @@ that no track's crops jump across the frame (a merge of two people would).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from core.models import FaceEvent
@@ -45,7 +46,7 @@ def test_walkway_clip_gives_one_track_per_person() -> None:
     for events in tracks.values():
         assert len(events) <= 4  # first + final (+ re-emits on long stays)
         crops = sorted((c for e in events for c in e.crops), key=lambda c: c.captured_at)
-        for a, b in zip(crops, crops[1:], strict=False):
+        for a, b in itertools.pairwise(crops):
             # One person between two crops: the face moves at most a few face widths per second.
             seconds = (b.captured_at - a.captured_at).total_seconds()
             (ax, ay), (bx, by) = a.bbox.center, b.bbox.center

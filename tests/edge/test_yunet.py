@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core.models import BoundingBox, DetectedFace
 from deeplens_lambda import detectors
 from deeplens_lambda.detectors import (
     YUNET_MIN_FACE_PX,
@@ -19,7 +20,6 @@ from deeplens_lambda.detectors import (
     suppress_overlaps,
     yunet_scale,
 )
-from core.models import BoundingBox, DetectedFace
 from tests.support.photos import photo
 
 WALKWAY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "walkway"
@@ -30,7 +30,7 @@ def _check_landmarks(face: DetectedFace) -> None:
     b = face.bbox
     for x, y in face.landmarks:  # full-frame pixels, on the face
         assert b.left - 2 <= x <= b.right + 2 and b.top - 2 <= y <= b.bottom + 2
-    (rex, rey), (lex, ley), (nx, ny), (rmx, rmy), (lmx, lmy) = face.landmarks
+    (rex, rey), (lex, ley), (_nx, ny), (rmx, rmy), (lmx, lmy) = face.landmarks
     assert rex < lex and rmx < lmx  # as seen in the image
     assert max(rey, ley) < ny < min(rmy, lmy)  # eyes above the nose above the mouth
 
