@@ -65,7 +65,7 @@ def decode_only(path: Path, every: int) -> tuple[float, float]:
 
 def edge_run(path: Path, detector: str, every: int) -> dict[str, float]:
     from core.schema import event_to_json
-    from deeplens_lambda.detectors import create_detector
+    from deeplens_lambda.detector_factory import create_detector
     from deeplens_lambda.pipeline import EdgeContext, EdgePipeline
     from simulator.sources import open_source
 

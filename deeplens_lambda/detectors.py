@@ -1,4 +1,6 @@
-"""Face detectors, chosen by name, all returning core :class:`DetectedFace` in pixels.
+"""Face detectors, all returning core :class:`DetectedFace` in pixels.
+
+:func:`deeplens_lambda.detector_factory.create_detector` builds one by name:
 
 * ``yunet`` (default off the device): libfacedetection's YuNet CNN through the
   PyPI package ``yuface`` (weights compiled into the wheel); boxes, scores and
@@ -12,7 +14,7 @@
   see :mod:`deeplens_lambda.device`; its output is parsed here by the pure
   :func:`parse_awscam_ssd` so the parsing is tested off the device.
 
->>> det = create_detector("yunet", min_face_px=40)  # doctest: +SKIP
+>>> det = YuNetDetector(min_face_px=40)             # doctest: +SKIP
 >>> det.detect(frame_bgr)                          # doctest: +SKIP
 [DetectedFace(bbox=BoundingBox(left=..., ...), confidence=...)]
 """
@@ -29,7 +31,6 @@ import numpy as np
 from core.errors import StoreLensError
 from core.models import BoundingBox, DetectedFace
 
-DETECTORS = ("yunet", "hog", "mxnet", "awscam")
 #: The detector used off the device when none is named.
 DEFAULT_DETECTOR = "yunet"
 #: Smallest face (camera pixels) the edge looks for by default (``STORELENS_MIN_FACE_PX``).
@@ -56,32 +57,6 @@ class Detector(Protocol):
 
 class DetectorUnavailableError(StoreLensError, RuntimeError):
     """A detector's package cannot be imported here (the message names the fallback)."""
-
-
-def create_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> Detector:
-    """Build a detector by name; unknown names raise ``ValueError`` naming the allowed ones.
-
-    Options a detector does not take are dropped, so callers can pass the
-    common ones (``min_face_px``, ``downscale``) whatever the detector.
-    """
-    if name == "yunet":
-        return YuNetDetector(**_only(options, "min_face_px", "threshold", "scale"))
-    if name == "hog":
-        return DlibHogDetector(**_only(options, "downscale", "upsample", "min_score"))
-        return DlibHogDetector(**options)
-    if name == "mxnet":
-        from deeplens_lambda.mxnet_ssd import MXNetSSDDetector
-
-        return MXNetSSDDetector(**options)
-    if name == "awscam":
-        from deeplens_lambda.device import AwscamSSDDetector
-
-        return AwscamSSDDetector(**options)
-    raise ValueError(f"unknown detector {name!r}; use one of: {', '.join(DETECTORS)}")
-
-
-def _only(options: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k in names and v is not None}
 
 
 # ------------------------------------------------------------------ conversions

@@ -11,11 +11,11 @@ import pytest
 
 from core.models import BoundingBox, DetectedFace
 from deeplens_lambda import detectors
+from deeplens_lambda.detector_factory import create_detector
 from deeplens_lambda.detectors import (
     YUNET_MIN_FACE_PX,
     DetectorUnavailableError,
     YuNetDetector,
-    create_detector,
     drop_crowns,
     suppress_overlaps,
     yunet_scale,
