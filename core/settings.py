@@ -81,6 +81,8 @@ class Settings:
     privacy_contact: str = ""
 
     # Edge / transport.
+    # Crops the edge sends per track (the K best, diverse ones; 1..10).
+    crops_per_track: int = 5
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
 
@@ -121,6 +123,8 @@ class Settings:
             raise SettingsError("STORELENS_CUSTOMER_RETENTION_DAYS must be at least 1")
         if self.min_face_px < 1 or self.max_crop_bytes < 1:
             raise SettingsError("STORELENS_MIN_FACE_PX and STORELENS_MAX_CROP_BYTES must be positive")
+        if not 1 <= self.crops_per_track <= 10:
+            raise SettingsError("STORELENS_CROPS_PER_TRACK must be 1..10")
 
     # ------------------------------------------------------------------ loading
     @classmethod
