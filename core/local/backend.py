@@ -25,7 +25,7 @@ def build_local(settings: Settings, *, face_index: Any = None, **_unused: Any) -
     if face_index is None:
         from core.local.faces import LocalFaceIndex
 
-        face_index = LocalFaceIndex(data)
+        face_index = LocalFaceIndex(data, db=repos.db)
     return {
         "blobs": FileBlobStore(data / "blobs"),
         "repos": repos,

@@ -6,6 +6,17 @@ threads); :meth:`SqliteRepositories.atomic` opens one ``BEGIN IMMEDIATE``
 transaction on the calling thread's connection, and nested ``atomic()`` blocks
 join the outer one.
 
+Several processes may open one data dir at once (dashboard, CLI, simulator,
+ingest workers). Within a process, every user of one database file (the
+repositories and :class:`core.local.faces.LocalFaceIndex`) shares one
+:class:`SqliteDatabase` (see :func:`database`), so a face-index write made
+inside ``atomic()`` joins the same transaction as the face row. Across
+processes SQLite's write lock (``BEGIN IMMEDIATE``) serialises decisions.
+
+Erasure: ``PRAGMA secure_delete=ON`` zeroes deleted content in the file, and
+:meth:`SqliteDatabase.checkpoint` (``wal_checkpoint(TRUNCATE)``) empties the
+WAL, so an erased row leaves no readable copy on disk.
+
 Times are stored as fixed-width ISO-8601 UTC text (``2026-11-23T21:15:00.000000+00:00``)
 so that text order is time order and ``substr(t, 1, 10)`` is the UTC day.
 """
@@ -13,10 +24,12 @@ so that text order is time order and ``substr(t, 1, 10)`` is the UTC day.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -165,6 +178,33 @@ CREATE TABLE IF NOT EXISTS used_tokens (
     expires_at TEXT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS face_collections (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+
+-- The face index's templates (float32 little-endian BLOBs). AUTOINCREMENT
+-- makes seq strictly increasing and never reused, so a process's in-memory
+-- index catches up with "seq > last seen" plus the deletion log below.
+CREATE TABLE IF NOT EXISTS face_vectors (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection INTEGER NOT NULL,
+    face_id TEXT NOT NULL UNIQUE,
+    external_id TEXT NOT NULL,
+    bbox TEXT,
+    confidence REAL NOT NULL DEFAULT 1.0,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS face_vectors_collection ON face_vectors(collection, seq);
+CREATE INDEX IF NOT EXISTS face_vectors_external ON face_vectors(external_id);
+
+-- Ids removed from face_vectors, in order: only opaque uuids, never a vector.
+CREATE TABLE IF NOT EXISTS face_deletions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    face_id TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS approvals (
     pending_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -173,6 +213,175 @@ CREATE TABLE IF NOT EXISTS approvals (
     decision TEXT
 );
 """
+
+
+#: Per-process registry: one :class:`SqliteDatabase` per database file.
+_DATABASES: dict[str, SqliteDatabase] = {}
+_DATABASES_LOCK = threading.Lock()
+
+
+def database(path: Path | str) -> SqliteDatabase:
+    """The process's shared :class:`SqliteDatabase` for ``path`` (created on first use)."""
+    resolved = Path(path).resolve()
+    key = str(resolved)
+    with _DATABASES_LOCK:
+        db = _DATABASES.get(key)
+        if db is None or db.pid != os.getpid():
+            db = _DATABASES[key] = SqliteDatabase(resolved)
+        return db
+
+
+class SqliteDatabase:
+    """Per-thread connections to one SQLite file, and transactions over them.
+
+    ``atomic()`` opens one ``BEGIN IMMEDIATE`` transaction on the calling
+    thread's connection (taking SQLite's write lock at once, so a
+    search -> decide -> write section inside it runs alone across every process
+    on the data dir); nested blocks join the outer one. Use :func:`database`
+    rather than the constructor so users of one file share the connections.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid = os.getpid()
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        #: Bumped on every rollback: caches that read uncommitted rows of this
+        #: process must then reload (a rolled-back AUTOINCREMENT value is reused).
+        self.rollbacks = 0
+        #: Bumped by every face-index write in this process (a cache-check input).
+        self.writes = 0
+        conn = self.connection()
+        with _migrate_lock(self.path):
+            conn.executescript(SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        _restrict(self.path)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit outside ``atomic()``)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.connect()
+            self._local.conn = conn
+            self._local.depth = 0
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with the data dir's pragmas (callers own it)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL survives power loss too, at the cost of an fsync per commit.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted content is overwritten with zeros, so an erased row does not
+        # linger in free pages.
+        conn.execute("PRAGMA secure_delete=ON")
+        return conn
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside ``atomic()``."""
+        return bool(getattr(self._local, "depth", 0))
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction on this thread; nested blocks join the outer one."""
+        conn = self.connection()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield
+        except BaseException:
+            self.rollbacks += 1
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                self.rollbacks += 1
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._local.depth = 0
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Reads that see one consistent state (joins an open transaction)."""
+        conn = self.connection()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            with suppress(sqlite3.Error):
+                conn.execute("COMMIT")
+
+    def checkpoint(self, attempts: int = 20) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes.
+
+        Run after erasures: deleted rows' old page images live in the WAL
+        until then. Readers in other processes can hold it open for a moment,
+        so this retries briefly; returns whether the WAL was emptied.
+        """
+        conn = self.connection()
+        if conn.in_transaction:
+            return False
+        for attempt in range(attempts):
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            time.sleep(0.02 * (attempt + 1))
+        return False
+
+    def close(self) -> None:
+        """Close every connection (they reopen lazily on next use)."""
+        with self._lock:
+            for conn in self._all:
+                with suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+@contextmanager
+def _migrate_lock(path: Path) -> Iterator[None]:
+    # CREATE TABLE IF NOT EXISTS from several processes starting at once can
+    # race on the schema; an flock next to the database serialises them.
+    import fcntl
+
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _restrict(path: Path) -> None:
+    """Owner-only permissions on the database and its sidecar files."""
+    for candidate in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
+        with suppress(OSError):
+            if candidate.exists():
+                os.chmod(candidate, 0o600)
 
 
 to_db_time = to_stored_time
@@ -667,12 +876,8 @@ class SqliteRepositories:
     """Every repository over one SQLite file. Implements ``core.ports.Repositories``."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._migrate(self.connection())
+        self.db = database(path)
+        self.path = self.db.path
         self.customers = SqliteCustomers(self)
         self.faces = SqliteFaces(self)
         self.visits = SqliteVisits(self)
@@ -682,50 +887,22 @@ class SqliteRepositories:
         self.audit = SqliteAudit(self)
         self.tokens = SqliteTokens(self)
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit outside ``atomic()``)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across application crashes in WAL mode; FULL
-            # also survives power loss at the cost of an fsync per commit.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            self._local.depth = 0
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self.db.connection()
 
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """One transaction on this thread; nested blocks join the outer one."""
-        conn = self.connection()
-        if self._local.depth:
-            self._local.depth += 1
-            try:
-                yield
-            finally:
-                self._local.depth -= 1
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
-        finally:
-            self._local.depth = 0
+    def atomic(self) -> AbstractContextManager[None]:
+        """One ``BEGIN IMMEDIATE`` transaction on this thread; nested blocks join the outer one.
+
+        It takes SQLite's write lock at once, so it is also the decision lock:
+        a search -> decide -> write section inside it runs alone across every
+        process on the data dir.
+        """
+        return self.db.atomic()
+
+    def checkpoint(self) -> bool:
+        """Empty the WAL (after erasures); see :meth:`SqliteDatabase.checkpoint`."""
+        return self.db.checkpoint()
 
     def table_counts(self) -> dict[str, int]:
         """Row counts of every table (used by erasure checks and ``storelens status``)."""
@@ -734,12 +911,7 @@ class SqliteRepositories:
         return {n: int(conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                with suppress(sqlite3.Error):
-                    conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self.db.close()
 
 
 # ------------------------------------------------------------------ row mapping
