@@ -14,6 +14,7 @@ redelivers) or everything.
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -92,23 +93,35 @@ class IngestService:
     def ingest(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str = "api") -> IngestResult:
         """Validate and process one event; raise a ``ValidationError`` for bad input."""
         event = self._validate(payload, source)
-        with self._lock:
+        self._embed_ahead(event.crop_jpeg)
+        failure: ValidationError | None = None
+        new_pending: PendingIdentity | None = None
+        # One write transaction (BEGIN IMMEDIATE on SQLite) around dedupe ->
+        # search -> decide -> write: it is the decision lock across every
+        # process on the data dir, so a duplicate or a second sighting of the
+        # same unknown person always sees the first one's rows.
+        with self._lock, self.repos.atomic():
             if self.repos.events.is_processed(event.event_id):
                 return IngestResult(event.event_id, IngestOutcome.DUPLICATE)
             try:
                 verdict = self.recognition.recognise(event.crop_jpeg)
             except ValidationError as exc:
-                self._dead_letter(event_to_json(event), source, exc, event.event_id)
-                raise
-            if verdict.suppressed:
-                return self._suppressed(event, verdict)
-            crop_key = crop_key_for(event, pending=verdict.band is not Band.MATCH)
-            self.blobs.put(crop_key, event.crop_jpeg)
-            if verdict.band is Band.MATCH:
-                return self._visit(event, verdict, crop_key)
-            result, new_pending = self._pending(event, verdict, crop_key)
+                failure = exc
+            else:
+                if verdict.suppressed:
+                    return self._suppressed(event, verdict)
+                crop_key = crop_key_for(event, pending=verdict.band is not Band.MATCH)
+                self.blobs.put(crop_key, event.crop_jpeg)
+                if verdict.band is Band.MATCH:
+                    return self._visit(event, verdict, crop_key)
+                result, new_pending = self._pending(event, verdict, crop_key)
+        if failure is not None:
+            # After the transaction, so the dead letter is not rolled back with it.
+            self._dead_letter(event_to_json(event), source, failure, event.event_id)
+            raise failure
         if new_pending is not None:
-            # Outside the lock and after commit: the e-mail and workflow may be slow.
+            # After commit and outside the lock: the e-mail and workflow may be
+            # slow, and they must happen once, for a pending identity that exists.
             self.approvals.request(new_pending)
         return result
 
@@ -134,6 +147,14 @@ class IngestService:
                 raw = repr(replace(payload, crop_jpeg=b"")).encode()
             self._dead_letter(raw, source, exc, _guess_event_id(payload))
             raise
+
+    def _embed_ahead(self, image: bytes) -> None:
+        # Embedding is the slow part; doing it before taking the write lock
+        # (the local index caches it by content) keeps the lock short.
+        embed = getattr(self.recognition.faces, "embed_image", None)
+        if embed is not None:
+            with suppress(StoreLensError):
+                embed(image)  # a bad crop fails again, inside, with its dead letter
 
     def _dead_letter(self, raw: bytes, source: str, exc: StoreLensError, event_id: str | None) -> None:
         self.repos.events.add_dead_letter(
