@@ -65,6 +65,14 @@ class Settings:
     secret_key: str = ""
     token_ttl_hours: int = 72
     pending_ttl_days: int = 30
+    # Dead letters keep reason and metadata; the image in them goes after
+    # this many hours, and the log is capped in count and payload bytes.
+    dead_letter_image_hours: int = 72
+    dead_letter_max_count: int = 1000
+    dead_letter_max_bytes: int = 20_000_000
+    # Long-running local processes (dashboard, ingest workers) purge expired
+    # pending identities this often; 0 turns it off.
+    purge_interval_seconds: int = 3600
     public_url: str = "http://localhost:8501"
     approval_recipients: str = "approvals@storelens.local"
     mail_sender: str = "storelens@storelens.local"
@@ -103,6 +111,19 @@ class Settings:
             )
         if self.min_face_px < 1 or self.max_crop_bytes < 1:
             raise SettingsError("STORELENS_MIN_FACE_PX and STORELENS_MAX_CROP_BYTES must be positive")
+        for name in (
+            "token_ttl_hours",
+            "pending_ttl_days",
+            "dead_letter_image_hours",
+            "dead_letter_max_count",
+            "dead_letter_max_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(
+                    f"STORELENS_{name.upper()} must be a positive number, got {getattr(self, name)}"
+                )
+        if self.purge_interval_seconds < 0:
+            raise SettingsError("STORELENS_PURGE_INTERVAL_SECONDS must be 0 (off) or positive")
 
     # ------------------------------------------------------------------ loading
     @classmethod

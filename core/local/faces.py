@@ -297,6 +297,7 @@ class LocalFaceIndex:
                 conn.executemany("INSERT INTO face_deletions (face_id) VALUES (?)", [(g,) for g in gone])
             self._db.writes += 1
             self._prune_deletions(conn)
+            self._db.scrub_after_commit()
 
     def count(self, collection_id: str) -> int:
         """How many faces the collection holds."""

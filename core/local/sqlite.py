@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +302,7 @@ class SqliteDatabase:
             return
         conn.execute("BEGIN IMMEDIATE")
         self._local.depth = 1
+        self._local.scrub = False
         try:
             yield
         except BaseException:
@@ -318,6 +319,20 @@ class SqliteDatabase:
                 raise
         finally:
             self._local.depth = 0
+        if self._local.scrub:
+            self._local.scrub = False
+            self.checkpoint()
+
+    def scrub_after_commit(self) -> None:
+        """Personal data was deleted: empty the WAL once this transaction commits.
+
+        ``secure_delete`` zeroes the rows in the database pages, but the WAL
+        still holds older images of those pages until a checkpoint.
+        """
+        if self.in_transaction:
+            self._local.scrub = True
+        else:
+            self.checkpoint()
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -342,6 +357,7 @@ class SqliteDatabase:
         """
         conn = self.connection()
         if conn.in_transaction:
+            self._local.scrub = True  # retried when the open transaction commits
             return False
         for attempt in range(attempts):
             busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
@@ -392,6 +408,41 @@ def _req_time(value: str) -> datetime:
     parsed = from_db_time(value)
     assert parsed is not None
     return parsed
+
+
+def strip_images(payload: bytes) -> bytes:
+    """A dead letter's payload without images: JSON keeps its other fields, anything else goes.
+
+    Fields whose name mentions ``crop``/``image``/``jpeg`` and any string over
+    1 KB (base64 image data) are replaced by a note of their size.
+    """
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):
+        return b"" if payload else payload
+
+    def strip(node: Any, depth: int = 0) -> Any:
+        if depth > 20:
+            return "[dropped]"
+        if isinstance(node, dict):
+            return {
+                k: (
+                    f"[dropped {len(str(v))} chars]"
+                    if any(w in str(k).lower() for w in ("crop", "image", "jpeg"))
+                    else strip(v, depth + 1)
+                )
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [strip(v, depth + 1) for v in node]
+        if isinstance(node, str) and len(node) > 1024:
+            return f"[dropped {len(node)} chars]"
+        return node
+
+    try:
+        return json.dumps(strip(value), sort_keys=True).encode()
+    except (ValueError, RecursionError):
+        return b""
 
 
 class _Base:
@@ -760,6 +811,8 @@ class SqliteEvents(_Base):
         ]
 
     def forget_customer(self, customer_id: str) -> int:
+        self._drop_letter_images("SELECT event_id FROM events WHERE customer_id=?", (customer_id,))
+        self._db.db.scrub_after_commit()
         return (
             self._conn()
             .execute(
@@ -771,6 +824,8 @@ class SqliteEvents(_Base):
         )
 
     def forget_pending(self, pending_id: str) -> int:
+        self._drop_letter_images("SELECT event_id FROM events WHERE pending_id=?", (pending_id,))
+        self._db.db.scrub_after_commit()
         return (
             self._conn()
             .execute(
@@ -801,7 +856,20 @@ class SqliteEvents(_Base):
         self._conn().execute("UPDATE events SET crop_key=? WHERE event_id=?", (crop_key, event_id))
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
-        self._conn().execute(
+        """Record a rejected input; the same event failing the same way again is stored once.
+
+        The log is then held to ``dead_letter_max_count`` letters and
+        ``dead_letter_max_bytes`` of payload (images are dropped oldest first,
+        then whole letters).
+        """
+        conn = self._conn()
+        if letter.event_id is not None:
+            seen = conn.execute(
+                "SELECT 1 FROM dead_letters WHERE event_id=? AND reason=?", (letter.event_id, letter.reason)
+            ).fetchone()
+            if seen is not None:
+                return
+        conn.execute(
             "INSERT INTO dead_letters VALUES (?,?,?,?,?,?,?)",
             (
                 letter.dead_letter_id,
@@ -813,6 +881,67 @@ class SqliteEvents(_Base):
                 letter.payload,
             ),
         )
+        self._cap_dead_letters()
+
+    def prune_dead_letters(self, now: datetime) -> int:
+        """Drop images from letters older than the retention; returns how many letters changed."""
+        cutoff = now - timedelta(hours=self._db.dead_letter_image_hours)
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT dead_letter_id, payload FROM dead_letters"
+                " WHERE received_at < ? AND length(payload) > 0",
+                (to_db_time(cutoff),),
+            )
+            .fetchall()
+        )
+        changed = 0
+        for row in rows:
+            stripped = strip_images(bytes(row["payload"]))
+            if stripped != bytes(row["payload"]):
+                self._conn().execute(
+                    "UPDATE dead_letters SET payload=? WHERE dead_letter_id=?",
+                    (stripped, row["dead_letter_id"]),
+                )
+                changed += 1
+        if changed:
+            self._db.db.scrub_after_commit()
+        return changed
+
+    def _cap_dead_letters(self) -> None:
+        conn = self._conn()
+        max_count, max_bytes = self._db.dead_letter_max_count, self._db.dead_letter_max_bytes
+        conn.execute(
+            "DELETE FROM dead_letters WHERE dead_letter_id IN (SELECT dead_letter_id FROM dead_letters"
+            " ORDER BY received_at DESC LIMIT -1 OFFSET ?)",
+            (max_count,),
+        )
+        total = conn.execute("SELECT coalesce(sum(length(payload)), 0) FROM dead_letters").fetchone()[0]
+        if total <= max_bytes:
+            return
+        for row in conn.execute(
+            "SELECT dead_letter_id, payload FROM dead_letters WHERE length(payload) > 0 ORDER BY received_at"
+        ).fetchall():
+            old = bytes(row["payload"])
+            new = strip_images(old)
+            if len(new) > 4096:  # not an event we can strip: keep only its head
+                new = new[:4096]
+            conn.execute(
+                "UPDATE dead_letters SET payload=? WHERE dead_letter_id=?", (new, row["dead_letter_id"])
+            )
+            total -= len(old) - len(new)
+            if total <= max_bytes:
+                break
+
+    def _drop_letter_images(self, event_ids_sql: str, args: tuple[Any, ...]) -> None:
+        conn = self._conn()
+        for row in conn.execute(
+            f"SELECT dead_letter_id, payload FROM dead_letters WHERE event_id IN ({event_ids_sql})", args
+        ).fetchall():
+            conn.execute(
+                "UPDATE dead_letters SET payload=? WHERE dead_letter_id=?",
+                (strip_images(bytes(row["payload"])), row["dead_letter_id"]),
+            )
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self._conn().execute("SELECT * FROM dead_letters ORDER BY received_at DESC LIMIT ?", (limit,))
@@ -875,9 +1004,19 @@ class SqliteTokens(_Base):
 class SqliteRepositories:
     """Every repository over one SQLite file. Implements ``core.ports.Repositories``."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        dead_letter_image_hours: int = 72,
+        dead_letter_max_count: int = 1000,
+        dead_letter_max_bytes: int = 20_000_000,
+    ) -> None:
         self.db = database(path)
         self.path = self.db.path
+        self.dead_letter_image_hours = dead_letter_image_hours
+        self.dead_letter_max_count = dead_letter_max_count
+        self.dead_letter_max_bytes = dead_letter_max_bytes
         self.customers = SqliteCustomers(self)
         self.faces = SqliteFaces(self)
         self.visits = SqliteVisits(self)
