@@ -183,8 +183,12 @@ def _decide(args: argparse.Namespace, action: str, **extra: Any) -> int:
     services = _services(args)
     decision = Decision(action=action, actor=args.actor, **extra)
     if getattr(args, "token", None):
+        claimed = services.approvals.signer.verify(args.token).pending_id
+        if getattr(args, "pending_id", None) and claimed != args.pending_id:
+            # A link for one person must never decide about another.
+            raise ValidationError(f"this token was issued for {claimed}, not {args.pending_id}")
         services.approvals.decide_with_token(args.token, decision)
-        pending_id = services.approvals.signer.verify(args.token).pending_id
+        pending_id = claimed
     else:
         services.approvals.decide(args.pending_id, decision)
         pending_id = args.pending_id
