@@ -259,14 +259,14 @@ class LocalFaceIndex:
         index = self._fresh(collection_id)
         faces = []
         for face_id, meta in index.items():
-            info = json.loads(meta) if meta else {}
-            bbox = info.get("bbox")
+            external_id, _, rest = meta.partition("\t")
+            bbox, _, confidence = rest.partition("\t")
             faces.append(
                 IndexedFace(
                     face_id=face_id,
-                    external_id=info.get("external_id", ""),
-                    bbox=BoundingBox.from_dict(bbox) if bbox else None,
-                    confidence=float(info.get("confidence", 1.0)),
+                    external_id=external_id,
+                    bbox=BoundingBox.from_dict(json.loads(bbox)) if bbox else None,
+                    confidence=float(confidence or 1.0),
                 )
             )
         return faces
@@ -398,13 +398,9 @@ class LocalFaceIndex:
         if not rows:
             return
         matrix = np.frombuffer(b"".join(r[5] for r in rows), dtype="<f4").reshape(len(rows), EMBEDDING_DIM)
-        metas = []
-        for r in rows:
-            meta: dict[str, Any] = {"external_id": r[2]}
-            if r[3]:
-                meta["bbox"] = json.loads(r[3])
-                meta["confidence"] = r[4]
-            metas.append(json.dumps(meta, separators=(",", ":")))
+        # The cache's meta string: the external id, then box and confidence
+        # when there are any (cheap to build for 100k rows, unlike JSON).
+        metas = [f"{r[2]}\t{r[3]}\t{r[4]}" if r[3] else r[2] for r in rows]
         cache.index.add_many([r[1] for r in rows], matrix.astype(np.float32), metas)
         cache.seq = int(rows[-1][0])
 
@@ -436,13 +432,11 @@ class LocalFaceIndex:
             if similarity + 1e-6 < threshold:
                 continue
             try:
-                info = json.loads(index.meta(face_id) or "{}")
+                external_id = index.meta(face_id).partition("\t")[0]
             except KeyError:  # deleted by another thread since the search
                 continue
             matches.append(
-                FaceMatch(
-                    face_id=face_id, external_id=info.get("external_id", ""), similarity=round(similarity, 6)
-                )
+                FaceMatch(face_id=face_id, external_id=external_id, similarity=round(similarity, 6))
             )
         return matches
 

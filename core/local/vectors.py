@@ -187,10 +187,11 @@ class VectorIndex:
             if replaced:
                 self._remove_rows(replaced)
             self._append_rows(item_ids, matrix, metas)
-            self._log(
-                b"".join(_encode_add(i, v, m) for i, v, m in zip(item_ids, matrix, metas, strict=True)),
-                len(item_ids),
-            )
+            if self.directory is not None:  # in-memory caches have no journal to encode for
+                self._log(
+                    b"".join(_encode_add(i, v, m) for i, v, m in zip(item_ids, matrix, metas, strict=True)),
+                    len(item_ids),
+                )
 
     def remove(self, item_ids: Iterable[str]) -> int:
         """Remove ids (unknown ones are ignored); return how many were removed."""
