@@ -150,6 +150,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             failed += 1
             results.append({"file": path, "error": str(exc), "error_type": type(exc).__name__})
             print(f"storelens: error: {path}: {exc}", file=sys.stderr)
+        except Exception as exc:  # one bad file never stops the batch, nor prints a traceback
+            failed += 1
+            results.append({"file": path, "error": "internal error", "error_type": type(exc).__name__})
+            print(f"storelens: error: {path}: internal error ({type(exc).__name__})", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
     return 65 if failed else 0

@@ -111,22 +111,18 @@ class IngestService:
 
     # --------------------------------------------------------------- internals
     def _validate(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str) -> FaceEvent:
+        limits = {
+            "max_crop_bytes": self.settings.max_crop_bytes,
+            "min_face_px": self.settings.min_face_px,
+            "max_image_pixels": self.settings.max_image_pixels,
+        }
         try:
             if isinstance(payload, FaceEvent):
                 # Round-trip so in-process events meet exactly the wire rules.
-                return parse_event(
-                    event_to_json(payload),
-                    max_crop_bytes=self.settings.max_crop_bytes,
-                    min_face_px=self.settings.min_face_px,
-                )
-            return parse_event(
-                payload, max_crop_bytes=self.settings.max_crop_bytes, min_face_px=self.settings.min_face_px
-            )
+                return parse_event(event_to_json(payload), **limits)
+            return parse_event(payload, **limits)
         except ValidationError as exc:
-            raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "replace")
-            if isinstance(payload, FaceEvent):
-                raw = repr(replace(payload, crop_jpeg=b"")).encode()
-            self._dead_letter(raw, source, exc, _guess_event_id(payload))
+            self._dead_letter(_raw_for_letter(payload), source, exc, _guess_event_id(payload))
             raise
 
     def _embed_ahead(self, image: bytes) -> None:
@@ -256,6 +252,18 @@ class IngestService:
     def _undo_index(self, index_face_id: str | None) -> None:
         if index_face_id:
             self.recognition.faces.delete_faces(self.recognition.collection_id, [index_face_id])
+
+
+def _raw_for_letter(payload: object) -> bytes:
+    """What a dead letter keeps of a refused input (never failing itself)."""
+    try:
+        if isinstance(payload, bytes):
+            return payload
+        if isinstance(payload, FaceEvent):
+            return repr(replace(payload, crop_jpeg=b"", crops=())).encode()
+        return str(payload).encode("utf-8", "replace")
+    except (ValueError, TypeError, RecursionError):  # 5000-digit ints, 50k-deep nesting
+        return f"<unprintable {type(payload).__name__}>".encode()
 
 
 def _guess_event_id(payload: object) -> str | None:

@@ -60,6 +60,9 @@ class Settings:
     # Input limits (FaceEvent schema v1).
     max_crop_bytes: int = 1_000_000
     min_face_px: int = 40
+    # Crops declaring more pixels than this in their JPEG header are refused
+    # before decoding (a 300 KB file can declare 9000x9000).
+    max_image_pixels: int = 4_000_000
 
     # Approvals and privacy.
     secret_key: str = ""
@@ -117,6 +120,7 @@ class Settings:
             "dead_letter_image_hours",
             "dead_letter_max_count",
             "dead_letter_max_bytes",
+            "max_image_pixels",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(
