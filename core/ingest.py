@@ -111,16 +111,16 @@ class IngestService:
 
     # --------------------------------------------------------------- internals
     def _validate(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str) -> FaceEvent:
-        limits = {
-            "max_crop_bytes": self.settings.max_crop_bytes,
-            "min_face_px": self.settings.min_face_px,
-            "max_image_pixels": self.settings.max_image_pixels,
-        }
+        s = self.settings
         try:
-            if isinstance(payload, FaceEvent):
-                # Round-trip so in-process events meet exactly the wire rules.
-                return parse_event(event_to_json(payload), **limits)
-            return parse_event(payload, **limits)
+            # In-process events round-trip so they meet exactly the wire rules.
+            wire = event_to_json(payload) if isinstance(payload, FaceEvent) else payload
+            return parse_event(
+                wire,
+                max_crop_bytes=s.max_crop_bytes,
+                min_face_px=s.min_face_px,
+                max_image_pixels=s.max_image_pixels,
+            )
         except ValidationError as exc:
             self._dead_letter(_raw_for_letter(payload), source, exc, _guess_event_id(payload))
             raise
