@@ -168,15 +168,21 @@ class PrivacyService:
                 if stop.wait(interval):
                     return
 
-        thread = threading.Thread(target=loop, name="storelens-purge", daemon=True)
+        thread = self._purge_thread = threading.Thread(target=loop, name="storelens-purge", daemon=True)
         thread.start()
         return thread
 
-    def stop_auto_purge(self) -> None:
-        """Stop the thread started by :meth:`start_auto_purge` (if any)."""
+    def stop_auto_purge(self, timeout: float = 30.0) -> None:
+        """Stop the thread started by :meth:`start_auto_purge` (if any) and wait for its round to end.
+
+        Call it before closing the repositories: a purge in flight uses them.
+        """
         stop = getattr(self, "_stop_purge", None)
         if stop is not None:
             stop.set()
+        thread = getattr(self, "_purge_thread", None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 def _counts(report: ErasureReport) -> dict[str, object]:
