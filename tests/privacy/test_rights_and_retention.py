@@ -90,25 +90,36 @@ def test_withdrawal_link_erases_and_works_once(consent_first: Services) -> None:
 
 
 def test_retention_deletes_photos_and_templates_after_the_last_visit(consent_first: Services) -> None:
+    from dataclasses import replace
+
     svc = consent_first
     days = svc.settings.customer_retention_days
+    now = utcnow()
+    long_ago = now - timedelta(days=days + 10)
     gone = enrol(svc, "Barack Obama", "obama").customer_id
+    # Barack enrolled long ago and was last seen 5 days past the retention period.
+    customer = svc.repos.customers.get(gone)
+    svc.repos.customers.update(replace(customer, consent_at=long_ago, created_at=long_ago))
+    for face in svc.repos.faces.by_customer(gone):
+        face.captured_at = long_ago
+        svc.repos.faces.update(face)
+    last_visit = now - timedelta(days=days + 5)
+    visit = svc.ingest.ingest(make_event(photo_bytes("obama2"), captured_at=last_visit))
+    assert visit.customer_id == gone
     kept = enrol(svc, "Joe Biden", "biden").customer_id
-    later = utcnow() + timedelta(days=days + 1)
-    # Joe came back a month before the sweep; Barack was last seen when he enrolled.
-    visit = svc.ingest.ingest(make_event(photo_bytes("biden"), captured_at=later - timedelta(days=30)))
-    assert visit.customer_id == kept
     crops = [f.crop_key for f in svc.repos.faces.by_customer(gone)]
+    assert len(crops) == 2
 
-    early = svc.privacy.purge(now=later - timedelta(days=2))
+    early = svc.privacy.purge(now=now - timedelta(days=10))
     assert early.retired == []
-    report = svc.privacy.purge(now=later)
+    report = svc.privacy.purge(now=now)
     assert report.retired == [gone]
     assert svc.repos.faces.by_customer(gone) == [] and not any(svc.blobs.exists(k) for k in crops)
     index = svc.faces.list_faces(svc.settings.collection_id)
     assert gone not in {f.external_id for f in index} and kept in {f.external_id for f in index}
     assert svc.repos.customers.get(gone).name == "Barack Obama"  # the record stays, not the biometrics
-    assert svc.repos.faces.count_templates(kept) == 2
+    assert len(svc.repos.visits.by_customer(gone)) == 1
+    assert svc.repos.faces.count_templates(kept) == 1
     assert any(a.action == "forget_biometrics" for a in svc.repos.audit.list(gone))
-    # Seen again later, Barack is no longer recognised.
+    # Seen again, Barack is no longer recognised.
     assert svc.ingest.ingest(make_event(photo_bytes("obama2"))).outcome is IngestOutcome.ANONYMOUS
