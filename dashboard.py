@@ -12,7 +12,6 @@ import sys
 
 import streamlit as st
 
-from core.auth import setup_code
 from pages import _ui
 
 st.set_page_config(page_title="StoreLens", page_icon=":material/storefront:", layout="wide")
@@ -28,7 +27,7 @@ if "token" in st.query_params:
 @st.cache_resource
 def _announce_setup_code(data_dir: str) -> None:
     """Print the first-run code once per process on the console running streamlit."""
-    code = setup_code(settings.data_dir) if settings.backend == "local" else None
+    code = _ui.authenticator().setup_code()
     if code:
         print(
             f"\nStoreLens: no dashboard users yet. Setup code for the first admin: {code}\n"
@@ -39,8 +38,7 @@ def _announce_setup_code(data_dir: str) -> None:
 
 
 if user is None:
-    if settings.backend == "local":
-        _announce_setup_code(str(settings.data_dir))
+    _announce_setup_code(str(settings.data_dir))
     login = st.Page("pages/login.py", title="Log in", icon=":material/login:", default=True)
     nav = st.navigation([login], position="hidden")
 else:
@@ -52,7 +50,7 @@ else:
         st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:", url_path="analytics"),
         st.Page("pages/demo.py", title="Demo", icon=":material/play_circle:", url_path="demo"),
     ]
-    if settings.backend == "local":
+    if _ui.services().outbox is not None:
         pages.append(st.Page("pages/outbox.py", title="Outbox", icon=":material/mail:", url_path="outbox"))
     nav = st.navigation(pages)
     with st.sidebar:

@@ -227,7 +227,7 @@ def bench_pages(data_dir: Path, repeat: int) -> None:
         def render(at=at, page=page):
             # Cold numbers: AppTest keeps no st.cache_data between runs; also
             # forget the analytics' shared scans (the roll-ups stay, as in use).
-            memo = getattr(_ui.services().extras.get("analytics"), "_memo_store", None)
+            memo = getattr(_ui.services().analytics, "_memo_store", None)
             if memo is not None:
                 memo.clear()
             at.run()

@@ -119,11 +119,17 @@ class LoginRateLimiter:
 
 
 class Authenticator(Protocol):
-    """Turns a user name and password into a :class:`User`, or raises ``AuthError``."""
+    """Turns a user name and password into a :class:`User`, or raises ``AuthError``.
+
+    ``kind`` names where users live (``local``, ``cognito``) for the login page's wording.
+    """
 
     kind: str
 
     def login(self, username: str, password: str, client: str = "") -> User: ...
+
+    def setup_code(self) -> str | None:
+        """The one-time code for creating the first admin while there are no users, else ``None``."""
 
 
 class LocalAuthenticator:
@@ -148,6 +154,24 @@ class LocalAuthenticator:
             raise
         self.limiter.succeeded(keys[0])
         return user
+
+    def setup_code(self) -> str | None:
+        return setup_code(self.store.path.parent)
+
+
+class NoAuthenticator:
+    """Where no sign-in is configured: every login fails with ``reason``."""
+
+    kind = "none"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def login(self, username: str, password: str, client: str = "") -> User:
+        raise AuthError(self.reason)
+
+    def setup_code(self) -> str | None:
+        return None
 
 
 class CognitoAuthenticator:
@@ -204,6 +228,10 @@ class CognitoAuthenticator:
             )
         return self._client
 
+    def setup_code(self) -> str | None:
+        """Cognito users are created in the user pool, never through the dashboard."""
+        return None
+
     def verify_id_token(self, token: str) -> User:
         """Check signature, issuer, client, expiry and ``token_use``; map groups to a role."""
         try:
@@ -236,17 +264,6 @@ class CognitoAuthenticator:
             raise AuthError(f"Cognito asks for a further step: {resp.get('ChallengeName', 'unknown')}")
         self.limiter.succeeded(keys[0])
         return self.verify_id_token(token)
-
-
-def build_authenticator(
-    settings: Settings, limiter: LoginRateLimiter | None = None, **clients: Any
-) -> Authenticator:
-    """The authenticator for ``settings.backend`` (local users file or Cognito)."""
-    if settings.backend == "aws":
-        return CognitoAuthenticator(
-            settings, limiter=limiter, client=clients.get("cognito"), fetch_jwks=clients.get("fetch_jwks")
-        )
-    return LocalAuthenticator(UserStore.for_data_dir(settings.data_dir), limiter)
 
 
 # ------------------------------------------------------------------ first run

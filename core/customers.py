@@ -25,7 +25,7 @@ from core.models import (
     new_id,
     utcnow,
 )
-from core.ports import BlobStore, FaceIndex, Repositories
+from core.ports import BlobStore, FaceEmbedder, FaceIndex, Repositories
 from core.recognition import RecognitionPolicy
 from core.settings import Settings
 
@@ -82,11 +82,13 @@ class CustomerService:
         blobs: BlobStore,
         faces: FaceIndex,
         recognition: RecognitionPolicy,
+        embedder: FaceEmbedder | None = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
         self.blobs = blobs
         self.faces = faces
+        self.embedder = embedder
         # The bootstrap's policy, so identify() and ingest decide with one configuration.
         self.policy = recognition
 
@@ -188,13 +190,12 @@ class CustomerService:
 
         Needs an index that exposes embeddings (the local one).
         """
-        embed = getattr(self.faces, "embed_image", None)
-        if embed is None:
+        if self.embedder is None:
             raise StoreLensError("compare needs the local face engine (STORELENS_BACKEND=local)")
         import numpy as np
 
-        vec_a = embed(crop_face(image_a, self.single_face(image_a, "first image").bbox))
-        vec_b = embed(crop_face(image_b, self.single_face(image_b, "second image").bbox))
+        vec_a = self.embedder.embed_image(crop_face(image_a, self.single_face(image_a, "first image").bbox))
+        vec_b = self.embedder.embed_image(crop_face(image_b, self.single_face(image_b, "second image").bbox))
         distance = float(np.linalg.norm(vec_a - vec_b))
         return distance, (1.0 - distance) >= self.settings.match_threshold
 

@@ -8,11 +8,14 @@ contract tests in ``tests/contract/`` run the same assertions against both.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from core.models import (
     AuditEntry,
@@ -31,6 +34,10 @@ from core.models import (
     Transaction,
     Visit,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 # --------------------------------------------------------------------------- blobs
 
@@ -170,7 +177,7 @@ class PendingRepository(Protocol):
 
     def list(self, status: PendingStatus | None = PendingStatus.PENDING) -> list[PendingIdentity]: ...
 
-    def expired(self, now: datetime) -> list[PendingIdentity]:
+    def expired(self, now: datetime) -> builtins.list[PendingIdentity]:
         """Pending (undecided) identities whose ``expires_at`` is before ``now``."""
 
 
@@ -254,14 +261,29 @@ class Repositories(Protocol):
     idempotent instead).
     """
 
-    customers: CustomerRepository
-    faces: FaceRepository
-    visits: VisitRepository
-    pending: PendingRepository
-    transactions: TransactionRepository
-    events: EventLog
-    audit: AuditLog
-    tokens: TokenLedger
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def faces(self) -> FaceRepository: ...
+
+    @property
+    def visits(self) -> VisitRepository: ...
+
+    @property
+    def pending(self) -> PendingRepository: ...
+
+    @property
+    def transactions(self) -> TransactionRepository: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def tokens(self) -> TokenLedger: ...
 
     def atomic(self) -> AbstractContextManager[None]: ...
 
@@ -307,6 +329,28 @@ class Notifier(Protocol):
         """Delete stored copies about ``subject_id`` where the backend keeps any."""
 
 
+class Outbox(Protocol):
+    """Where a backend keeps the e-mails it "sends" so people can read them (local only)."""
+
+    folder: Path
+
+    def messages(self) -> list[tuple[Path, EmailMessage]]:
+        """Stored mails, newest first."""
+
+
+class ApprovalCallbacks(Protocol):
+    """What an approval workflow calls back into while it runs (see ``core.approvals``)."""
+
+    def notify(self, pending_id: str) -> str:
+        """Send the approval e-mail; return the message id."""
+
+    def record_decision(self, pending_id: str, decision: Decision) -> str | None:
+        """Carry out a decision; return the customer id it made or joined, if any."""
+
+    def expire(self, pending_id: str, actor: str = "retention") -> None:
+        """Nobody decided in time: discard the pending identity."""
+
+
 class ApprovalWorkflow(Protocol):
     """Runs one approval per pending identity until a human decides."""
 
@@ -321,6 +365,16 @@ class ApprovalWorkflow(Protocol):
 
     def forget(self, pending_id: str) -> None:
         """Drop stored state about ``pending_id`` where the backend keeps any (erasure)."""
+
+    def heartbeat(self, pending_id: str) -> bool:
+        """Tell a waiting approval it is still wanted; ``False`` if there was nothing to tell."""
+
+
+class FaceEmbedder(Protocol):
+    """Turns the largest face of an image into a template vector (the local engine has one)."""
+
+    def embed_image(self, image: bytes) -> NDArray[np.float32]:
+        """Raise ``FaceNotFoundError`` when there is no face."""
 
 
 class EventPublisher(Protocol):

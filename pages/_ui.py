@@ -12,8 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.analytics import AnalyticsQueries, analytics_for
-from core.auth import Authenticator, LoginRateLimiter, build_authenticator, can
+from core.analytics import AnalyticsQueries
+from core.auth import Authenticator, can
 from core.bootstrap import Services, build_services
 from core.errors import NotFoundError, StoreLensError
 from core.settings import Settings
@@ -64,9 +64,7 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner="Starting StoreLens services...")
 def _services(s: Settings) -> Services:
-    services = build_services(s)
-    analytics_for(services)  # the backend's SQL analytics, or the repository fallback
-    return services
+    return build_services(s)
 
 
 def services() -> Services:
@@ -75,22 +73,12 @@ def services() -> Services:
 
 
 def analytics() -> AnalyticsQueries:
-    return analytics_for(services())
-
-
-@st.cache_resource
-def _limiter(_key: str) -> LoginRateLimiter:
-    return LoginRateLimiter(max_failures=5, window_seconds=300)
-
-
-@st.cache_resource
-def _authenticator(s: Settings) -> Authenticator:
-    # One limiter per process and data dir, shared by every browser session.
-    return build_authenticator(s, limiter=_limiter(str(s.data_dir)))
+    return services().analytics
 
 
 def authenticator() -> Authenticator:
-    return _authenticator(settings())
+    # Built with the services, once per process: its rate limiter is shared by every browser session.
+    return services().authenticator
 
 
 def current_user() -> User | None:

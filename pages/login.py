@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import create_first_admin, setup_code
+from core.auth import create_first_admin
 from core.errors import StoreLensError
-from core.users import UserStore
 from pages import _ui
 
 _ui.page_guard(False)
@@ -17,7 +16,9 @@ st.title("StoreLens")
 if st.session_state.get(_ui.TOKEN_KEY):
     st.info("Log in to open the approval link.")
 
-first_run = settings.backend == "local" and UserStore.for_data_dir(settings.data_dir).is_empty()
+authenticator = _ui.authenticator()
+# While there are no users the authenticator keeps a setup code for the first admin.
+first_run = authenticator.setup_code() is not None
 
 if first_run:
     st.subheader("Create the first administrator")
@@ -26,7 +27,6 @@ if first_run:
         "dashboard (also in the data dir's `setup-code` file), or run "
         "`storelens users add NAME --role admin` and reload."
     )
-    setup_code(settings.data_dir)
     with st.form("first-admin"):
         code = st.text_input("Setup code", key="setup_code")
         name = st.text_input("Admin user name", key="setup_name")
@@ -49,11 +49,11 @@ else:
         )
         if st.form_submit_button("Log in", key="login_submit", type="primary"):
             try:
-                user = _ui.authenticator().login(username, password, client=st.context.ip_address or "")
+                user = authenticator.login(username, password, client=st.context.ip_address or "")
             except StoreLensError as exc:
                 st.error(str(exc))
             else:
                 st.session_state[_ui.USER_KEY] = user
                 st.rerun()
-    if settings.backend == "aws":
+    if authenticator.kind == "cognito":
         st.caption("Signing in with your Amazon Cognito account; admins are members of the `admin` group.")

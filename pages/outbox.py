@@ -13,16 +13,13 @@ _ui.page_guard()
 
 st.title("Outbox")
 services = _ui.services()
-messages = getattr(services.notifier, "messages", None)
-if messages is None:
+outbox = services.outbox
+if outbox is None:
     st.info("This backend sends e-mail through Amazon SES; there is no local outbox.")
     st.stop()
 
-mails = messages()
-st.caption(
-    f"{len(mails)} message(s) in `{services.notifier.folder}` (newest first). "
-    "The links open the Approvals page."
-)
+mails = outbox.messages()
+st.caption(f"{len(mails)} message(s) in `{outbox.folder}` (newest first). The links open the Approvals page.")
 if not mails:
     st.info("No e-mails yet. A new person seen by a camera produces one.")
     st.stop()

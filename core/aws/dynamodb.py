@@ -41,6 +41,7 @@ approvals      pending_id     (none; Step Functions task tokens, see ``stepfunct
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -571,7 +572,7 @@ class DynamoDbPending(_Repo):
             return sorted(items, key=lambda p: p.last_seen_at, reverse=True)
         return [_pending(i) for i in self._t.query("by_status", "status", status.value, descending=True)]
 
-    def expired(self, now: datetime) -> list[PendingIdentity]:
+    def expired(self, now: datetime) -> builtins.list[PendingIdentity]:
         items = [p for p in self.list(PendingStatus.PENDING) if p.expires_at < now]
         return sorted(items, key=lambda p: p.expires_at)
 

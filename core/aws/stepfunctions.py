@@ -8,7 +8,7 @@ The state machine is ``infra/statemachine/approval.asl.json``:
 2. A human decides (dashboard or e-mail link); :meth:`submit` looks the token up
    and calls ``SendTaskSuccess`` with the decision as output.
 3. ``RecordDecision`` invokes the *record_decision* Lambda, which calls
-   ``ApprovalService.record_decision``. If the identity is still pending ("not
+   ``record_decision`` of the approval callbacks. If the identity is still pending ("not
    this person" turns a review item into a new one and mails again) the
    machine loops back to 1 without another e-mail.
 4. ``TimeoutSeconds`` / ``HeartbeatSeconds`` on the wait, or :meth:`cancel`
@@ -34,10 +34,9 @@ from botocore.exceptions import ClientError
 from core.aws._common import error_code, error_message, make_client
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.models import CustomerDetails, PendingIdentity, PendingStatus, utcnow
-from core.ports import Decision
+from core.ports import ApprovalCallbacks, Decision
 
 if TYPE_CHECKING:
-    from core.approvals import ApprovalService
     from core.aws.dynamodb import DynamoDbRepositories
 
 #: The error name ``cancel`` sends with SendTaskFailure (caught in the ASL).
@@ -85,7 +84,7 @@ class StepFunctionsWorkflow:
 
     def __init__(
         self,
-        approvals: ApprovalService,
+        approvals: ApprovalCallbacks,
         *,
         state_machine_arn: str,
         repos: DynamoDbRepositories,
@@ -177,6 +176,13 @@ class StepFunctionsWorkflow:
                     raise
         else:
             self._stop(pending_id, reason)
+
+    def forget(self, pending_id: str) -> None:
+        """Erasure: drop the stored task token of ``pending_id``'s approval (as the inline workflow does).
+
+        The execution history stays with Step Functions; it names only opaque ids.
+        """
+        self._tokens.delete(pending_id)
 
     # ----------------------------------------------------- used by the Lambdas
     def register_task_token(self, pending_id: str, task_token: str) -> None:

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.analytics_types import (
+from core.analytics import (
     COLUMNS,
     AnalyticsFilter,
     Kpis,

@@ -12,6 +12,7 @@ so that text order is time order and ``substr(t, 1, 10)`` is the UTC day.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -403,7 +404,7 @@ class SqlitePending(_Base):
             )
         return [_pending(r) for r in rows]
 
-    def expired(self, now: datetime) -> list[PendingIdentity]:
+    def expired(self, now: datetime) -> builtins.list[PendingIdentity]:
         rows = self._conn().execute(
             "SELECT * FROM pending_identities WHERE status=? AND expires_at < ? ORDER BY expires_at",
             (PendingStatus.PENDING.value, to_db_time(now)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -51,8 +52,17 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     st.cache_resource.clear()
 
 
+@dataclass
+class Seeded:
+    """The seeded services and the ids the tests act on."""
+
+    services: Services
+    biden: str  # Biden's pending identity
+    obama: str  # Obama's customer id
+
+
 @pytest.fixture
-def seeded(data_dir: Path) -> Iterator[Services]:
+def seeded(data_dir: Path) -> Iterator[Seeded]:
     """Obama enrolled (one visit, one sale); Biden seen once and awaiting approval."""
     services = build_services(make_settings(data_dir))
     obama = services.customers.enroll(
@@ -72,9 +82,7 @@ def seeded(data_dir: Path) -> Iterator[Services]:
     )
     pending = services.ingest.ingest(make_event(photo_bytes("biden"), camera_id="cam-entrance"))
     assert pending.pending_id
-    services.extras["biden"] = pending.pending_id
-    services.extras["obama"] = obama.customer_id
-    yield services
+    yield Seeded(services, biden=pending.pending_id, obama=obama.customer_id)
     services.close()
 
 
@@ -113,7 +121,7 @@ def test_logged_out_shows_only_login(data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_refuses_after_logout(seeded: Services, page: str) -> None:
+def test_every_page_refuses_after_logout(seeded: Seeded, page: str) -> None:
     at = open_page(page)
     no_exception(at)
     assert titles(at)[0] != "StoreLens"
@@ -166,7 +174,7 @@ def test_first_admin_with_setup_code(data_dir: Path) -> None:
 # ------------------------------------------------------------------ pages
 
 
-def test_live_shows_faces(seeded: Services) -> None:
+def test_live_shows_faces(seeded: Seeded) -> None:
     at = open_page("live")
     no_exception(at)
     assert titles(at) == ["Live"]
@@ -176,8 +184,8 @@ def test_live_shows_faces(seeded: Services) -> None:
     assert len(at.image) >= 2, "no face crops shown"
 
 
-def test_approve_with_details_creates_customer(seeded: Services) -> None:
-    pid = seeded.extras["biden"]
+def test_approve_with_details_creates_customer(seeded: Seeded) -> None:
+    pid = seeded.biden
     at = open_page("approvals")
     no_exception(at)
     assert at.button(key=f"reject-{pid}") and at.button(key=f"not_a_customer-{pid}")
@@ -188,9 +196,9 @@ def test_approve_with_details_creates_customer(seeded: Services) -> None:
     at.button(key=f"approve-{pid}").click().run()
     no_exception(at)
     assert any("Joe Biden is now a customer" in s.value for s in at.success)
-    pending = seeded.approvals.get(pid)
+    pending = seeded.services.approvals.get(pid)
     assert pending.status is PendingStatus.APPROVED
-    customer = seeded.customers.get(pending.customer_id)
+    customer = seeded.services.customers.get(pending.customer_id)
     assert (customer.name, customer.loyalty_id, customer.consent) == ("Joe Biden", "L-1003", True)
     assert f"name-{pid}" not in [t.key for t in at.text_input]
 
@@ -203,8 +211,8 @@ def test_approve_with_details_creates_customer(seeded: Services) -> None:
         ({"name": "Joe", "email": "not-an-email", "consent": True}, "is not an e-mail address"),
     ],
 )
-def test_approve_validation_errors(seeded: Services, fill: dict, message: str) -> None:
-    pid = seeded.extras["biden"]
+def test_approve_validation_errors(seeded: Seeded, fill: dict, message: str) -> None:
+    pid = seeded.biden
     at = open_page("approvals")
     at.text_input(key=f"name-{pid}").input(fill["name"])
     if "email" in fill:
@@ -214,30 +222,30 @@ def test_approve_validation_errors(seeded: Services, fill: dict, message: str) -
     at.button(key=f"approve-{pid}").click().run()
     no_exception(at)
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
-    assert seeded.approvals.get(pid).status is PendingStatus.PENDING
+    assert seeded.services.approvals.get(pid).status is PendingStatus.PENDING
 
 
-def test_not_a_customer_and_merge(seeded: Services) -> None:
-    pid = seeded.extras["biden"]
+def test_not_a_customer_and_merge(seeded: Seeded) -> None:
+    pid = seeded.biden
     at = open_page("approvals")
     at.text_input(key=f"merge-search-{pid}").input("Obama").run()
     at.button(key=f"merge-{pid}").click().run()
     no_exception(at)
-    pending = seeded.approvals.get(pid)
-    assert pending.status is PendingStatus.MERGED and pending.customer_id == seeded.extras["obama"]
+    pending = seeded.services.approvals.get(pid)
+    assert pending.status is PendingStatus.MERGED and pending.customer_id == seeded.obama
 
 
-def test_reject_removes_the_card(seeded: Services) -> None:
-    pid = seeded.extras["biden"]
+def test_reject_removes_the_card(seeded: Seeded) -> None:
+    pid = seeded.biden
     at = open_page("approvals")
     at.button(key=f"not_a_customer-{pid}").click().run()
     no_exception(at)
-    assert seeded.approvals.get(pid).status is PendingStatus.NOT_A_CUSTOMER
+    assert seeded.services.approvals.get(pid).status is PendingStatus.NOT_A_CUSTOMER
     assert f"reject-{pid}" not in [b.key for b in at.button]
 
 
-def test_viewer_cannot_decide(seeded: Services) -> None:
-    pid = seeded.extras["biden"]
+def test_viewer_cannot_decide(seeded: Seeded) -> None:
+    pid = seeded.biden
     at = open_page("approvals", user=VIEWER)
     no_exception(at)
     keys = [b.key for b in at.button]
@@ -255,22 +263,22 @@ def _mail_token(services: Services, action: str) -> str:
     raise AssertionError(f"no {action} link")
 
 
-def test_email_link_opens_the_decision(seeded: Services) -> None:
-    pid = seeded.extras["biden"]
-    token = _mail_token(seeded, "reject")
+def test_email_link_opens_the_decision(seeded: Seeded) -> None:
+    pid = seeded.biden
+    token = _mail_token(seeded.services, "reject")
     at = app(ADMIN, token=token).run()
     no_exception(at)
     assert titles(at) == ["Approvals"]
     assert any("From your e-mail" in s.value for s in at.subheader)
     at.button(key=f"link-reject-{pid}").click().run()
     no_exception(at)
-    assert seeded.approvals.get(pid).status is PendingStatus.REJECTED
+    assert seeded.services.approvals.get(pid).status is PendingStatus.REJECTED
 
 
-def test_email_link_survives_login(seeded: Services) -> None:
-    UserStore.for_data_dir(seeded.settings.data_dir).add("ann", "ann-password", "admin")
-    pid = seeded.extras["biden"]
-    token = _mail_token(seeded, "approve")
+def test_email_link_survives_login(seeded: Seeded) -> None:
+    UserStore.for_data_dir(seeded.services.settings.data_dir).add("ann", "ann-password", "admin")
+    pid = seeded.biden
+    token = _mail_token(seeded.services, "approve")
     at = app(None, token=token).run()
     assert any("approval link" in i.value for i in at.info)
     at.text_input(key="login_user").input("ann")
@@ -282,11 +290,11 @@ def test_email_link_survives_login(seeded: Services) -> None:
     at.checkbox(key=f"consent-{pid}").check()
     at.button(key=f"approve-{pid}").click().run()
     no_exception(at)
-    assert seeded.approvals.get(pid).status is PendingStatus.APPROVED
+    assert seeded.services.approvals.get(pid).status is PendingStatus.APPROVED
 
 
-def test_customers_profile_and_edit_validation(seeded: Services) -> None:
-    cid = seeded.extras["obama"]
+def test_customers_profile_and_edit_validation(seeded: Seeded) -> None:
+    cid = seeded.obama
     at = open_page("customers")
     no_exception(at)
     assert any(h.value == "Barack Obama" for h in at.header)
@@ -297,21 +305,21 @@ def test_customers_profile_and_edit_validation(seeded: Services) -> None:
     at.text_input(key="edit_name").input("Barack H. Obama")
     at.button(key="edit_save").click().run()
     no_exception(at)
-    assert seeded.customers.get(cid).name == "Barack H. Obama"
+    assert seeded.services.customers.get(cid).name == "Barack H. Obama"
 
 
-def test_customers_erase_needs_the_name(seeded: Services) -> None:
-    cid = seeded.extras["obama"]
+def test_customers_erase_needs_the_name(seeded: Seeded) -> None:
+    cid = seeded.obama
     at = open_page("customers")
     assert at.button(key="erase_go").disabled
     at.text_input(key="erase_confirm").input("Barack Obama").run()
     at.button(key="erase_go").click().run()
     no_exception(at)
-    assert [c.customer_id for c in seeded.customers.list()] == []
-    assert cid not in [c.customer_id for c in seeded.customers.list()]
+    assert [c.customer_id for c in seeded.services.customers.list()] == []
+    assert cid not in [c.customer_id for c in seeded.services.customers.list()]
 
 
-def test_analytics_page(seeded: Services) -> None:
+def test_analytics_page(seeded: Seeded) -> None:
     at = open_page("analytics")
     no_exception(at)
     labels = {m.label: m.value for m in at.metric}
@@ -322,7 +330,7 @@ def test_analytics_page(seeded: Services) -> None:
     no_exception(at)
 
 
-def test_demo_page_controls(seeded: Services) -> None:
+def test_demo_page_controls(seeded: Seeded) -> None:
     at = open_page("demo")
     no_exception(at)
     assert at.button(key="demo_build") and at.button(key="demo_replay")
@@ -330,7 +338,7 @@ def test_demo_page_controls(seeded: Services) -> None:
     assert viewer.button(key="demo_build").disabled
 
 
-def test_outbox_renders_the_mail(seeded: Services) -> None:
+def test_outbox_renders_the_mail(seeded: Seeded) -> None:
     at = open_page("outbox")
     no_exception(at)
     assert any("new person to review" in m.value for m in at.markdown)

@@ -63,7 +63,7 @@ def _actor(event: dict[str, Any]) -> str:
     claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
     if claims:
         return str(claims.get("cognito:username") or claims.get("email") or claims.get("sub"))
-    verifier = services().extras.get("cognito")
+    verifier = services().token_verifier
     header = (event.get("headers") or {}).get("Authorization") or (event.get("headers") or {}).get(
         "authorization", ""
     )
