@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import assert_never
 
 from core.crop_keys import approved_key
 from core.errors import ConflictError, NotFoundError, ValidationError
@@ -35,7 +36,15 @@ from core.models import (
     new_id,
     utcnow,
 )
-from core.ports import ACTIONS, ApprovalWorkflow, BlobStore, Decision, FaceIndex, Notifier, Repositories
+from core.ports import (
+    ApprovalWorkflow,
+    BlobStore,
+    Decision,
+    DecisionAction,
+    FaceIndex,
+    Notifier,
+    Repositories,
+)
 from core.settings import Settings
 from core.sightings import record_sighting
 from core.tokens import LinkClaims, TokenSigner
@@ -148,26 +157,26 @@ class DecisionRecorder:
         if pending.status is not PendingStatus.PENDING:
             raise ConflictError(f"{pending_id} was already decided ({pending.status.value})")
         action = decision.action
-        if action == "approve":
+        if action is DecisionAction.APPROVE:
             details = validate_details(decision.details)
             return self._approve(pending, details, decision.actor)
-        if action == "confirm":
+        if action is DecisionAction.CONFIRM:
             if not pending.suggested_customer_id:
                 raise ValidationError(f"{pending_id} has no suggested customer to confirm")
-            return self._join(pending, pending.suggested_customer_id, decision.actor, "confirm")
-        if action == "merge":
+            return self._join(pending, pending.suggested_customer_id, decision.actor, action.value)
+        if action is DecisionAction.MERGE:
             assert decision.customer_id
-            return self._join(pending, decision.customer_id, decision.actor, "merge")
-        if action == "reject":
+            return self._join(pending, decision.customer_id, decision.actor, action.value)
+        if action is DecisionAction.REJECT:
             self._discard(pending, decision.actor, PendingStatus.REJECTED, "reject")
             return None
-        if action == "not_a_customer":
+        if action is DecisionAction.NOT_A_CUSTOMER:
             self._suppress(pending, decision.actor)
             return None
-        if action == "not_this_person":
+        if action is DecisionAction.NOT_THIS_PERSON:
             self._to_new(pending, decision.actor)
             return None
-        raise ValidationError(f"unknown action {action!r}")
+        assert_never(action)
 
     def expire(self, pending_id: str, actor: str = "retention") -> None:
         """Retention: an undecided identity past its TTL is discarded."""
@@ -349,16 +358,15 @@ class ApprovalService:
     # ---------------------------------------------------------------- deciding
     def decide(self, pending_id: str, decision: Decision) -> None:
         """Validate a decision and hand it to the workflow (which records it)."""
-        if decision.action not in ACTIONS:
-            raise ValidationError(f"unknown action {decision.action!r}; use one of: {', '.join(ACTIONS)}")
         pending = self.repos.pending.get(pending_id)
         if pending.status is not PendingStatus.PENDING:
             raise ConflictError(f"{pending_id} was already decided ({pending.status.value})")
-        if decision.action == "approve":
+        if decision.action is DecisionAction.APPROVE:
             decision = replace(decision, details=validate_details(decision.details))
-        if decision.action in ("confirm", "not_this_person") and pending.kind is not PendingKind.REVIEW:
-            raise ValidationError(f"{decision.action!r} applies to possible returning customers only")
-        if decision.action == "merge":
+        review_only = (DecisionAction.CONFIRM, DecisionAction.NOT_THIS_PERSON)
+        if decision.action in review_only and pending.kind is not PendingKind.REVIEW:
+            raise ValidationError(f"{decision.action.value!r} applies to possible returning customers only")
+        if decision.action is DecisionAction.MERGE:
             if not decision.customer_id:
                 raise ValidationError("merge needs the customer it is")
             self.repos.customers.get(decision.customer_id)
@@ -376,8 +384,8 @@ class ApprovalService:
         """Decide through an e-mail link: the token must grant this action, once."""
         claims = self.signer.verify(token)
         if claims.action != decision.action:
-            raise ValidationError(f"this link is for {claims.action!r}, not {decision.action!r}")
-        if decision.action == "approve":
+            raise ValidationError(f"this link is for {claims.action!r}, not {decision.action.value!r}")
+        if decision.action is DecisionAction.APPROVE:
             decision = replace(decision, details=validate_details(decision.details))
         # Use the token up only once the request is otherwise valid, so a typo
         # in the form does not burn the link; a reused link says so first.

@@ -178,10 +178,10 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, action: str, **extra: Any) -> int:
-    from core.ports import Decision
+    from core.ports import Decision, DecisionAction
 
     services = _services(args)
-    decision = Decision(action=action, actor=args.actor, **extra)
+    decision = Decision(action=DecisionAction.parse(action), actor=args.actor, **extra)
     if getattr(args, "token", None):
         services.approvals.decide_with_token(args.token, decision)
         pending_id = services.approvals.signer.verify(args.token).pending_id

@@ -14,9 +14,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from core.errors import ValidationError
 from core.models import (
     AuditEntry,
     Customer,
@@ -291,23 +293,53 @@ class Repositories(Protocol):
 # ----------------------------------------------------------------- approvals, mail
 
 
+class DecisionAction(StrEnum):
+    """What a human decided about a pending identity (the values are the wire form)."""
+
+    #: A new customer (needs :class:`CustomerDetails` with consent).
+    APPROVE = "approve"
+    REJECT = "reject"
+    #: Do not track this person (a few templates stay so later sightings are dropped).
+    NOT_A_CUSTOMER = "not_a_customer"
+    #: Review band: it is the suggested customer.
+    CONFIRM = "confirm"
+    #: Review band: not the suggested customer; treat as a new person.
+    NOT_THIS_PERSON = "not_this_person"
+    #: It is ``Decision.customer_id``.
+    MERGE = "merge"
+
+    @classmethod
+    def parse(cls, value: str) -> DecisionAction:
+        """The action named ``value``; ``ValidationError`` naming the allowed ones.
+
+        >>> DecisionAction.parse("merge")
+        <DecisionAction.MERGE: 'merge'>
+        """
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValidationError(f"unknown action {value!r}; use one of: {', '.join(ACTIONS)}") from None
+
+
+ACTIONS = tuple(action.value for action in DecisionAction)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """A human decision on a pending identity.
 
-    ``action`` is one of ``approve`` (needs ``details``), ``reject``,
-    ``not_a_customer``, ``confirm`` (review band: it is the suggested customer),
-    ``not_this_person`` (review band: treat as new), ``merge`` (it is
-    ``customer_id``).
+    >>> Decision("approve", "dashboard:ann").action is DecisionAction.APPROVE
+    True
     """
 
-    action: str
+    action: DecisionAction
     actor: str
     details: CustomerDetails | None = None
     customer_id: str | None = None
 
-
-ACTIONS = ("approve", "reject", "not_a_customer", "confirm", "not_this_person", "merge")
+    def __post_init__(self) -> None:
+        # Accept the wire form too, so an unknown action fails here, named.
+        object.__setattr__(self, "action", DecisionAction.parse(self.action))
 
 
 @dataclass(frozen=True, slots=True)

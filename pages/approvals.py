@@ -7,7 +7,7 @@ import streamlit as st
 from core.errors import NotFoundError, StoreLensError
 from core.mail import MAIL_ACTIONS
 from core.models import CustomerDetails, PendingIdentity, PendingKind
-from core.ports import Decision
+from core.ports import Decision, DecisionAction
 from pages import _ui
 
 _ui.page_guard()
@@ -69,7 +69,7 @@ def approve_form(p: PendingIdentity, token: str | None = None) -> None:
             details = CustomerDetails(
                 name=name, email=email or None, loyalty_id=loyalty or None, consent=consent, notes=notes
             )
-            decide(pid, Decision("approve", _ui.actor(), details=details), token)
+            decide(pid, Decision(DecisionAction.APPROVE, _ui.actor(), details=details), token)
 
 
 def merge_picker(p: PendingIdentity) -> None:
@@ -87,7 +87,7 @@ def merge_picker(p: PendingIdentity) -> None:
             format_func=lambda c: f"{c.name} ({c.loyalty_id or c.customer_id})",
         )
         if st.button("Add these faces to this customer", key=f"merge-{pid}"):
-            decide(pid, Decision("merge", _ui.actor(), customer_id=chosen.customer_id))
+            decide(pid, Decision(DecisionAction.MERGE, _ui.actor(), customer_id=chosen.customer_id))
 
 
 def suggested(p: PendingIdentity) -> None:
@@ -139,21 +139,21 @@ def card(p: PendingIdentity, token: str | None = None, token_action: str | None 
                 key=f"link-{token_action}-{pid}",
                 type="primary",
             ):
-                decide(pid, Decision(token_action, _ui.actor()), token)
+                decide(pid, Decision(DecisionAction.parse(token_action), _ui.actor()), token)
             return
         if p.kind is PendingKind.REVIEW:
             a, b = st.columns(2)
             if a.button("Yes, it is them", key=f"confirm-{pid}", type="primary", icon=":material/check:"):
-                decide(pid, Decision("confirm", _ui.actor()))
+                decide(pid, Decision(DecisionAction.CONFIRM, _ui.actor()))
             if b.button("Not this person", key=f"not_this_person-{pid}", icon=":material/person_off:"):
-                decide(pid, Decision("not_this_person", _ui.actor()))
+                decide(pid, Decision(DecisionAction.NOT_THIS_PERSON, _ui.actor()))
         else:
             approve_form(p)
         a, b, c = st.columns(3)
         if a.button("Reject (delete photos)", key=f"reject-{pid}", icon=":material/delete:"):
-            decide(pid, Decision("reject", _ui.actor()))
+            decide(pid, Decision(DecisionAction.REJECT, _ui.actor()))
         if b.button("Not a customer (do not track)", key=f"not_a_customer-{pid}", icon=":material/block:"):
-            decide(pid, Decision("not_a_customer", _ui.actor()))
+            decide(pid, Decision(DecisionAction.NOT_A_CUSTOMER, _ui.actor()))
         with c:
             merge_picker(p)
 

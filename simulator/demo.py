@@ -42,7 +42,7 @@ from typing import Any
 
 from core.errors import ConflictError, ValidationError
 from core.models import CustomerDetails, FaceEvent, IngestOutcome, IngestResult, Visit, new_id
-from core.ports import Decision
+from core.ports import Decision, DecisionAction
 from deeplens_lambda.detector_factory import create_detector
 from simulator.replay import replay
 from simulator.synth import ALTERNATE_PHOTOS, PEOPLE, Appearance, render_clip
@@ -261,7 +261,7 @@ def _approve(
             details = CustomerDetails(
                 name=name, email=f"{person}@example.com", loyalty_id=loyalty, consent=True
             )
-            decision = Decision(action="approve", actor="demo", details=details)
+            decision = Decision(action=DecisionAction.APPROVE, actor="demo", details=details)
             try:
                 services.approvals.decide(pending_id, decision)
             except (ConflictError, ValidationError):

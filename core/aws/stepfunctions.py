@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from core.aws._common import error_code, error_message, make_client
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.models import CustomerDetails, PendingIdentity, PendingStatus, utcnow
-from core.ports import ApprovalCallbacks, Decision
+from core.ports import ApprovalCallbacks, Decision, DecisionAction
 
 if TYPE_CHECKING:
     from core.aws.dynamodb import DynamoDbRepositories
@@ -46,7 +46,7 @@ _STALE_TOKEN = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 
 def decision_to_dict(decision: Decision) -> dict[str, Any]:
     """A JSON-ready form of a decision (the SendTaskSuccess output)."""
-    data: dict[str, Any] = {"action": decision.action, "actor": decision.actor}
+    data: dict[str, Any] = {"action": decision.action.value, "actor": decision.actor}
     if decision.details is not None:
         data["details"] = asdict(decision.details)
     if decision.customer_id:
@@ -68,7 +68,7 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             raise ValidationError(f"unknown detail field(s): {', '.join(unknown)}")
         details = CustomerDetails(**details)
     return Decision(
-        action=data["action"],
+        action=DecisionAction.parse(data["action"]),
         actor=str(data.get("actor") or "unknown"),
         details=details,
         customer_id=data.get("customer_id"),

@@ -27,7 +27,7 @@ from core.errors import (
     ValidationError,
 )
 from core.models import CustomerDetails
-from core.ports import Decision
+from core.ports import Decision, DecisionAction
 from infra.functions.runtime import log_json, services
 
 _STATUS = (
@@ -105,7 +105,7 @@ def _decide(event: dict[str, Any]) -> dict[str, Any]:
         if set(raw) - allowed:
             raise ValidationError(f"unknown detail field(s): {', '.join(sorted(set(raw) - allowed))}")
         details = CustomerDetails(**raw)
-    decision = Decision(action=str(body["action"]), actor=actor, details=details)
+    decision = Decision(action=DecisionAction.parse(str(body["action"])), actor=actor, details=details)
     claims = services().approvals.decide_with_token(str(body["token"]), decision)
     log_json(msg="decision submitted", pending_id=claims.pending_id, action=decision.action, actor=actor)
     return _response(202, {"status": "submitted", "pending_id": claims.pending_id, "action": decision.action})
