@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from core.models import BoundingBox, DetectedFace
+from core.models import CROP_MARGIN, BoundingBox, DetectedFace
 from deeplens_lambda.quality import Quality, crop_quality
 
 
@@ -43,7 +43,7 @@ class TrackerConfig:
     first_emit_seconds: float = 1.0
     reemit_seconds: float = 20.0
     max_events: int = 3
-    crop_margin: float = 0.35
+    crop_margin: float = CROP_MARGIN
     min_face_px: int = 40
 
 
