@@ -51,7 +51,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core.aws._common import error_code, make_client
+from core.aws._common import AwsAdapter, error_code
 from core.errors import BackendError, ConflictError, NotFoundError
 from core.models import (
     AuditEntry,
@@ -819,12 +819,14 @@ class DynamoDbTokens(_Repo):
 # ------------------------------------------------------------------ container
 
 
-class DynamoDbRepositories:
+class DynamoDbRepositories(AwsAdapter):
     """Every repository on DynamoDB. Implements ``core.ports.Repositories``.
 
     ``prefix`` is ``Settings.dynamodb_table_prefix``; ``pending_ttl`` sets the
     TTL of unapproved faces (``Settings.pending_ttl_days``).
     """
+
+    service = "dynamodb"
 
     def __init__(
         self,
@@ -838,10 +840,7 @@ class DynamoDbRepositories:
     ) -> None:
         self.prefix = prefix
         self.pending_ttl = pending_ttl
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
         self._codec: _Codec | None = None
         self.customers = DynamoDbCustomers(self)
         self.faces = DynamoDbFaces(self)
@@ -851,15 +850,6 @@ class DynamoDbRepositories:
         self.events = DynamoDbEvents(self)
         self.audit = DynamoDbAudit(self)
         self.tokens = DynamoDbTokens(self)
-
-    @property
-    def client(self) -> Any:
-        """The DynamoDB client, built on first use."""
-        if self._client is None:
-            self._client = make_client(
-                "dynamodb", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
 
     @property
     def codec(self) -> _Codec:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from core.aws._common import error_code, error_message, make_client
+from core.aws._common import AwsAdapter, error_code, error_message
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.models import CustomerDetails, PendingIdentity, PendingStatus, utcnow
 from core.ports import ApprovalCallbacks, Decision, DecisionAction
@@ -75,12 +75,14 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
     )
 
 
-class StepFunctionsWorkflow:
+class StepFunctionsWorkflow(AwsAdapter):
     """Implements ``core.ports.ApprovalWorkflow`` on AWS Step Functions.
 
     ``repos`` is the DynamoDB container; its ``approvals`` table keeps the task
     token of each waiting execution.
     """
+
+    service = "stepfunctions"
 
     def __init__(
         self,
@@ -98,21 +100,10 @@ class StepFunctionsWorkflow:
         self.state_machine_arn = state_machine_arn
         self.repos = repos
         self.drive_inline = drive_inline
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
         from core.aws.dynamodb import _Table
 
         self._tokens = _Table(repos, "approvals")
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(
-                "stepfunctions", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
 
     def execution_arn(self, pending_id: str) -> str:
         return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{pending_id}"
