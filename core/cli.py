@@ -52,7 +52,7 @@ def _services(args: argparse.Namespace) -> Any:
     from core.bootstrap import build_services
     from core.settings import Settings
 
-    overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    overrides: dict[str, Any] = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     return build_services(Settings.from_env(**overrides))
 
 

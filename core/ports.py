@@ -16,7 +16,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import ValidationError
 from core.models import (
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- blobs
 
 
-@runtime_checkable
 class BlobStore(Protocol):
     """Opaque byte objects (face crops) addressed by ``/``-separated keys."""
 
@@ -69,7 +68,6 @@ class BlobStore(Protocol):
 # ----------------------------------------------------------------------- face index
 
 
-@runtime_checkable
 class FaceIndex(Protocol):
     """A searchable collection of face templates, shaped like a Rekognition collection.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import streamlit as st
 
@@ -37,8 +37,10 @@ def page_guard(login_required: bool = True) -> User | None:
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # pragma: no cover - Streamlit moved it; the gate in dashboard.py still holds
-        PagesManager = None
-    if PagesManager is not None and PagesManager.uses_pages_directory:
+        folder_mode = False
+    else:
+        folder_mode = bool(PagesManager.uses_pages_directory)
+    if folder_mode:
         # Run the real frame in place (as Streamlit does for the main page in
         # folder mode) so this run's widget events are not lost, then stop.
         import runpy
@@ -133,7 +135,9 @@ def crop_bytes(key: str | None) -> bytes | None:
     return _crop(str(s.data_dir), s.backend, key)
 
 
-def show_crop(key: str | None, caption: str | None = None, width: int | str = "stretch") -> None:
+def show_crop(
+    key: str | None, caption: str | None = None, width: int | Literal["stretch", "content"] = "stretch"
+) -> None:
     data = crop_bytes(key)
     if data is None:
         st.caption("(photo removed)")

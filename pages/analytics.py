@@ -81,7 +81,7 @@ with tab_customers:
 
 with tab_spend:
     period = st.radio("Per", ["week", "month"], horizontal=True, key="an_period")
-    spend = _ui.query("spend_per_customer", f, period=period)  # type: ignore[arg-type]
+    spend = _ui.query("spend_per_customer", f, period=period)
     if spend.empty:
         st.info("No purchases linked to customers in this range.")
     else:

@@ -39,7 +39,8 @@ def inline_html(msg: EmailMessage) -> str | None:
     for part in msg.walk():
         cid = part.get("Content-ID")
         if cid and part.get_content_maintype() == "image":
-            data = base64.b64encode(part.get_payload(decode=True) or b"").decode("ascii")
+            payload = part.get_payload(decode=True)
+            data = base64.b64encode(payload if isinstance(payload, bytes) else b"").decode("ascii")
             html = html.replace(f"cid:{cid.strip('<>')}", f"data:{part.get_content_type()};base64,{data}")
     return html
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from core.adapters import BackendAdapters
 from core.errors import SettingsError
-from core.ports import ApprovalCallbacks
+from core.ports import ApprovalCallbacks, FaceEmbedder, FaceIndex
 from core.settings import Settings
 
 #: ``STORELENS_REKOGNITION_ENDPOINT_URL`` value that selects the embedded face index.
@@ -87,8 +87,9 @@ def build_aws(settings: Settings, **clients: Any) -> BackendAdapters:
         **common("dynamodb", "dynamodb"),
     )
     blobs = S3BlobStore(bucket=settings.s3_bucket, **common("s3", "s3"))
-    faces = clients.get("face_index")
-    embedder = None
+    # Typed, so the type checker holds each adapter to its port.
+    faces: FaceIndex | None = clients.get("face_index")
+    embedder: FaceEmbedder | None = None
     if faces is None and settings.rekognition_endpoint_url == LOCAL_FACE_INDEX:
         # Live mode on an emulator: moto has no Rekognition collections, so this
         # one port uses the embedded index (the only core.aws -> core.local link).

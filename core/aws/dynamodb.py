@@ -145,7 +145,8 @@ class _Codec:
         return {k: self._ser.serialize(_to_dynamo(v)) for k, v in data.items() if v is not None}
 
     def value(self, value: Any) -> dict[str, Any]:
-        return self._ser.serialize(_to_dynamo(value))
+        serialized: dict[str, Any] = self._ser.serialize(_to_dynamo(value))
+        return serialized
 
     def from_item(self, item: dict[str, Any]) -> dict[str, Any]:
         return {k: _from_dynamo(self._de.deserialize(v)) for k, v in item.items()}

@@ -265,7 +265,8 @@ class SqliteAnalytics:
             )
             return {r[0]: int(r[1]) for r in rows}
 
-        return self._memo(("per_customer", f), compute)
+        per_customer: dict[str, int] = self._memo(("per_customer", f), compute)
+        return per_customer
 
     def _spend_per_customer(self, f: AnalyticsFilter) -> dict[str, int]:
         def compute() -> dict[str, int]:
@@ -277,7 +278,8 @@ class SqliteAnalytics:
             )
             return {r[0]: int(r[1]) for r in rows}
 
-        return self._memo(("spend", f), compute)
+        spend: dict[str, int] = self._memo(("spend", f), compute)
+        return spend
 
     def _names(self, ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -154,9 +154,9 @@ class DlibFaceEngine:
         if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
             raise ImageDecodeError(f"JPEG is truncated ({len(data)} bytes, no end-of-image marker)")
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.load()
+                img = ImageOps.exif_transpose(opened) or opened
                 rgb = img.convert("RGB")
         except Image.DecompressionBombError as exc:
             raise ImageDecodeError(f"image is too large to decode safely: {exc}") from exc

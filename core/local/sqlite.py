@@ -517,7 +517,8 @@ class SqliteEvents(_Base):
         outcome: str | None = None,
         since: datetime | None = None,
     ) -> list[SeenEvent]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | None] = []
         if camera_id:
             where.append("e.camera_id=?")
             args.append(camera_id)

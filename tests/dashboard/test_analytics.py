@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from core.analytics import COLUMNS, AnalyticsFilter, AnalyticsQueries, RepositoryAnalytics
+from core.analytics import COLUMNS, AnalyticsFilter, RepositoryAnalytics
 from core.local.analytics import SqliteAnalytics
 from core.local.sqlite import SqliteRepositories
 from core.models import Customer, Transaction, Visit, new_id
@@ -76,11 +76,6 @@ FILTERS = [
     AnalyticsFilter(date(2025, 1, 1), date(2025, 1, 31)),  # empty
     AnalyticsFilter(date(2026, 10, 5), date(2026, 11, 10), ("cam-aisle",)),  # one camera: roll-up
 ]
-
-
-def test_both_satisfy_the_protocol(store):
-    for impl in implementations(store):
-        assert isinstance(impl, AnalyticsQueries)
 
 
 @pytest.mark.parametrize("f", FILTERS)
