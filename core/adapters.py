@@ -56,5 +56,7 @@ class BackendAdapters:
     token_verifier: CognitoVerifier | None = None
     #: Face templates as vectors, for comparing two photos (the local engine).
     embedder: FaceEmbedder | None = None
+    #: Expired identities must be purged by this process (no lifecycle rules or scheduled jobs).
+    purges_in_process: bool = False
     #: Releases connections the backend holds (SQLite).
     close: Callable[[], None] = _nothing_to_close

@@ -64,10 +64,14 @@ class Services:
     iot_publisher: EventPublisher | None = None
     #: Verifies Cognito sign-in tokens (the approval API); ``None`` without Cognito.
     token_verifier: CognitoVerifier | None = None
+    #: Expired identities are purged by a thread of this process (``privacy.start_auto_purge``),
+    #: not by lifecycle rules and a scheduled Lambda (AWS).
+    purges_in_process: bool = False
     _close: Callable[[], None] = field(default=_nothing_to_close, repr=False)
 
     def close(self) -> None:
-        """Release connections (SQLite) held by the backend."""
+        """Release connections (SQLite) held by the backend (after any background purge stops)."""
+        self.privacy.stop_auto_purge()
         self._close()
 
 
@@ -145,5 +149,6 @@ def _assemble(settings: Settings, adapters: BackendAdapters) -> Services:
         outbox=adapters.outbox,
         iot_publisher=adapters.iot_publisher,
         token_verifier=adapters.token_verifier,
+        purges_in_process=adapters.purges_in_process,
         _close=adapters.close,
     )

@@ -66,7 +66,10 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner="Starting StoreLens services...")
 def _services(s: Settings) -> Services:
-    return build_services(s)
+    services = build_services(s)
+    if services.purges_in_process:  # AWS expires through S3 lifecycle rules and a scheduled Lambda
+        services.privacy.start_auto_purge()
+    return services
 
 
 def services() -> Services:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from core.adapters import BackendAdapters
@@ -29,11 +30,18 @@ def build_local(
 
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    repos = SqliteRepositories(data / "storelens.db")
+    # Faces, crops and mails: owner-only (files inside are 0600 as well).
+    os.chmod(data, 0o700)
+    repos = SqliteRepositories(
+        data / "storelens.db",
+        dead_letter_image_hours=settings.dead_letter_image_hours,
+        dead_letter_max_count=settings.dead_letter_max_count,
+        dead_letter_max_bytes=settings.dead_letter_max_bytes,
+    )
     if face_index is None:
         from core.local.faces import LocalFaceIndex
 
-        face_index = LocalFaceIndex(data)
+        face_index = LocalFaceIndex(data, db=repos.db)
     outbox = OutboxNotifier(data / "outbox")
     return BackendAdapters(
         blobs=FileBlobStore(data / "blobs"),
@@ -46,5 +54,6 @@ def build_local(
         authenticator=LocalAuthenticator(UserStore.for_data_dir(data)),
         outbox=outbox,
         embedder=face_index,
+        purges_in_process=True,
         close=repos.close,
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from core.models import BoundingBox, FaceEvent
+from core.models import CROP_MARGIN, BoundingBox, FaceEvent
 from deeplens_lambda.pipeline import encode_jpeg
 from simulator.synth import compose, store_background
 
@@ -83,7 +83,7 @@ def _box() -> BoundingBox:
 @lru_cache(maxsize=1)
 def _crop() -> bytes:
     frame, ((_, box),) = compose(store_background(), [("grace", (320.0, 240.0), 170)])
-    region = box.expand(0.35).clip(640, 480)
+    region = box.expand(CROP_MARGIN).clip(640, 480)
     return encode_jpeg(frame[region.top : region.bottom, region.left : region.right])
 
 
