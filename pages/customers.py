@@ -58,6 +58,10 @@ except NotFoundError:
     st.warning("This customer no longer exists.")
     st.stop()
 customer = profile.customer
+# Every widget that edits this customer has a key naming them: Streamlit keeps a
+# widget's value per key, so a shared key would carry one customer's values onto
+# the next one picked (and Save would write them there).
+cid = customer.customer_id
 
 st.header(customer.name)
 m1, m2, m3, m4 = st.columns(4)
@@ -135,13 +139,13 @@ with tab_edit:
     if not can_edit:
         st.caption("Viewers cannot change customers.")
     else:
-        with st.form("edit-customer"):
+        with st.form(f"edit-customer-{cid}"):
             a, b = st.columns(2)
-            name = a.text_input("Name *", customer.name, key="edit_name")
-            email = b.text_input("E-mail", customer.email or "", key="edit_email")
-            loyalty = a.text_input("Loyalty id", customer.loyalty_id or "", key="edit_loyalty")
-            notes = b.text_input("Notes", customer.notes, key="edit_notes")
-            if st.form_submit_button("Save", key="edit_save", type="primary"):
+            name = a.text_input("Name *", customer.name, key=f"edit_name_{cid}")
+            email = b.text_input("E-mail", customer.email or "", key=f"edit_email_{cid}")
+            loyalty = a.text_input("Loyalty id", customer.loyalty_id or "", key=f"edit_loyalty_{cid}")
+            notes = b.text_input("Notes", customer.notes, key=f"edit_notes_{cid}")
+            if st.form_submit_button("Save", key=f"edit_save_{cid}", type="primary"):
                 try:
                     services.customers.update(
                         replace(
@@ -157,9 +161,9 @@ with tab_edit:
 
         st.subheader("Add a photo")
         upload = st.file_uploader(
-            "A photo with only this person's face", type=["jpg", "jpeg", "png"], key="add_photo"
+            "A photo with only this person's face", type=["jpg", "jpeg", "png"], key=f"add_photo_{cid}"
         )
-        if upload is not None and st.button("Add photo", key="add_photo_go"):
+        if upload is not None and st.button("Add photo", key=f"add_photo_go_{cid}"):
             with _ui.errors_shown():
                 services.customers.add_photo(customer.customer_id, upload.getvalue(), actor=_ui.actor())
                 _ui.flash("Photo added.")
@@ -172,10 +176,12 @@ with tab_edit:
                 "Duplicate to fold in (its faces, visits and purchases move here)",
                 others,
                 format_func=lambda c: f"{c.name} ({c.loyalty_id or c.customer_id})",
-                key="merge_other",
+                key=f"merge_other_{cid}",
             )
-            sure = st.checkbox(f"Yes, {other.name} is the same person as {customer.name}", key="merge_sure")
-            if st.button("Merge", key="merge_go", disabled=not sure):
+            sure = st.checkbox(
+                f"Yes, {other.name} is the same person as {customer.name}", key=f"merge_sure_{cid}"
+            )
+            if st.button("Merge", key=f"merge_go_{cid}", disabled=not sure):
                 with _ui.errors_shown():
                     services.customers.merge(customer.customer_id, other.customer_id, actor=_ui.actor())
                     _ui.flash(f"Merged {other.name} into {customer.name}.")
@@ -186,9 +192,12 @@ with tab_edit:
             st.caption(
                 "Removes photos, face templates, visits and links to purchases everywhere. Cannot be undone."
             )
-            typed = st.text_input(f"Type {customer.name!r} to confirm", key="erase_confirm")
+            typed = st.text_input(f"Type {customer.name!r} to confirm", key=f"erase_confirm_{cid}")
             if st.button(
-                "Erase this customer", key="erase_go", type="primary", disabled=typed.strip() != customer.name
+                "Erase this customer",
+                key=f"erase_go_{cid}",
+                type="primary",
+                disabled=typed.strip() != customer.name,
             ):
                 with _ui.errors_shown():
                     report = services.privacy.erase(customer.customer_id, actor=_ui.actor())

@@ -290,25 +290,89 @@ def test_customers_profile_and_edit_validation(seeded: Services) -> None:
     at = open_page("customers")
     no_exception(at)
     assert any(h.value == "Barack Obama" for h in at.header)
-    assert at.text_input(key="cust_search") and at.button(key="erase_go")
-    at.text_input(key="edit_name").input("")
-    at.button(key="edit_save").click().run()
+    assert at.text_input(key="cust_search") and at.button(key=f"erase_go_{cid}")
+    at.text_input(key=f"edit_name_{cid}").input("")
+    at.button(key=f"edit_save_{cid}").click().run()
     assert any("name is required" in e.value for e in at.error)
-    at.text_input(key="edit_name").input("Barack H. Obama")
-    at.button(key="edit_save").click().run()
+    at.text_input(key=f"edit_name_{cid}").input("Barack H. Obama")
+    at.button(key=f"edit_save_{cid}").click().run()
     no_exception(at)
     assert seeded.customers.get(cid).name == "Barack H. Obama"
+
+
+def _second_customer(services: Services) -> str:
+    joe = services.customers.enroll(
+        "Joe Biden",
+        [photo_bytes("biden")],
+        loyalty_id="L-2002",
+        email="joe@example.com",
+        notes="likes ice cream",
+    )
+    return joe.customer_id
+
+
+def test_edit_two_customers_in_a_row_keeps_each_ones_values(seeded: Services) -> None:
+    """Regression: the edit form used fixed keys and saved customer A's values over B."""
+    obama, joe = seeded.extras["obama"], _second_customer(seeded)
+    at = open_page("customers")
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    at.text_input(key=f"edit_name_{obama}").input("Barack H. Obama")
+    at.text_input(key=f"edit_notes_{obama}").input("prefers e-mail")
+    at.button(key=f"edit_save_{obama}").click().run()
+    no_exception(at)
+    # Switch to the other customer: the form shows *their* stored values...
+    at.selectbox(key="cust_pick").set_value(joe).run()
+    no_exception(at)
+    assert at.text_input(key=f"edit_name_{joe}").value == "Joe Biden"
+    assert at.text_input(key=f"edit_email_{joe}").value == "joe@example.com"
+    assert at.text_input(key=f"edit_loyalty_{joe}").value == "L-2002"
+    assert at.text_input(key=f"edit_notes_{joe}").value == "likes ice cream"
+    # ... and saving them changes only what was typed, on the right record.
+    at.text_input(key=f"edit_email_{joe}").input("joseph@example.com")
+    at.button(key=f"edit_save_{joe}").click().run()
+    no_exception(at)
+    a, b = seeded.customers.get(obama), seeded.customers.get(joe)
+    assert (a.name, a.email, a.loyalty_id, a.notes) == (
+        "Barack H. Obama",
+        "barack@example.com",
+        "L-1001",
+        "prefers e-mail",
+    )
+    assert (b.name, b.email, b.loyalty_id, b.notes) == (
+        "Joe Biden",
+        "joseph@example.com",
+        "L-2002",
+        "likes ice cream",
+    )
+    # Back to the first one: still their values, not the second's.
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    assert at.text_input(key=f"edit_name_{obama}").value == "Barack H. Obama"
+
+
+def test_merge_tick_and_erase_confirmation_do_not_carry_over(seeded: Services) -> None:
+    obama, joe = seeded.extras["obama"], _second_customer(seeded)
+    at = open_page("customers")
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    at.checkbox(key=f"merge_sure_{obama}").check().run()
+    at.text_input(key=f"erase_confirm_{obama}").input("Barack Obama").run()
+    assert not at.button(key=f"merge_go_{obama}").disabled
+    at.selectbox(key="cust_pick").set_value(joe).run()
+    no_exception(at)
+    assert not at.checkbox(key=f"merge_sure_{joe}").value
+    assert at.button(key=f"merge_go_{joe}").disabled
+    assert at.text_input(key=f"erase_confirm_{joe}").value == ""
+    assert at.button(key=f"erase_go_{joe}").disabled
+    assert {c.customer_id for c in seeded.customers.list()} == {obama, joe}
 
 
 def test_customers_erase_needs_the_name(seeded: Services) -> None:
     cid = seeded.extras["obama"]
     at = open_page("customers")
-    assert at.button(key="erase_go").disabled
-    at.text_input(key="erase_confirm").input("Barack Obama").run()
-    at.button(key="erase_go").click().run()
+    assert at.button(key=f"erase_go_{cid}").disabled
+    at.text_input(key=f"erase_confirm_{cid}").input("Barack Obama").run()
+    at.button(key=f"erase_go_{cid}").click().run()
     no_exception(at)
     assert [c.customer_id for c in seeded.customers.list()] == []
-    assert cid not in [c.customer_id for c in seeded.customers.list()]
 
 
 def test_analytics_page(seeded: Services) -> None:
