@@ -379,11 +379,31 @@ def test_analytics_page(seeded: Services) -> None:
     at = open_page("analytics")
     no_exception(at)
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Visitors today"] == "1"
+    assert labels["Visitors"] == "1" and labels["Store visits"] == "1"
+    assert labels["New customers"] == "1" and labels["Conversion"] == "100%"
+    assert labels["Spend, linked (EUR)"] == "42"
     assert at.date_input(key="an_dates") and at.multiselect(key="an_cameras")
-    assert at.radio(key="an_period")
+    assert all(m.help for m in at.metric), "every KPI explains itself"
     at.radio(key="an_period").set_value("week").run()
     no_exception(at)
+    assert at.get("download_button"), "tables can be exported"
+
+
+def test_analytics_empty_range_says_so(seeded: Services) -> None:
+    from datetime import date
+
+    at = open_page("analytics")
+    at.date_input(key="an_dates").set_value((date(2020, 1, 1), date(2020, 1, 7))).run()
+    no_exception(at)
+    assert any("No store visits in this range" in i.value for i in at.info)
+    assert {m.label: m.value for m in at.metric}["Returning rate"] == "-"
+
+
+def test_analytics_days_follow_the_store_time_zone(seeded: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORELENS_TIMEZONE", "Pacific/Kiritimati")  # UTC+14
+    at = open_page("analytics")
+    no_exception(at)
+    assert at.date_input(key="an_dates").label == "Dates (Pacific/Kiritimati)"
 
 
 def test_demo_page_controls(seeded: Services) -> None:
