@@ -63,6 +63,7 @@ COLUMNS: dict[str, list[str]] = {
     "spend_per_customer": ["period", "customer_id", "name", "transactions", "spend_cents"],
     "zone_density": ["camera_id", "zone", "zone_visits"],
     "dwell_per_zone": ["zone", "zone_visits", "avg_dwell_s", "max_dwell_s"],
+    "customer_summary": ["customer_id", "store_visits", "last_seen", "spend_cents"],
 }
 #: The raw frames a :class:`VisitData` returns (times are Unix seconds, UTC).
 ZONE_VISIT_COLUMNS = ["customer_id", "camera_id", "zone", "start", "end"]
@@ -180,6 +181,12 @@ class VisitData(Protocol):
     def names(self, customer_ids: list[str]) -> dict[str, str]:
         """Display names; erased customers are missing."""
 
+    def visits_of(self, customer_ids: list[str]) -> pd.DataFrame:
+        """All zone visits of some customers, any time (``customer_id, start, end``)."""
+
+    def spend_of(self, customer_ids: list[str]) -> dict[str, int]:
+        """All-time linked spend of some customers, in cents."""
+
 
 @runtime_checkable
 class AnalyticsQueries(Protocol):
@@ -210,6 +217,9 @@ class AnalyticsQueries(Protocol):
         """Zone visits per camera and zone."""
 
     def dwell_per_zone(self, f: AnalyticsFilter) -> pd.DataFrame: ...
+
+    def customer_summary(self, customer_ids: list[str]) -> pd.DataFrame:
+        """All-time store visits, last seen (UTC datetime, NaT if never) and spend of some customers."""
 
 
 def analytics_for(services: Any) -> AnalyticsQueries:
@@ -467,6 +477,31 @@ class StoreAnalytics:
         out["max_dwell_s"] = out["max_dwell_s"].astype(float).round(1)
         return out.sort_values("zone")[COLUMNS["dwell_per_zone"]].reset_index(drop=True)
 
+    def customer_summary(self, customer_ids: list[str]) -> pd.DataFrame:
+        return _summary(self, customer_ids)
+
+
+def _summary(analytics: StoreAnalytics, customer_ids: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    ids = list(dict.fromkeys(customer_ids))
+    if not ids:
+        return _frame("customer_summary")
+    zone = analytics.data.visits_of(ids)
+    stays = store_visits(zone, analytics.gap_seconds)
+    counts = stays.groupby("customer_id").size()
+    last = zone.groupby("customer_id")["end"].max() if len(zone) else pd.Series(dtype="int64")
+    spend = analytics.data.spend_of(ids)
+    out = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "store_visits": [int(counts.get(c, 0)) for c in ids],
+            "last_seen": pd.to_datetime([last.get(c) for c in ids], unit="s", utc=True),
+            "spend_cents": [int(spend.get(c, 0)) for c in ids],
+        }
+    )
+    return out[COLUMNS["customer_summary"]]
+
 
 class RepositoryVisitData:
     """:class:`VisitData` through the repositories (the AWS backend: DynamoDB has no GROUP BY)."""
@@ -526,6 +561,24 @@ class RepositoryVisitData:
                 out[cid] = self.repos.customers.get(cid).name
             except NotFoundError:
                 continue
+        return out
+
+    def visits_of(self, customer_ids: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [
+            (cid, int(v.started_at.timestamp()), int(v.last_seen_at.timestamp()))
+            for cid in customer_ids
+            for v in self.repos.visits.by_customer(cid)
+        ]
+        return pd.DataFrame(rows, columns=["customer_id", "start", "end"])
+
+    def spend_of(self, customer_ids: list[str]) -> dict[str, int]:
+        out = {}
+        for cid in customer_ids:
+            total = sum(t.amount_cents for t in self.repos.transactions.by_customer(cid))
+            if total:
+                out[cid] = total
         return out
 
 

@@ -146,6 +146,33 @@ class SqliteVisitData:
             out.update({r[0]: r[1] for r in rows})
         return out
 
+    def visits_of(self, customer_ids: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        rows: list[Any] = []
+        for i in range(0, len(customer_ids), 500):
+            chunk = customer_ids[i : i + 500]
+            rows += self._rows(
+                "SELECT customer_id, unixepoch(started_at), unixepoch(last_seen_at) "
+                f"FROM visits INDEXED BY visits_customer WHERE customer_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+        return pd.DataFrame(rows, columns=["customer_id", "start", "end"]).astype(
+            {"start": "int64", "end": "int64"}
+        )
+
+    def spend_of(self, customer_ids: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for i in range(0, len(customer_ids), 500):
+            chunk = customer_ids[i : i + 500]
+            rows = self._rows(
+                "SELECT customer_id, SUM(amount_cents) FROM transactions INDEXED BY transactions_customer "
+                f"WHERE customer_id IN ({','.join('?' * len(chunk))}) GROUP BY customer_id",
+                chunk,
+            )
+            out.update({r[0]: int(r[1]) for r in rows})
+        return out
+
 
 class SqliteAnalytics(StoreAnalytics):
     """:class:`core.analytics.AnalyticsQueries` for the local backend (SQL reads, shared arithmetic)."""

@@ -172,7 +172,7 @@ def test_live_shows_faces(seeded: Services) -> None:
     assert titles(at) == ["Live"]
     assert at.selectbox(key="live_camera") and at.toggle(key="live_auto")
     text = " ".join(m.value for m in at.markdown)
-    assert "Barack Obama" in text and "pending approval" in text
+    assert "Barack Obama" in text and "New person" in text
     assert len(at.image) >= 2, "no face crops shown"
 
 
@@ -217,14 +217,34 @@ def test_approve_validation_errors(seeded: Services, fill: dict, message: str) -
     assert seeded.approvals.get(pid).status is PendingStatus.PENDING
 
 
-def test_not_a_customer_and_merge(seeded: Services) -> None:
+def test_merge_into_an_existing_customer_asks_first(seeded: Services) -> None:
     pid = seeded.extras["biden"]
     at = open_page("approvals")
     at.text_input(key=f"merge-search-{pid}").input("Obama").run()
+    assert at.selectbox(key=f"merge-choice-{pid}").value is None, "no customer is preselected"
+    at.selectbox(key=f"merge-choice-{pid}").select_index(0).run()
+    no_exception(at)
+    assert at.button(key=f"merge-{pid}").disabled
+    at.checkbox(key=f"merge-sure-{pid}-{seeded.extras['obama']}").check().run()
     at.button(key=f"merge-{pid}").click().run()
     no_exception(at)
     pending = seeded.approvals.get(pid)
     assert pending.status is PendingStatus.MERGED and pending.customer_id == seeded.extras["obama"]
+
+
+def test_live_names_a_sighting_after_approval(seeded: Services) -> None:
+    from core.models import CustomerDetails
+    from core.ports import Decision
+
+    pid = seeded.extras["biden"]
+    seeded.approvals.decide(
+        pid, Decision("approve", "test", details=CustomerDetails(name="Joe Biden", consent=True))
+    )
+    at = open_page("live")
+    no_exception(at)
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "Joe Biden" in text and "approved" in text
+    assert "awaiting approval" not in text and "pid_" not in text
 
 
 def test_reject_removes_the_card(seeded: Services) -> None:
@@ -353,16 +373,49 @@ def test_merge_tick_and_erase_confirmation_do_not_carry_over(seeded: Services) -
     obama, joe = seeded.extras["obama"], _second_customer(seeded)
     at = open_page("customers")
     at.selectbox(key="cust_pick").set_value(obama).run()
-    at.checkbox(key=f"merge_sure_{obama}").check().run()
+    assert at.button(key=f"merge_go_{obama}").disabled  # nothing chosen yet
+    at.selectbox(key=f"merge_other_{obama}").select_index(0).run()
+    at.checkbox(key=f"merge_sure_{obama}_{joe}").check().run()
     at.text_input(key=f"erase_confirm_{obama}").input("Barack Obama").run()
     assert not at.button(key=f"merge_go_{obama}").disabled
     at.selectbox(key="cust_pick").set_value(joe).run()
     no_exception(at)
-    assert not at.checkbox(key=f"merge_sure_{joe}").value
+    assert at.selectbox(key=f"merge_other_{joe}").value is None
     assert at.button(key=f"merge_go_{joe}").disabled
     assert at.text_input(key=f"erase_confirm_{joe}").value == ""
     assert at.button(key=f"erase_go_{joe}").disabled
     assert {c.customer_id for c in seeded.customers.list()} == {obama, joe}
+
+
+def test_merge_shows_both_photos_and_needs_confirmation(seeded: Services) -> None:
+    obama, joe = seeded.extras["obama"], _second_customer(seeded)
+    at = open_page("customers")
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    images = len(at.image)
+    at.selectbox(key=f"merge_other_{obama}").select_index(0).run()
+    assert len(at.image) == images + 2, "both people's photos are shown"
+    assert at.button(key=f"merge_go_{obama}").disabled, "it cannot merge without confirmation"
+    at.checkbox(key=f"merge_sure_{obama}_{joe}").check().run()
+    at.button(key=f"merge_go_{obama}").click().run()
+    no_exception(at)
+    assert [c.customer_id for c in seeded.customers.list()] == [obama]
+
+
+def test_customer_table_has_visits_last_seen_and_spend(seeded: Services) -> None:
+    _second_customer(seeded)
+    at = open_page("customers")
+    table = at.dataframe(key="cust_table").value
+    obama_row = table[table["Name"] == "Barack Obama"].iloc[0]
+    assert (obama_row["Store visits"], obama_row["Spend"]) == (1, 42.5)
+    assert obama_row["Last seen"]
+    assert "customer_id" not in table.columns and "id" not in table.columns
+
+
+def test_search_without_match_says_so(seeded: Services) -> None:
+    at = open_page("customers")
+    at.text_input(key="cust_search").input("Nobody Here").run()
+    no_exception(at)
+    assert any("No customer matches 'Nobody Here'" in i.value for i in at.info)
 
 
 def test_customers_erase_needs_the_name(seeded: Services) -> None:
