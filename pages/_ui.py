@@ -79,6 +79,11 @@ def services() -> Services:
     return _services(settings())
 
 
+def pending_count() -> int:
+    """People waiting for a decision (shown in the navigation)."""
+    return len(services().approvals.list_pending())
+
+
 def analytics() -> AnalyticsQueries:
     return analytics_for(services())
 

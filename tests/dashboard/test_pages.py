@@ -25,7 +25,7 @@ from tests.support.events import make_event
 from tests.support.photos import photo_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["live", "approvals", "customers", "analytics", "demo", "outbox"]
+PAGES = ["live", "approvals", "customers", "analytics", "demo", "outbox", "audit", "users"]
 ADMIN = User("ann", "admin")
 VIEWER = User("vic", "viewer")
 
@@ -457,6 +457,51 @@ def test_analytics_days_follow_the_store_time_zone(seeded: Services, monkeypatch
     at = open_page("analytics")
     no_exception(at)
     assert at.date_input(key="an_dates").label == "Dates (Pacific/Kiritimati)"
+
+
+def test_navigation_counts_pending_approvals(seeded: Services) -> None:
+    at = open_page("live")
+    no_exception(at)
+    titles_ = [p["page_name"] for p in at._registered_pages.values()]
+    assert "Approvals (1)" in titles_ and "Users" in titles_ and "Audit log" in titles_
+    viewer = open_page("live", user=VIEWER)
+    titles_ = [p["page_name"] for p in viewer._registered_pages.values()]
+    assert "Users" not in titles_ and "Audit log" not in titles_
+
+
+def test_users_page_add_role_password_remove(seeded: Services) -> None:
+    store = UserStore.for_data_dir(seeded.settings.data_dir)
+    store.add("ann", "ann-password", "admin")
+    at = open_page("users")
+    no_exception(at)
+    at.text_input(key="user_add_name").input("bob")
+    at.text_input(key="user_add_password").input("bob-password")
+    at.text_input(key="user_add_repeat").input("bob-password")
+    at.button(key="user_add_go").click().run()
+    no_exception(at)
+    assert store.get("bob").role == "viewer"
+    at.selectbox(key="user_pick").set_value("bob").run()
+    at.selectbox(key="user_role_bob").set_value("admin")
+    at.button(key="user_role_go_bob").click().run()
+    assert store.get("bob").role == "admin"
+    at.selectbox(key="user_pick").set_value("bob").run()
+    at.text_input(key="user_pw_bob").input("new-bob-password")
+    at.text_input(key="user_pw2_bob").input("new-bob-password")
+    at.button(key="user_pw_go_bob").click().run()
+    assert store.verify("bob", "new-bob-password") == User("bob", "admin")
+    at.selectbox(key="user_pick").set_value("bob").run()
+    assert at.button(key="user_rm_go_bob").disabled
+    at.checkbox(key="user_rm_sure_bob").check().run()
+    at.button(key="user_rm_go_bob").click().run()
+    no_exception(at)
+    assert [u.name for u in store.list()] == ["ann"]
+    at.selectbox(key="user_pick").set_value("ann").run()
+    assert "user_rm_go_ann" not in [b.key for b in at.button], "you cannot remove yourself"
+    audit = open_page("audit")
+    no_exception(audit)
+    log = audit.dataframe[0].value
+    assert {"added a user", "changed a role", "reset a password", "removed a user"} <= set(log["What"])
+    assert "bob" in set(log["Whom"]) and "ann" in set(log["Who"])
 
 
 def test_demo_page_controls(seeded: Services) -> None:
