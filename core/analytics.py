@@ -311,12 +311,12 @@ class StoreAnalytics:
         self._memo_lock = threading.Lock()
 
     def _memo(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        now = _time.monotonic()
         with self._memo_lock:
             hit = self._memo_store.get(key)
-            if hit is not None and now - hit[0] < self.memo_seconds:
+            if hit is not None and _time.monotonic() - hit[0] < self.memo_seconds:
                 return hit[1]
         value = compute()
+        now = _time.monotonic()  # after computing: a slow read must not be stale on arrival
         with self._memo_lock:
             if len(self._memo_store) > 32:
                 self._memo_store.clear()
@@ -386,12 +386,15 @@ class StoreAnalytics:
         days = [(f.start + timedelta(days=i)).isoformat() for i in range(f.days)]
         if stays.empty:
             return _frame("visits_per_day", [(d, 0, 0) for d in days])
-        day = stays["local"].dt.strftime("%Y-%m-%d")
+        # Group on the local midnight and format only the few group labels
+        # (strftime on every row is slow).
+        day = stays["local"].dt.tz_localize(None).dt.normalize()
         out = (
             stays.assign(day=day)
             .groupby("day")
             .agg(store_visits=("customer_id", "size"), visitors=("customer_id", "nunique"))
         )
+        out.index = out.index.strftime("%Y-%m-%d")
         out = out.reindex(pd.Index(days, name="day"), fill_value=0).reset_index()
         return out[COLUMNS["visits_per_day"]].astype({"store_visits": int, "visitors": int})
 

@@ -122,17 +122,16 @@ class SqliteVisitData:
         return pd.DataFrame(rows, columns=SALE_COLUMNS).astype({"at": "int64", "amount_cents": "int64"})
 
     def first_visits(self, customer_ids: list[str]) -> dict[str, int]:
-        # One index seek per customer on visits(customer_id, started_at).
-        out: dict[str, int] = {}
-        for i in range(0, len(customer_ids), 500):
-            chunk = customer_ids[i : i + 500]
-            rows = self._rows(
-                "SELECT customer_id, unixepoch(MIN(started_at)) FROM visits INDEXED BY visits_customer "
-                f"WHERE customer_id IN ({','.join('?' * len(chunk))}) GROUP BY customer_id",
-                chunk,
-            )
-            out.update({r[0]: int(r[1]) for r in rows})
-        return out
+        # One MIN() per customer, each a single seek on visits(customer_id,
+        # started_at); a GROUP BY would read every visit of every customer.
+        import json
+
+        rows = self._rows(
+            "SELECT j.value, (SELECT unixepoch(MIN(started_at)) FROM visits INDEXED BY visits_customer "
+            "WHERE customer_id = j.value) FROM json_each(?) j",
+            [json.dumps(customer_ids)],
+        )
+        return {r[0]: int(r[1]) for r in rows if r[1] is not None}
 
     def names(self, customer_ids: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}
