@@ -93,6 +93,11 @@ def _limiter(_key: str) -> LoginRateLimiter:
     return LoginRateLimiter(max_failures=5, window_seconds=300)
 
 
+def limiter() -> LoginRateLimiter:
+    """The process-wide failed-attempt counter (logins and the setup code)."""
+    return _limiter(str(settings().data_dir))
+
+
 @st.cache_resource
 def _authenticator(s: Settings) -> Authenticator:
     # One limiter per process and data dir, shared by every browser session.
