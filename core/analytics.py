@@ -66,7 +66,8 @@ COLUMNS: dict[str, list[str]] = {
     "customer_summary": ["customer_id", "store_visits", "last_seen", "spend_cents"],
 }
 #: The raw frames a :class:`VisitData` returns (times are Unix seconds, UTC).
-ZONE_VISIT_COLUMNS = ["customer_id", "camera_id", "zone", "start", "end"]
+ZONE_VISIT_COLUMNS = ["customer_id", "start", "end"]
+ZONE_TOTAL_COLUMNS = ["camera_id", "zone", "zone_visits", "dwell_sum", "dwell_max"]
 SALE_COLUMNS = ["customer_id", "at", "amount_cents", "currency"]
 
 
@@ -170,7 +171,10 @@ class VisitData(Protocol):
         """Camera ids that have recorded visits, sorted."""
 
     def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
-        """Zone visits starting in ``[lo, hi)`` (:data:`ZONE_VISIT_COLUMNS`)."""
+        """Zone visits starting in ``[lo, hi)``, who and when only (:data:`ZONE_VISIT_COLUMNS`)."""
+
+    def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        """Zone visits, dwell sum and longest dwell (s) per camera and zone (:data:`ZONE_TOTAL_COLUMNS`)."""
 
     def sales(self, lo: int, hi: int) -> pd.DataFrame:
         """Transactions in ``[lo, hi)`` (:data:`SALE_COLUMNS`; ``customer_id`` None when unlinked)."""
@@ -250,7 +254,7 @@ def _frame(name: str, rows: Iterable[Any] = ()) -> pd.DataFrame:
 class _Range:
     """One filter's data: zone visits, store visits and sales, with local times."""
 
-    zone: pd.DataFrame  # ZONE_VISIT_COLUMNS
+    zones: pd.DataFrame  # ZONE_TOTAL_COLUMNS
     stays: pd.DataFrame  # customer_id, start, end, local (Timestamp, store tz)
     sales: pd.DataFrame  # SALE_COLUMNS + local
 
@@ -337,10 +341,10 @@ class StoreAnalytics:
             stays = store_visits(zone, self.gap_seconds)
             stays = stays[(stays["start"] >= lo) & (stays["start"] < hi)].reset_index(drop=True)
             stays = stays.assign(local=_local(stays["start"], f.tz))
-            zone = zone[(zone["start"] >= lo) & (zone["start"] < hi)].reset_index(drop=True)
+            zones = self.data.zone_totals(lo, hi, f.cameras)
             sales = self.data.sales(lo, hi)
             sales = sales.assign(local=_local(sales["at"], f.tz))
-            return _Range(zone, stays, sales)
+            return _Range(zones, stays, sales)
 
         return self._memo(("range", f), compute)  # type: ignore[no-any-return]
 
@@ -369,7 +373,7 @@ class StoreAnalytics:
         return Kpis(
             visitors=len(visitors),
             store_visits=len(stays),
-            zone_visits=len(r.zone),
+            zone_visits=int(r.zones["zone_visits"].sum()),
             returning_visitors=int(returning),
             new_customers=int(new),
             avg_days_between_visits=float(gaps.mean()) / 86400 if len(gaps) else None,
@@ -458,27 +462,29 @@ class StoreAnalytics:
         return out[COLUMNS["spend_per_customer"]].reset_index(drop=True)
 
     def zone_density(self, f: AnalyticsFilter) -> pd.DataFrame:
-        zone = self._range(f).zone
-        if zone.empty:
+        zones = self._range(f).zones
+        if zones.empty:
             return _frame("zone_density")
-        out = zone.groupby(["camera_id", "zone"]).size().rename("zone_visits").reset_index()
+        out = zones.groupby(["camera_id", "zone"], as_index=False)["zone_visits"].sum()
         out = out.sort_values(["zone_visits", "zone"], ascending=[False, True])
-        return out[COLUMNS["zone_density"]].reset_index(drop=True)
+        return out[COLUMNS["zone_density"]].astype({"zone_visits": int}).reset_index(drop=True)
 
     def dwell_per_zone(self, f: AnalyticsFilter) -> pd.DataFrame:
-        zone = self._range(f).zone
-        if zone.empty:
+        zones = self._range(f).zones
+        if zones.empty:
             return _frame("dwell_per_zone")
-        dwell = (zone["end"] - zone["start"]).clip(lower=0)
-        out = (
-            zone.assign(dwell=dwell)
-            .groupby("zone")
-            .agg(zone_visits=("dwell", "size"), avg_dwell_s=("dwell", "mean"), max_dwell_s=("dwell", "max"))
-            .reset_index()
+        out = zones.groupby("zone", as_index=False).agg(
+            zone_visits=("zone_visits", "sum"),
+            dwell_sum=("dwell_sum", "sum"),
+            max_dwell_s=("dwell_max", "max"),
         )
-        out["avg_dwell_s"] = out["avg_dwell_s"].astype(float).round(1)
+        out["avg_dwell_s"] = (out["dwell_sum"] / out["zone_visits"]).astype(float).round(1)
         out["max_dwell_s"] = out["max_dwell_s"].astype(float).round(1)
-        return out.sort_values("zone")[COLUMNS["dwell_per_zone"]].reset_index(drop=True)
+        return (
+            out.sort_values("zone")[COLUMNS["dwell_per_zone"]]
+            .astype({"zone_visits": int})
+            .reset_index(drop=True)
+        )
 
     def customer_summary(self, customer_ids: list[str]) -> pd.DataFrame:
         return _summary(self, customer_ids)
@@ -516,25 +522,44 @@ class RepositoryVisitData:
     def cameras(self) -> list[str]:
         # The last 90 days only: on DynamoDB an all-time read would scan every visit.
         now = int(datetime.now(UTC).timestamp())
-        return sorted(set(self.zone_visits(now - 91 * 86400, now + 86400, ())["camera_id"]))
+        return sorted({v.camera_id for v in self._visits(now - 91 * 86400, now + 86400, ())})
 
-    def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
-        import pandas as pd
-
-        rows = [
-            (
-                v.customer_id,
-                v.camera_id,
-                v.zone,
-                int(v.started_at.timestamp()),
-                int(v.last_seen_at.timestamp()),
-            )
+    def _visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> list[Any]:
+        return [
+            v
             for v in self.repos.visits.between(
                 datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
             )
             if not cameras or v.camera_id in cameras
         ]
-        return pd.DataFrame(rows, columns=ZONE_VISIT_COLUMNS)
+
+    def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [
+            (v.customer_id, int(v.started_at.timestamp()), int(v.last_seen_at.timestamp()))
+            for v in self._visits(lo, hi, cameras)
+        ]
+        return pd.DataFrame(rows, columns=ZONE_VISIT_COLUMNS).astype({"start": "int64", "end": "int64"})
+
+    def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [
+            (
+                v.camera_id,
+                v.zone,
+                max(0, int(v.last_seen_at.timestamp()) - int(v.started_at.timestamp())),
+            )
+            for v in self._visits(lo, hi, cameras)
+        ]
+        df = pd.DataFrame(rows, columns=["camera_id", "zone", "dwell"])
+        if df.empty:
+            return pd.DataFrame([], columns=ZONE_TOTAL_COLUMNS)
+        out = df.groupby(["camera_id", "zone"], as_index=False).agg(
+            zone_visits=("dwell", "size"), dwell_sum=("dwell", "sum"), dwell_max=("dwell", "max")
+        )
+        return out[ZONE_TOTAL_COLUMNS]
 
     def sales(self, lo: int, hi: int) -> pd.DataFrame:
         import pandas as pd

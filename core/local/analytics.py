@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from core.analytics import (
     DEFAULT_GAP_SECONDS,
     SALE_COLUMNS,
+    ZONE_TOTAL_COLUMNS,
     ZONE_VISIT_COLUMNS,
     AnalyticsFilter,
     StoreAnalytics,
@@ -96,20 +97,32 @@ class SqliteVisitData:
         # Skip-scan over the camera index: one seek per distinct camera.
         return [r[0] for r in self._rows("SELECT DISTINCT camera_id FROM visits ORDER BY camera_id")]
 
-    def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
-        import pandas as pd
-
-        sql = (
-            "SELECT customer_id, camera_id, zone, unixepoch(started_at), unixepoch(last_seen_at) "
-            f"FROM {_V} WHERE started_at >= ? AND started_at < ?"
-        )
+    def _range_sql(self, select: str, lo: int, hi: int, cameras: tuple[str, ...]) -> tuple[str, list[Any]]:
+        sql = f"SELECT {select} FROM {_V} WHERE started_at >= ? AND started_at < ?"
         params: list[Any] = [_text(lo), _text(hi)]
         if cameras:
             sql += f" AND camera_id IN ({','.join('?' * len(cameras))})"
             params.extend(cameras)
+        return sql, params
+
+    def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        import pandas as pd
+
+        sql, params = self._range_sql(
+            "customer_id, unixepoch(started_at), unixepoch(last_seen_at)", lo, hi, cameras
+        )
         return pd.DataFrame(self._rows(sql, params), columns=ZONE_VISIT_COLUMNS).astype(
             {"start": "int64", "end": "int64"}
         )
+
+    def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        import pandas as pd
+
+        dwell = "MAX(0, unixepoch(last_seen_at) - unixepoch(started_at))"
+        sql, params = self._range_sql(
+            f"camera_id, zone, COUNT(*), SUM({dwell}), MAX({dwell})", lo, hi, cameras
+        )
+        return pd.DataFrame(self._rows(sql + " GROUP BY camera_id, zone", params), columns=ZONE_TOTAL_COLUMNS)
 
     def sales(self, lo: int, hi: int) -> pd.DataFrame:
         import pandas as pd
