@@ -108,11 +108,37 @@ class BoundingBox:
 
 
 @dataclass(frozen=True, slots=True)
-class FaceEvent:
-    """One person's best face crop, as published by an edge agent (schema v1).
+class FaceCrop:
+    """One face image of a track, as the edge cut it from a frame.
 
-    See ``docs/face-event.md`` for the JSON form; :mod:`core.schema` parses and
-    validates it.
+    ``bbox`` is the face in *frame* pixels; ``face`` is the same face in the
+    pixels of ``jpeg`` (the crop has a margin and may be downscaled), so the
+    backend can align it without detecting again. ``landmarks`` are the
+    detector's five points in crop pixels when it has them (YuNet order: right
+    eye, left eye, nose tip, right and left mouth corner, as seen in the image).
+    ``quality`` is the edge's 0..1 crop score (size, sharpness, frontalness).
+    """
+
+    jpeg: bytes
+    bbox: BoundingBox
+    face: BoundingBox | None
+    captured_at: datetime
+    confidence: float
+    quality: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaceEvent:
+    """The face crops of one tracked person, as published by an edge agent.
+
+    Schema v2 carries up to :data:`MAX_CROPS_PER_EVENT` crops of one track in
+    ``crops``, best first; the flat fields (``captured_at``, ``bbox``,
+    ``confidence``, ``crop_jpeg``) are those of the best crop, so code that only
+    needs one face reads them. A schema v1 event has one crop and an empty
+    ``crops``; :attr:`all_crops` gives every event's crops the same way.
+    Build v2 events with :meth:`from_crops`. See ``docs/face-event.md`` for the
+    JSON form; :mod:`core.schema` parses and validates it.
     """
 
     event_id: str
@@ -128,6 +154,53 @@ class FaceEvent:
     track_id: str
     crop_jpeg: bytes
     schema_version: int = 1
+    crops: tuple[FaceCrop, ...] = ()
+
+    @classmethod
+    def from_crops(
+        cls,
+        *,
+        event_id: str,
+        store_id: str,
+        camera_id: str,
+        zone: str,
+        frame_width: int,
+        frame_height: int,
+        detector: str,
+        track_id: str,
+        crops: tuple[FaceCrop, ...] | list[FaceCrop],
+    ) -> FaceEvent:
+        """A schema-v2 event; ``crops`` best first (the flat fields come from ``crops[0]``)."""
+        if not crops:
+            raise ValueError("a FaceEvent needs at least one crop")
+        best = crops[0]
+        return cls(
+            event_id=event_id,
+            store_id=store_id,
+            camera_id=camera_id,
+            zone=zone,
+            captured_at=best.captured_at,
+            bbox=best.bbox,
+            frame_width=frame_width,
+            frame_height=frame_height,
+            detector=detector,
+            confidence=best.confidence,
+            track_id=track_id,
+            crop_jpeg=best.jpeg,
+            schema_version=2,
+            crops=tuple(crops),
+        )
+
+    @property
+    def all_crops(self) -> tuple[FaceCrop, ...]:
+        """Every crop of the event, best first (a v1 event's single crop included)."""
+        if self.crops:
+            return self.crops
+        return (FaceCrop(self.crop_jpeg, self.bbox, None, self.captured_at, self.confidence),)
+
+
+#: The most crops one event may carry (the edge sends the K best of a track, K <= this).
+MAX_CROPS_PER_EVENT = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +209,9 @@ class DetectedFace:
 
     bbox: BoundingBox
     confidence: float
+    #: Five facial points in the same image's pixels when the detector gives them
+    #: (YuNet order: right eye, left eye, nose tip, right and left mouth corner).
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

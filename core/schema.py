@@ -1,6 +1,8 @@
-"""FaceEvent schema v1: JSON (de)serialisation and validation.
+"""FaceEvent schemas v1 and v2: JSON (de)serialisation and validation.
 
-The wire format is documented in ``docs/face-event.md``. Parsing is strict:
+v2 (what the edge publishes) carries several crops of one tracked person; v1
+(one crop) is still accepted. The wire format is documented in
+``docs/face-event.md``. Parsing is strict:
 unknown fields, missing fields, wrong types, a bad UUID, a naive timestamp, a
 crop over the size limit, a face under the minimum size or a crop that is not
 a decodable JPEG all raise a :class:`~core.errors.ValidationError` subclass
@@ -22,15 +24,19 @@ from core.errors import (
     ImageDecodeError,
     PayloadTooLargeError,
 )
-from core.models import BoundingBox, FaceEvent
+from core.models import MAX_CROPS_PER_EVENT, BoundingBox, FaceCrop, FaceEvent
 
-SCHEMA_VERSION = 1
+#: The version this build writes; :data:`READABLE_VERSIONS` are those it accepts.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DEFAULT_MAX_CROP_BYTES = 1_000_000
 DEFAULT_MIN_FACE_PX = 40
 # base64 grows data by 4/3; leave room for the other fields.
 _MAX_DOCUMENT_OVERHEAD = 16_384
 
-_FIELDS: dict[str, type | tuple[type, ...]] = {
+_Kinds = dict[str, type | tuple[type, ...]]
+
+_FIELDS: _Kinds = {
     "event_id": str,
     "schema_version": int,
     "store_id": str,
@@ -44,13 +50,45 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "track_id": str,
     "crop_jpeg_b64": str,
 }
+_FIELDS_V2: _Kinds = {
+    "event_id": str,
+    "schema_version": int,
+    "store_id": str,
+    "camera_id": str,
+    "zone": str,
+    "frame": dict,
+    "detector": str,
+    "track_id": str,
+    "crops": list,
+}
+_CROP_FIELDS: _Kinds = {
+    "captured_at": str,
+    "bbox": dict,
+    "face": dict,
+    "confidence": (int, float),
+    "quality": (int, float),
+    "jpeg_b64": str,
+}
+_CROP_OPTIONAL: _Kinds = {"landmarks": list}
 
 
 def event_to_dict(event: FaceEvent) -> dict[str, Any]:
-    """The JSON-ready dict of an event (schema v1)."""
+    """The JSON-ready dict of an event (v2 when it has ``crops``, else v1)."""
+    if event.crops:
+        return {
+            "event_id": event.event_id,
+            "schema_version": 2,
+            "store_id": event.store_id,
+            "camera_id": event.camera_id,
+            "zone": event.zone,
+            "frame": {"width": event.frame_width, "height": event.frame_height},
+            "detector": event.detector,
+            "track_id": event.track_id,
+            "crops": [_crop_to_dict(crop) for crop in event.crops],
+        }
     return {
         "event_id": event.event_id,
-        "schema_version": event.schema_version,
+        "schema_version": 1,
         "store_id": event.store_id,
         "camera_id": event.camera_id,
         "zone": event.zone,
@@ -62,6 +100,22 @@ def event_to_dict(event: FaceEvent) -> dict[str, Any]:
         "track_id": event.track_id,
         "crop_jpeg_b64": base64.b64encode(event.crop_jpeg).decode("ascii"),
     }
+
+
+def _crop_to_dict(crop: FaceCrop) -> dict[str, Any]:
+    if crop.face is None:
+        raise EventSchemaError("a v2 crop needs its face box in crop pixels")
+    doc: dict[str, Any] = {
+        "captured_at": _format_time(crop.captured_at),
+        "bbox": crop.bbox.to_dict(),
+        "face": crop.face.to_dict(),
+        "confidence": round(float(crop.confidence), 4),
+        "quality": round(float(crop.quality), 4),
+    }
+    if crop.landmarks is not None:
+        doc["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in crop.landmarks]
+    doc["jpeg_b64"] = base64.b64encode(crop.jpeg).decode("ascii")
+    return doc
 
 
 def event_to_json(event: FaceEvent) -> bytes:
@@ -76,12 +130,16 @@ def parse_event(
     min_face_px: int = DEFAULT_MIN_FACE_PX,
     check_jpeg: bool = True,
 ) -> FaceEvent:
-    """Parse and validate a schema-v1 event from JSON bytes/str or a dict."""
+    """Parse and validate a schema v1 or v2 event from JSON bytes/str or a dict.
+
+    ``max_crop_bytes`` bounds the decoded crops of one event together;
+    ``min_face_px`` applies to every crop's face.
+    """
     if isinstance(payload, dict):
         doc = payload
     else:
         raw = payload.encode("utf-8") if isinstance(payload, str) else payload
-        limit = max_crop_bytes * 4 // 3 + _MAX_DOCUMENT_OVERHEAD
+        limit = max_crop_bytes * 4 // 3 + _MAX_DOCUMENT_OVERHEAD * 2
         if len(raw) > limit:
             raise PayloadTooLargeError(f"event document is {len(raw)} bytes; the limit is {limit}")
         try:
@@ -92,26 +150,22 @@ def parse_event(
         raise EventSchemaError("event must be a JSON object")
 
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise EventSchemaError(f"unsupported schema_version {version!r}; this build reads {SCHEMA_VERSION}")
-    missing = sorted(set(_FIELDS) - set(doc))
-    if missing:
-        raise EventSchemaError(f"missing field(s): {', '.join(missing)}")
-    unknown = sorted(set(doc) - set(_FIELDS))
-    if unknown:
-        raise EventSchemaError(f"unknown field(s): {', '.join(unknown)}")
-    for name, kind in _FIELDS.items():
-        value = doc[name]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise EventSchemaError(f"field {name!r} has the wrong type ({type(value).__name__})")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise EventSchemaError(
+            f"unsupported schema_version {version!r}; this build reads "
+            f"{' and '.join(str(v) for v in READABLE_VERSIONS)}"
+        )
+    _check_fields(doc, _FIELDS_V2 if version == 2 else _FIELDS, "")
     for name in ("store_id", "camera_id", "zone", "track_id", "detector"):
         if not doc[name].strip() or len(doc[name]) > 128:
             raise EventSchemaError(f"field {name!r} must be 1-128 characters")
 
     try:
         event_id = str(uuid.UUID(doc["event_id"]))
-    except ValueError as exc:
+    except (ValueError, AttributeError) as exc:
         raise EventSchemaError(f"event_id {doc['event_id']!r} is not a UUID") from exc
+    if version == 2:
+        return _parse_v2(doc, event_id, max_crop_bytes, min_face_px, check_jpeg)
     captured_at = _parse_time(doc["captured_at"])
     bbox = _parse_box(doc["bbox"])
     frame_w, frame_h = _parse_frame(doc["frame"])
@@ -150,6 +204,107 @@ def parse_event(
         crop_jpeg=crop,
         schema_version=version,
     )
+
+
+def _check_fields(doc: dict[str, Any], kinds: _Kinds, where: str, optional: _Kinds | None = None) -> None:
+    """Refuse missing, unknown and mistyped fields of one JSON object."""
+    optional = optional or {}
+    missing = sorted(set(kinds) - set(doc))
+    if missing:
+        raise EventSchemaError(f"missing field(s){where}: {', '.join(missing)}")
+    unknown = sorted(set(doc) - set(kinds) - set(optional))
+    if unknown:
+        raise EventSchemaError(f"unknown field(s){where}: {', '.join(unknown)}")
+    for name, kind in {**kinds, **optional}.items():
+        if name not in doc:
+            continue
+        value = doc[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise EventSchemaError(f"field {name!r}{where} has the wrong type ({type(value).__name__})")
+
+
+def _parse_v2(
+    doc: dict[str, Any], event_id: str, max_crop_bytes: int, min_face_px: int, check_jpeg: bool
+) -> FaceEvent:
+    frame_w, frame_h = _parse_frame(doc["frame"])
+    raw_crops = doc["crops"]
+    if not 1 <= len(raw_crops) <= MAX_CROPS_PER_EVENT:
+        raise EventSchemaError(f"crops must hold 1-{MAX_CROPS_PER_EVENT} crops, not {len(raw_crops)}")
+    budget = max_crop_bytes
+    crops: list[FaceCrop] = []
+    for i, raw in enumerate(raw_crops):
+        where = f" in crops[{i}]"
+        if not isinstance(raw, dict):
+            raise EventSchemaError(f"crops[{i}] must be a JSON object")
+        _check_fields(raw, _CROP_FIELDS, where, _CROP_OPTIONAL)
+        bbox = _parse_box(raw["bbox"])
+        if bbox.right > frame_w or bbox.bottom > frame_h:
+            raise EventSchemaError(f"bbox{where} {bbox.to_dict()} lies outside the {frame_w}x{frame_h} frame")
+        if min(bbox.width, bbox.height) < min_face_px:
+            raise FaceTooSmallError(
+                f"face{where} is {bbox.width}x{bbox.height} px; the minimum is {min_face_px} px"
+            )
+        face = _parse_box(raw["face"])
+        confidence = float(raw["confidence"])
+        quality = float(raw["quality"])
+        for name, value in (("confidence", confidence), ("quality", quality)):
+            if not 0.0 <= value <= 1.0:
+                raise EventSchemaError(f"{name}{where} {value} is outside 0..1")
+        landmarks = _parse_landmarks(raw["landmarks"], where) if "landmarks" in raw else None
+        crop = _decode_crop(raw["jpeg_b64"], budget, max_crop_bytes, where)
+        budget -= len(crop)
+        if check_jpeg:
+            check_jpeg_bytes(crop)
+        crops.append(
+            FaceCrop(
+                jpeg=crop,
+                bbox=bbox,
+                face=face,
+                captured_at=_parse_time(raw["captured_at"]),
+                confidence=confidence,
+                quality=quality,
+                landmarks=landmarks,
+            )
+        )
+    return FaceEvent.from_crops(
+        event_id=event_id,
+        store_id=doc["store_id"],
+        camera_id=doc["camera_id"],
+        zone=doc["zone"],
+        frame_width=frame_w,
+        frame_height=frame_h,
+        detector=doc["detector"],
+        track_id=doc["track_id"],
+        crops=crops,
+    )
+
+
+def _decode_crop(b64: str, budget: int, max_crop_bytes: int, where: str) -> bytes:
+    if len(b64) > budget * 4 // 3 + 4:
+        raise PayloadTooLargeError(f"crops exceed {max_crop_bytes} bytes together{where}")
+    try:
+        crop = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EventSchemaError(f"jpeg_b64{where} is not valid base64") from exc
+    if len(crop) > budget:
+        raise PayloadTooLargeError(f"crops exceed {max_crop_bytes} bytes together{where}")
+    return crop
+
+
+def _parse_landmarks(raw: list[Any], where: str) -> tuple[tuple[float, float], ...]:
+    points: list[tuple[float, float]] = []
+    for point in raw:
+        if (
+            not isinstance(point, list)
+            or len(point) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
+            or not all(-1e5 < float(v) < 1e5 for v in point)
+        ):
+            raise EventSchemaError(f"landmarks{where} must be a list of [x, y] numbers")
+        points.append((float(point[0]), float(point[1])))
+    if len(points) != 5:
+        raise EventSchemaError(f"landmarks{where} must hold 5 points, not {len(points)}")
+    return tuple(points)
 
 
 def check_jpeg_bytes(data: bytes) -> None:

@@ -24,13 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.analytics import (
+from core.analytics_engine import StoreAnalytics
+from core.analytics_types import (
     DEFAULT_GAP_SECONDS,
     SALE_COLUMNS,
     ZONE_TOTAL_COLUMNS,
     ZONE_VISIT_COLUMNS,
     AnalyticsFilter,
-    StoreAnalytics,
 )
 
 if TYPE_CHECKING:

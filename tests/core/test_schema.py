@@ -15,7 +15,7 @@ from core.errors import (
     ImageDecodeError,
     PayloadTooLargeError,
 )
-from core.models import BoundingBox, FaceEvent
+from core.models import MAX_CROPS_PER_EVENT, BoundingBox, FaceCrop, FaceEvent
 from core.schema import event_to_dict, event_to_json, parse_event
 
 
@@ -63,7 +63,9 @@ def test_round_trip_keeps_every_field() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"schema_version": 2}, "unsupported schema_version 2"),
+        ({"schema_version": 3}, "unsupported schema_version 3"),
+        ({"schema_version": True}, "unsupported schema_version True"),
+        ({"schema_version": 2}, "missing field\\(s\\): crops"),
         ({"event_id": "not-a-uuid"}, "is not a UUID"),
         ({"captured_at": "2026-11-23T10:00:00"}, "has no UTC offset"),
         ({"captured_at": "yesterday"}, "is not ISO-8601"),
@@ -116,3 +118,97 @@ def test_truncated_and_corrupt_jpegs_are_refused() -> None:
     corrupt = good[:2] + b"\x00" * 40 + good[42:]
     with pytest.raises(ImageDecodeError):
         parse_event(_doc(crop_jpeg_b64=base64.b64encode(corrupt).decode()))
+
+
+# ------------------------------------------------------------------ schema v2
+
+
+def _crop(i: int = 0, **kw: object) -> FaceCrop:
+    base: dict[str, object] = dict(
+        jpeg=_jpeg((100 + i, 110)),
+        bbox=BoundingBox(100 + 4 * i, 80, 60, 70),
+        face=BoundingBox(20, 20, 60, 70),
+        captured_at=datetime(2026, 11, 23, 10, 0, i, tzinfo=UTC),
+        confidence=round(0.9 - i / 100, 2),
+        quality=round(0.8 - i / 100, 2),
+        landmarks=((35.0, 45.5), (65.0, 45.0), (50.0, 60.0), (38.0, 75.0), (62.0, 75.0)),
+    )
+    base.update(kw)
+    return FaceCrop(**base)  # type: ignore[arg-type]
+
+
+def _event_v2(n: int = 3) -> FaceEvent:
+    return FaceEvent.from_crops(
+        event_id=str(uuid.uuid4()),
+        store_id="store-1",
+        camera_id="cam-1",
+        zone="entrance",
+        frame_width=640,
+        frame_height=480,
+        detector="yunet",
+        track_id="cam-1-7",
+        crops=[_crop(i) for i in range(n)],
+    )
+
+
+def test_v2_round_trip_keeps_every_crop() -> None:
+    ev = _event_v2(3)
+    doc = json.loads(event_to_json(ev))
+    assert doc["schema_version"] == 2
+    assert "crop_jpeg_b64" not in doc and "captured_at" not in doc
+    assert [c["face"] for c in doc["crops"]] == [{"left": 20, "top": 20, "width": 60, "height": 70}] * 3
+    parsed = parse_event(event_to_json(ev))
+    assert parsed == ev
+    # The flat fields are the best (first) crop's.
+    assert parsed.crop_jpeg == ev.crops[0].jpeg and parsed.bbox == ev.crops[0].bbox
+    assert parsed.captured_at == ev.crops[0].captured_at
+    assert parsed.all_crops == ev.crops
+
+
+def test_v1_event_has_one_crop_in_all_crops() -> None:
+    ev = _event()
+    (only,) = ev.all_crops
+    assert only.jpeg == ev.crop_jpeg and only.bbox == ev.bbox and only.face is None
+
+
+def _v2_doc(mutate: object) -> dict[str, object]:
+    doc = event_to_dict(_event_v2(2))
+    mutate(doc)  # type: ignore[operator]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error", "message"),
+    [
+        (lambda d: d.update(crops=[]), EventSchemaError, "crops must hold 1-"),
+        (lambda d: d["crops"].extend(d["crops"] * 5), EventSchemaError, "crops must hold 1-"),
+        (lambda d: d["crops"].__setitem__(1, "x"), EventSchemaError, "crops\\[1\\] must be a JSON object"),
+        (lambda d: d["crops"][0].pop("face"), EventSchemaError, "missing field\\(s\\) in crops\\[0\\]: face"),
+        (lambda d: d["crops"][1].update(extra=1), EventSchemaError, "unknown field\\(s\\) in crops\\[1\\]"),
+        (
+            lambda d: d["crops"][0].update(quality=2),
+            EventSchemaError,
+            "quality in crops.0. 2.0 is outside",
+        ),
+        (lambda d: d["crops"][0].update(landmarks=[[1, 2]]), EventSchemaError, "must hold 5 points"),
+        (lambda d: d["crops"][0].update(landmarks=[[1, "a"]] * 5), EventSchemaError, "list of \\[x, y\\]"),
+        (
+            lambda d: d["crops"][1]["bbox"].update(width=30, height=30),
+            FaceTooSmallError,
+            "face in crops\\[1\\] is 30x30 px",
+        ),
+        (lambda d: d["crops"][1].update(jpeg_b64="@@"), EventSchemaError, "jpeg_b64 in crops\\[1\\]"),
+        (lambda d: d.update(crop_jpeg_b64="x"), EventSchemaError, "unknown field\\(s\\): crop_jpeg_b64"),
+    ],
+)
+def test_v2_errors_name_the_crop(mutate: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        parse_event(_v2_doc(mutate))
+
+
+def test_v2_crops_share_one_byte_budget() -> None:
+    ev = _event_v2(MAX_CROPS_PER_EVENT)
+    total = sum(len(c.jpeg) for c in ev.crops)
+    assert parse_event(event_to_json(ev), max_crop_bytes=total).crops == ev.crops
+    with pytest.raises(PayloadTooLargeError, match="together"):
+        parse_event(event_to_json(ev), max_crop_bytes=total - 1)
