@@ -47,11 +47,13 @@ st.caption(
 )
 
 
-def delta(now: float | None, before: float | None, pct: bool = False) -> str | None:
+def delta(now: float | None, before: float | None, pct: bool = False, digits: int = 1) -> str | None:
     if now is None or before is None:
         return None
     d = now - before
-    return f"{d:+.0%}".replace("%", " pts") if pct else f"{d:+,.1f}".removesuffix(".0")
+    if pct:
+        return f"{d * 100:+.0f} pts"
+    return f"{d:+,.{digits}f}".removesuffix(".0")
 
 
 def pct(x: float | None) -> str:
@@ -82,13 +84,13 @@ row2[0].metric(
 row2[1].metric(
     f"Spend, linked ({money})",
     f"{k.spend_linked_cents / 100:,.0f}",
-    delta(k.spend_linked_cents / 100, p.spend_linked_cents / 100),
+    delta(k.spend_linked_cents / 100, p.spend_linked_cents / 100, digits=0),
     help=HELP["linked"],
 )
 row2[2].metric(
     f"Spend, unattributed ({money})",
     f"{k.spend_unattributed_cents / 100:,.0f}",
-    delta(k.spend_unattributed_cents / 100, p.spend_unattributed_cents / 100),
+    delta(k.spend_unattributed_cents / 100, p.spend_unattributed_cents / 100, digits=0),
     delta_color="off",
     help=HELP["unattributed"],
 )

@@ -113,10 +113,13 @@ m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric(
     "Store visits", f"{len(stays):,}", help="Entry-to-exit stays (sightings within 30 minutes join one)."
 )
-m2.metric("Last seen", _ui.local(last_seen, "%d %b %Y") if last_seen else "never")
+m2.metric("Last seen", _ui.local(last_seen, "%d %b") if last_seen else "never")
 m3.metric("Spend", f"{profile.spend_cents / 100:,.2f}")
 m4.metric("Photos", len(profile.faces))
-m5.metric("Consent", _ui.local(customer.consent_at, "%d %b %Y") if customer.consent_at else "no")
+m5.metric(
+    "Consent",
+    _ui.local(customer.consent_at, "%d %b") if customer.consent_at else ("yes" if customer.consent else "no"),
+)
 st.caption(
     f"E-mail {customer.email or '-'} · loyalty id {customer.loyalty_id or '-'}"
     + (f" · notes: {customer.notes}" if customer.notes else "")
