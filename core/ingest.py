@@ -14,6 +14,7 @@ redelivers) or everything.
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -73,23 +74,35 @@ class IngestService:
     def ingest(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str = "api") -> IngestResult:
         """Validate and process one event; raise a ``ValidationError`` for bad input."""
         event = self._validate(payload, source)
-        with self._lock:
+        self._embed_ahead(event.crop_jpeg)
+        failure: ValidationError | None = None
+        new_pending: PendingIdentity | None = None
+        # One write transaction (BEGIN IMMEDIATE on SQLite) around dedupe ->
+        # search -> decide -> write: it is the decision lock across every
+        # process on the data dir, so a duplicate or a second sighting of the
+        # same unknown person always sees the first one's rows.
+        with self._lock, self.repos.atomic():
             if self.repos.events.is_processed(event.event_id):
                 return IngestResult(event.event_id, IngestOutcome.DUPLICATE)
             try:
                 verdict = self.recognition.recognise(event.crop_jpeg)
             except ValidationError as exc:
-                self._dead_letter(event_to_json(event), source, exc, event.event_id)
-                raise
-            if verdict.suppressed:
-                return self._suppressed(event, verdict)
-            crop_key = crop_key_for(event, pending=verdict.band is not Band.MATCH)
-            self.blobs.put(crop_key, event.crop_jpeg)
-            if verdict.band is Band.MATCH:
-                return self._visit(event, verdict, crop_key)
-            result, new_pending = self._pending(event, verdict, crop_key)
+                failure = exc
+            else:
+                if verdict.suppressed:
+                    return self._suppressed(event, verdict)
+                crop_key = crop_key_for(event, pending=verdict.band is not Band.MATCH)
+                self.blobs.put(crop_key, event.crop_jpeg)
+                if verdict.band is Band.MATCH:
+                    return self._visit(event, verdict, crop_key)
+                result, new_pending = self._pending(event, verdict, crop_key)
+        if failure is not None:
+            # After the transaction, so the dead letter is not rolled back with it.
+            self._dead_letter(event_to_json(event), source, failure, event.event_id)
+            raise failure
         if new_pending is not None:
-            # Outside the lock and after commit: the e-mail and workflow may be slow.
+            # After commit and outside the lock: the e-mail and workflow may be
+            # slow, and they must happen once, for a pending identity that exists.
             self.approvals.request(new_pending)
         return result
 
@@ -98,23 +111,27 @@ class IngestService:
 
     # --------------------------------------------------------------- internals
     def _validate(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str) -> FaceEvent:
+        s = self.settings
         try:
-            if isinstance(payload, FaceEvent):
-                # Round-trip so in-process events meet exactly the wire rules.
-                return parse_event(
-                    event_to_json(payload),
-                    max_crop_bytes=self.settings.max_crop_bytes,
-                    min_face_px=self.settings.min_face_px,
-                )
+            # In-process events round-trip so they meet exactly the wire rules.
+            wire = event_to_json(payload) if isinstance(payload, FaceEvent) else payload
             return parse_event(
-                payload, max_crop_bytes=self.settings.max_crop_bytes, min_face_px=self.settings.min_face_px
+                wire,
+                max_crop_bytes=s.max_crop_bytes,
+                min_face_px=s.min_face_px,
+                max_image_pixels=s.max_image_pixels,
             )
         except ValidationError as exc:
-            raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "replace")
-            if isinstance(payload, FaceEvent):
-                raw = repr(replace(payload, crop_jpeg=b"")).encode()
-            self._dead_letter(raw, source, exc, _guess_event_id(payload))
+            self._dead_letter(_raw_for_letter(payload), source, exc, _guess_event_id(payload))
             raise
+
+    def _embed_ahead(self, image: bytes) -> None:
+        # Embedding is the slow part; doing it before taking the write lock
+        # (the local index caches it by content) keeps the lock short.
+        embed = getattr(self.recognition.faces, "embed_image", None)
+        if embed is not None:
+            with suppress(StoreLensError):
+                embed(image)  # a bad crop fails again, inside, with its dead letter
 
     def _dead_letter(self, raw: bytes, source: str, exc: StoreLensError, event_id: str | None) -> None:
         self.repos.events.add_dead_letter(
@@ -235,6 +252,18 @@ class IngestService:
     def _undo_index(self, index_face_id: str | None) -> None:
         if index_face_id:
             self.recognition.faces.delete_faces(self.recognition.collection_id, [index_face_id])
+
+
+def _raw_for_letter(payload: object) -> bytes:
+    """What a dead letter keeps of a refused input (never failing itself)."""
+    try:
+        if isinstance(payload, bytes):
+            return payload
+        if isinstance(payload, FaceEvent):
+            return repr(replace(payload, crop_jpeg=b"", crops=())).encode()
+        return str(payload).encode("utf-8", "replace")
+    except (ValueError, TypeError, RecursionError):  # 5000-digit ints, 50k-deep nesting
+        return f"<unprintable {type(payload).__name__}>".encode()
 
 
 def _guess_event_id(payload: object) -> str | None:
