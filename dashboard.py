@@ -43,18 +43,32 @@ if user is None:
     nav = st.navigation([login], position="hidden")
 else:
     live = st.Page("pages/live.py", title="Live", icon=":material/videocam:", default=True)
+    waiting = _ui.pending_count()
     pages = [
         live,
-        st.Page("pages/approvals.py", title="Approvals", icon=":material/how_to_reg:", url_path="approvals"),
+        st.Page(
+            "pages/approvals.py",
+            title=f"Approvals ({waiting})" if waiting else "Approvals",
+            icon=":material/how_to_reg:",
+            url_path="approvals",
+        ),
         st.Page("pages/customers.py", title="Customers", icon=":material/group:", url_path="customers"),
         st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:", url_path="analytics"),
         st.Page("pages/demo.py", title="Demo", icon=":material/play_circle:", url_path="demo"),
     ]
     if _ui.services().outbox is not None:
         pages.append(st.Page("pages/outbox.py", title="Outbox", icon=":material/mail:", url_path="outbox"))
+    if _ui.allowed("manage_users"):
+        pages.append(
+            st.Page("pages/audit.py", title="Audit log", icon=":material/history:", url_path="audit")
+        )
+        if _ui.authenticator().kind == "local":  # Cognito users are managed in the user pool
+            pages.append(
+                st.Page("pages/users.py", title="Users", icon=":material/manage_accounts:", url_path="users")
+            )
     nav = st.navigation(pages)
     with st.sidebar:
-        st.caption(f"Signed in as **{user.name}** ({user.role}) · backend: {settings.backend}")
+        st.caption(f"Signed in as **{user.name}** ({user.role}) · users: {_ui.authenticator().kind}")
         if st.button("Log out", key="logout", icon=":material/logout:"):
             for key in list(st.session_state.keys()):
                 del st.session_state[key]

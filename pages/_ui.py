@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from core.analytics import AnalyticsQueries
-from core.auth import Authenticator, can
+from core.auth import Authenticator, LoginRateLimiter, can
 from core.bootstrap import Services, build_services
 from core.errors import NotFoundError, StoreLensError
 from core.settings import Settings
 from core.users import User
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 USER_KEY = "user"
 FLASH_KEY = "flash"
@@ -77,8 +82,23 @@ def services() -> Services:
     return _services(settings())
 
 
+def pending_count() -> int:
+    """People waiting for a decision (shown in the navigation)."""
+    return len(services().approvals.list_pending())
+
+
 def analytics() -> AnalyticsQueries:
     return services().analytics
+
+
+@st.cache_resource
+def _limiter(_key: str) -> LoginRateLimiter:
+    return LoginRateLimiter(max_failures=5, window_seconds=300)
+
+
+def limiter() -> LoginRateLimiter:
+    """The process-wide failed-attempt counter for the first-admin setup code."""
+    return _limiter(str(settings().data_dir))
 
 
 def authenticator() -> Authenticator:
@@ -243,5 +263,33 @@ def query(name: str, f: Any, **kwargs: Any) -> Any:
     """An analytics query, cached for 30 s per filter (every widget click reruns the page)."""
     s = settings()
     return _query(
-        str(s.data_dir), s.backend, name, (f.start, f.end, f.cameras), tuple(sorted(kwargs.items()))
+        str(s.data_dir), s.backend, name, (f.start, f.end, f.cameras, f.tz), tuple(sorted(kwargs.items()))
+    )
+
+
+def tz() -> str:
+    """The store's time zone (``STORELENS_TIMEZONE``); every time the dashboard shows is in it."""
+    return settings().timezone
+
+
+def local(t: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment in the store's time zone, formatted."""
+    return t.astimezone(ZoneInfo(tz())).strftime(fmt)
+
+
+def today() -> date:
+    """Today in the store's time zone."""
+    return datetime.now(ZoneInfo(tz())).date()
+
+
+def table(df: pd.DataFrame, key: str, filename: str, **kwargs: Any) -> None:
+    """A table with a CSV download of exactly what it shows."""
+    st.dataframe(df, key=key, **kwargs)
+    st.download_button(
+        "Download CSV",
+        df.to_csv(index=not kwargs.get("hide_index", False)).encode(),
+        file_name=f"storelens-{filename}.csv",
+        mime="text/csv",
+        key=f"{key}_csv",
+        icon=":material/download:",
     )

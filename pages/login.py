@@ -35,7 +35,15 @@ if first_run:
         repeat = st.text_input("Repeat password", type="password", key="setup_repeat")
         if st.form_submit_button("Create administrator", key="setup_submit", type="primary"):
             try:
-                user = create_first_admin(settings.data_dir, code, name, password, repeat)
+                user = create_first_admin(
+                    settings.data_dir,
+                    code,
+                    name,
+                    password,
+                    repeat,
+                    limiter=_ui.limiter(),
+                    client=st.context.ip_address or "",
+                )
             except StoreLensError as exc:
                 st.error(str(exc))
             else:

@@ -131,7 +131,7 @@ def build_aws(settings: Settings, **clients: Any) -> BackendAdapters:
         notifier=notifier,
         workflow=workflow_factory,
         # DynamoDB has no GROUP BY: aggregate the date range's rows in pandas.
-        analytics=RepositoryAnalytics(repos),
+        analytics=RepositoryAnalytics(repos, gap_seconds=settings.visit_gap_seconds),
         authenticator=authenticator,
         iot_publisher=IotDataPublisher(**iot),
         token_verifier=verifier,

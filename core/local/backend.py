@@ -50,7 +50,7 @@ def build_local(
         notifier=outbox,
         workflow=lambda callbacks: InlineWorkflow(repos, callbacks),
         # Dashboard aggregation runs in SQL over indexes, never pandas over tables.
-        analytics=SqliteAnalytics(repos.connection),
+        analytics=SqliteAnalytics(repos.connection, gap_seconds=settings.visit_gap_seconds),
         authenticator=LocalAuthenticator(UserStore.for_data_dir(data)),
         outbox=outbox,
         embedder=face_index,

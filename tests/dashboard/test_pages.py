@@ -26,7 +26,7 @@ from tests.support.events import make_event
 from tests.support.photos import photo_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["live", "approvals", "customers", "analytics", "demo", "outbox"]
+PAGES = ["live", "approvals", "customers", "analytics", "demo", "outbox", "audit", "users"]
 ADMIN = User("ann", "admin")
 VIEWER = User("vic", "viewer")
 
@@ -153,7 +153,7 @@ def test_login_is_rate_limited(data_dir: Path) -> None:
         at.button(key="login_submit").click().run()
     at.text_input(key="login_password").input("ann-password")
     at.button(key="login_submit").click().run()
-    assert any("too many failed logins" in e.value for e in at.error)
+    assert any("too many failed" in e.value for e in at.error)
     assert "user" not in at.session_state
 
 
@@ -180,7 +180,7 @@ def test_live_shows_faces(seeded: Seeded) -> None:
     assert titles(at) == ["Live"]
     assert at.selectbox(key="live_camera") and at.toggle(key="live_auto")
     text = " ".join(m.value for m in at.markdown)
-    assert "Barack Obama" in text and "pending approval" in text
+    assert "Barack Obama" in text and "New person" in text
     assert len(at.image) >= 2, "no face crops shown"
 
 
@@ -225,14 +225,34 @@ def test_approve_validation_errors(seeded: Seeded, fill: dict, message: str) -> 
     assert seeded.services.approvals.get(pid).status is PendingStatus.PENDING
 
 
-def test_not_a_customer_and_merge(seeded: Seeded) -> None:
+def test_merge_into_an_existing_customer_asks_first(seeded: Seeded) -> None:
     pid = seeded.biden
     at = open_page("approvals")
     at.text_input(key=f"merge-search-{pid}").input("Obama").run()
+    assert at.selectbox(key=f"merge-choice-{pid}").value is None, "no customer is preselected"
+    at.selectbox(key=f"merge-choice-{pid}").select_index(0).run()
+    no_exception(at)
+    assert at.button(key=f"merge-{pid}").disabled
+    at.checkbox(key=f"merge-sure-{pid}-{seeded.obama}").check().run()
     at.button(key=f"merge-{pid}").click().run()
     no_exception(at)
     pending = seeded.services.approvals.get(pid)
     assert pending.status is PendingStatus.MERGED and pending.customer_id == seeded.obama
+
+
+def test_live_names_a_sighting_after_approval(seeded: Seeded) -> None:
+    from core.models import CustomerDetails
+    from core.ports import Decision
+
+    pid = seeded.biden
+    seeded.services.approvals.decide(
+        pid, Decision("approve", "test", details=CustomerDetails(name="Joe Biden", consent=True))
+    )
+    at = open_page("live")
+    no_exception(at)
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "Joe Biden" in text and "approved" in text
+    assert "awaiting approval" not in text and "pid_" not in text
 
 
 def test_reject_removes_the_card(seeded: Seeded) -> None:
@@ -298,36 +318,198 @@ def test_customers_profile_and_edit_validation(seeded: Seeded) -> None:
     at = open_page("customers")
     no_exception(at)
     assert any(h.value == "Barack Obama" for h in at.header)
-    assert at.text_input(key="cust_search") and at.button(key="erase_go")
-    at.text_input(key="edit_name").input("")
-    at.button(key="edit_save").click().run()
+    assert at.text_input(key="cust_search") and at.button(key=f"erase_go_{cid}")
+    at.text_input(key=f"edit_name_{cid}").input("")
+    at.button(key=f"edit_save_{cid}").click().run()
     assert any("name is required" in e.value for e in at.error)
-    at.text_input(key="edit_name").input("Barack H. Obama")
-    at.button(key="edit_save").click().run()
+    at.text_input(key=f"edit_name_{cid}").input("Barack H. Obama")
+    at.button(key=f"edit_save_{cid}").click().run()
     no_exception(at)
     assert seeded.services.customers.get(cid).name == "Barack H. Obama"
+
+
+def _second_customer(services: Services) -> str:
+    joe = services.customers.enroll(
+        "Joe Biden",
+        [photo_bytes("biden")],
+        loyalty_id="L-2002",
+        email="joe@example.com",
+        notes="likes ice cream",
+    )
+    return joe.customer_id
+
+
+def test_edit_two_customers_in_a_row_keeps_each_ones_values(seeded: Seeded) -> None:
+    """Regression: the edit form used fixed keys and saved customer A's values over B."""
+    obama, joe = seeded.obama, _second_customer(seeded.services)
+    at = open_page("customers")
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    at.text_input(key=f"edit_name_{obama}").input("Barack H. Obama")
+    at.text_input(key=f"edit_notes_{obama}").input("prefers e-mail")
+    at.button(key=f"edit_save_{obama}").click().run()
+    no_exception(at)
+    # Switch to the other customer: the form shows *their* stored values...
+    at.selectbox(key="cust_pick").set_value(joe).run()
+    no_exception(at)
+    assert at.text_input(key=f"edit_name_{joe}").value == "Joe Biden"
+    assert at.text_input(key=f"edit_email_{joe}").value == "joe@example.com"
+    assert at.text_input(key=f"edit_loyalty_{joe}").value == "L-2002"
+    assert at.text_input(key=f"edit_notes_{joe}").value == "likes ice cream"
+    # ... and saving them changes only what was typed, on the right record.
+    at.text_input(key=f"edit_email_{joe}").input("joseph@example.com")
+    at.button(key=f"edit_save_{joe}").click().run()
+    no_exception(at)
+    a, b = seeded.services.customers.get(obama), seeded.services.customers.get(joe)
+    assert (a.name, a.email, a.loyalty_id, a.notes) == (
+        "Barack H. Obama",
+        "barack@example.com",
+        "L-1001",
+        "prefers e-mail",
+    )
+    assert (b.name, b.email, b.loyalty_id, b.notes) == (
+        "Joe Biden",
+        "joseph@example.com",
+        "L-2002",
+        "likes ice cream",
+    )
+    # Back to the first one: still their values, not the second's.
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    assert at.text_input(key=f"edit_name_{obama}").value == "Barack H. Obama"
+
+
+def test_merge_tick_and_erase_confirmation_do_not_carry_over(seeded: Seeded) -> None:
+    obama, joe = seeded.obama, _second_customer(seeded.services)
+    at = open_page("customers")
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    assert at.button(key=f"merge_go_{obama}").disabled  # nothing chosen yet
+    at.selectbox(key=f"merge_other_{obama}").select_index(0).run()
+    at.checkbox(key=f"merge_sure_{obama}_{joe}").check().run()
+    at.text_input(key=f"erase_confirm_{obama}").input("Barack Obama").run()
+    assert not at.button(key=f"merge_go_{obama}").disabled
+    at.selectbox(key="cust_pick").set_value(joe).run()
+    no_exception(at)
+    assert at.selectbox(key=f"merge_other_{joe}").value is None
+    assert at.button(key=f"merge_go_{joe}").disabled
+    assert at.text_input(key=f"erase_confirm_{joe}").value == ""
+    assert at.button(key=f"erase_go_{joe}").disabled
+    assert {c.customer_id for c in seeded.services.customers.list()} == {obama, joe}
+
+
+def test_merge_shows_both_photos_and_needs_confirmation(seeded: Seeded) -> None:
+    obama, joe = seeded.obama, _second_customer(seeded.services)
+    at = open_page("customers")
+    at.selectbox(key="cust_pick").set_value(obama).run()
+    images = len(at.image)
+    at.selectbox(key=f"merge_other_{obama}").select_index(0).run()
+    assert len(at.image) == images + 2, "both people's photos are shown"
+    assert at.button(key=f"merge_go_{obama}").disabled, "it cannot merge without confirmation"
+    at.checkbox(key=f"merge_sure_{obama}_{joe}").check().run()
+    at.button(key=f"merge_go_{obama}").click().run()
+    no_exception(at)
+    assert [c.customer_id for c in seeded.services.customers.list()] == [obama]
+
+
+def test_customer_table_has_visits_last_seen_and_spend(seeded: Seeded) -> None:
+    _second_customer(seeded.services)
+    at = open_page("customers")
+    table = at.dataframe(key="cust_table").value
+    obama_row = table[table["Name"] == "Barack Obama"].iloc[0]
+    assert (obama_row["Store visits"], obama_row["Spend"]) == (1, 42.5)
+    assert obama_row["Last seen"]
+    assert "customer_id" not in table.columns and "id" not in table.columns
+
+
+def test_search_without_match_says_so(seeded: Seeded) -> None:
+    at = open_page("customers")
+    at.text_input(key="cust_search").input("Nobody Here").run()
+    no_exception(at)
+    assert any("No customer matches 'Nobody Here'" in i.value for i in at.info)
 
 
 def test_customers_erase_needs_the_name(seeded: Seeded) -> None:
     cid = seeded.obama
     at = open_page("customers")
-    assert at.button(key="erase_go").disabled
-    at.text_input(key="erase_confirm").input("Barack Obama").run()
-    at.button(key="erase_go").click().run()
+    assert at.button(key=f"erase_go_{cid}").disabled
+    at.text_input(key=f"erase_confirm_{cid}").input("Barack Obama").run()
+    at.button(key=f"erase_go_{cid}").click().run()
     no_exception(at)
     assert [c.customer_id for c in seeded.services.customers.list()] == []
-    assert cid not in [c.customer_id for c in seeded.services.customers.list()]
 
 
 def test_analytics_page(seeded: Seeded) -> None:
     at = open_page("analytics")
     no_exception(at)
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Visitors today"] == "1"
+    assert labels["Visitors"] == "1" and labels["Store visits"] == "1"
+    assert labels["New customers"] == "1" and labels["Conversion"] == "100%"
+    assert labels["Spend, linked (EUR)"] == "42"
     assert at.date_input(key="an_dates") and at.multiselect(key="an_cameras")
-    assert at.radio(key="an_period")
+    assert all(m.help for m in at.metric), "every KPI explains itself"
     at.radio(key="an_period").set_value("week").run()
     no_exception(at)
+    assert at.get("download_button"), "tables can be exported"
+
+
+def test_analytics_empty_range_says_so(seeded: Seeded) -> None:
+    from datetime import date
+
+    at = open_page("analytics")
+    at.date_input(key="an_dates").set_value((date(2020, 1, 1), date(2020, 1, 7))).run()
+    no_exception(at)
+    assert any("No store visits in this range" in i.value for i in at.info)
+    assert {m.label: m.value for m in at.metric}["Returning rate"] == "-"
+
+
+def test_analytics_days_follow_the_store_time_zone(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORELENS_TIMEZONE", "Pacific/Kiritimati")  # UTC+14
+    at = open_page("analytics")
+    no_exception(at)
+    assert at.date_input(key="an_dates").label == "Dates (Pacific/Kiritimati)"
+
+
+def test_navigation_counts_pending_approvals(seeded: Seeded) -> None:
+    at = open_page("live")
+    no_exception(at)
+    titles_ = [p["page_name"] for p in at._registered_pages.values()]
+    assert "Approvals (1)" in titles_ and "Users" in titles_ and "Audit log" in titles_
+    viewer = open_page("live", user=VIEWER)
+    titles_ = [p["page_name"] for p in viewer._registered_pages.values()]
+    assert "Users" not in titles_ and "Audit log" not in titles_
+
+
+def test_users_page_add_role_password_remove(seeded: Seeded) -> None:
+    store = UserStore.for_data_dir(seeded.services.settings.data_dir)
+    store.add("ann", "ann-password", "admin")
+    at = open_page("users")
+    no_exception(at)
+    at.text_input(key="user_add_name").input("bob")
+    at.text_input(key="user_add_password").input("bob-password")
+    at.text_input(key="user_add_repeat").input("bob-password")
+    at.button(key="user_add_go").click().run()
+    no_exception(at)
+    assert store.get("bob").role == "viewer"
+    at.selectbox(key="user_pick").set_value("bob").run()
+    at.selectbox(key="user_role_bob").set_value("admin")
+    at.button(key="user_role_go_bob").click().run()
+    assert store.get("bob").role == "admin"
+    at.selectbox(key="user_pick").set_value("bob").run()
+    at.text_input(key="user_pw_bob").input("new-bob-password")
+    at.text_input(key="user_pw2_bob").input("new-bob-password")
+    at.button(key="user_pw_go_bob").click().run()
+    assert store.verify("bob", "new-bob-password") == User("bob", "admin")
+    at.selectbox(key="user_pick").set_value("bob").run()
+    assert at.button(key="user_rm_go_bob").disabled
+    at.checkbox(key="user_rm_sure_bob").check().run()
+    at.button(key="user_rm_go_bob").click().run()
+    no_exception(at)
+    assert [u.name for u in store.list()] == ["ann"]
+    at.selectbox(key="user_pick").set_value("ann").run()
+    assert "user_rm_go_ann" not in [b.key for b in at.button], "you cannot remove yourself"
+    audit = open_page("audit")
+    no_exception(audit)
+    log = audit.dataframe[0].value
+    assert {"added a user", "changed a role", "reset a password", "removed a user"} <= set(log["What"])
+    assert "bob" in set(log["Whom"]) and "ann" in set(log["Who"])
 
 
 def test_demo_page_controls(seeded: Seeded) -> None:
