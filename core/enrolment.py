@@ -306,13 +306,8 @@ class ConsentService:
 
 
 def consent_service(services: Services) -> ConsentService:
-    """The services' :class:`ConsentService` (made once, kept in ``services.extras``)."""
-    existing = services.extras.get("consent")
-    if isinstance(existing, ConsentService):
-        return existing
-    made = ConsentService(services)
-    services.extras["consent"] = made
-    return made
+    """A :class:`ConsentService` over ``services`` (cheap: it holds no state of its own)."""
+    return ConsentService(services)
 
 
 def _json(value: Any) -> str:

@@ -7,15 +7,19 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from core.customers import crop_face
 from core.models import FaceEvent
 
+if TYPE_CHECKING:
+    from core.local.faces import LocalFaceIndex
+
 
 @lru_cache(maxsize=1)
-def _detector():  # type: ignore[no-untyped-def]
+def _detector() -> LocalFaceIndex:
     from core.local.faces import LocalFaceIndex
 
     return LocalFaceIndex(tempfile.mkdtemp(prefix="storelens-detector-"))
