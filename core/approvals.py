@@ -315,6 +315,7 @@ class ApprovalService:
             for face in faces:
                 self.repos.faces.delete(face.face_id)
             self.repos.events.forget_pending(pending.pending_id)
+            self.repos.tracks.forget(pending.pending_id)
             pending.status = status
             pending.decided_at = utcnow()
             pending.decided_by = actor
@@ -341,6 +342,7 @@ class ApprovalService:
             for face in drop:
                 self.repos.faces.delete(face.face_id)
             self.repos.events.forget_pending(pending.pending_id)
+            self.repos.tracks.forget(pending.pending_id)
             pending.status = PendingStatus.NOT_A_CUSTOMER
             pending.decided_at = utcnow()
             pending.decided_by = actor

@@ -83,8 +83,10 @@ class PrivacyService:
             visits = self.repos.visits.delete_by_customer(customer_id)
             unlinked = self.repos.transactions.unlink_customer(customer_id)
             events = self.repos.events.forget_customer(customer_id)
+            self.repos.tracks.forget(customer_id)
             for pending in origins:
                 events += self.repos.events.forget_pending(pending.pending_id)
+                self.repos.tracks.forget(pending.pending_id)
                 self.workflow.forget(pending.pending_id)
                 if pending.status is PendingStatus.PENDING:
                     # A review item that suggested this person: keep the item,
