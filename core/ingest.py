@@ -146,7 +146,11 @@ class IngestService:
                 elif winner is not None and winner.pending_id:
                     result, _ = self._pending(event, verdict, winner.pending_id, winner)
                 else:
-                    result, new_pending = self._pending(event, verdict, None, None, new_pending_id=fresh)
+                    try:
+                        result, new_pending = self._pending(event, verdict, None, None, new_pending_id=fresh)
+                    except BaseException:
+                        self.repos.tracks.forget(fresh)  # nothing of a failed event stays behind
+                        raise
         if new_pending is not None:
             # Outside the lock and after commit: the e-mail and workflow may be slow.
             self.approvals.request(new_pending)
