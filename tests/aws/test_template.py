@@ -84,7 +84,7 @@ def test_translation_yields_the_expected_resources() -> None:
     for res in resources.values():
         kinds[res["Type"]] = kinds.get(res["Type"], 0) + 1
     assert kinds["AWS::Lambda::Function"] == 5
-    assert kinds["AWS::DynamoDB::Table"] == 10
+    assert kinds["AWS::DynamoDB::Table"] == 11
     assert kinds["AWS::StepFunctions::StateMachine"] == 1
     assert kinds["AWS::IoT::TopicRule"] == 1
     assert kinds["AWS::Cognito::UserPool"] == 1

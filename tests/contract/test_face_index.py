@@ -246,7 +246,9 @@ def test_search_crops_fails_only_when_every_crop_fails(face_index: FaceIndex, co
 def test_index_crops_indexes_every_usable_crop_under_one_owner(
     face_index: FaceIndex, collection: str
 ) -> None:
-    indexed = face_index.index_crops(collection, [_crop("obama"), _blank_crop(), _crop("obama3")], "pid_track")
+    indexed = face_index.index_crops(
+        collection, [_crop("obama"), _blank_crop(), _crop("obama3")], "pid_track"
+    )
     assert len(indexed) == 3 and indexed[1] is None
     first, third = indexed[0], indexed[2]
     assert first is not None and third is not None and first.face_id != third.face_id

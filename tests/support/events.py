@@ -88,7 +88,9 @@ def make_crop(
         assert crop.size == (cut.width, cut.height), "degrade must keep the crop's size"
     out = io.BytesIO()
     crop.save(out, format="JPEG", quality=92)
-    in_crop = BoundingBox(frame_box.left - cut.left, frame_box.top - cut.top, frame_box.width, frame_box.height)
+    in_crop = BoundingBox(
+        frame_box.left - cut.left, frame_box.top - cut.top, frame_box.width, frame_box.height
+    )
     return (
         FaceCrop(
             jpeg=out.getvalue(),
