@@ -36,7 +36,7 @@ def pin_one_core() -> None:
 def edge_run(clip, every: int, downscale: float) -> dict[str, float]:
     """Run the edge pipeline over ``clip``; measure fps and coverage of the ground truth."""
     from core.schema import event_to_json
-    from deeplens_lambda.detectors import create_detector
+    from deeplens_lambda.detector_factory import create_detector
     from deeplens_lambda.pipeline import EdgeContext, EdgePipeline
     from simulator.sources import open_source
 

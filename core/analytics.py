@@ -18,116 +18,27 @@ All days and hours are **UTC**. A filter's ``end`` day is inclusive.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from core.ports import Repositories
 
-Period = Literal["week", "month"]
-EPOCH = date(1970, 1, 1)
-RankBy = Literal["visits", "spend"]
-
-#: Column names of every frame, so both implementations and the page agree.
-COLUMNS: dict[str, list[str]] = {
-    "visits_per_day": ["day", "visits", "visitors"],
-    "visits_per_hour": ["hour", "visits"],
-    "visit_frequency": ["visits_per_customer", "customers"],
-    "top_customers": ["customer_id", "name", "visits", "spend_cents"],
-    "spend_per_customer": ["period", "customer_id", "name", "transactions", "spend_cents"],
-    "zone_density": ["camera_id", "zone", "visits"],
-    "dwell_per_zone": ["zone", "visits", "avg_dwell_s", "max_dwell_s"],
-}
-
-
-@dataclass(frozen=True, slots=True)
-class AnalyticsFilter:
-    """A UTC date range (both ends inclusive) and, optionally, some cameras."""
-
-    start: date
-    end: date
-    cameras: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.end < self.start:
-            raise ValueError("the end date is before the start date")
-
-    def bounds(self) -> tuple[str, str]:
-        """``[lo, hi)`` in the stores' fixed-width UTC text form."""
-        return day_text(self.start), day_text(self.end + timedelta(days=1))
-
-    def datetimes(self) -> tuple[datetime, datetime]:
-        """``[lo, hi)`` as aware UTC datetimes."""
-        lo = datetime.combine(self.start, time(), tzinfo=UTC)
-        return lo, datetime.combine(self.end + timedelta(days=1), time(), tzinfo=UTC)
-
-    @classmethod
-    def last_days(
-        cls, days: int, today: date | None = None, cameras: tuple[str, ...] = ()
-    ) -> AnalyticsFilter:
-        today = today or datetime.now(UTC).date()
-        return cls(today - timedelta(days=days - 1), today, cameras)
-
-
-def day_text(day: date) -> str:
-    """Midnight UTC of ``day`` in the fixed-width text the SQLite store uses."""
-    return f"{day.isoformat()}T00:00:00.000000+00:00"
-
-
-def week_start(day: date) -> date:
-    """The Monday on or before ``day`` (weeks are labelled by their Monday)."""
-    return day - timedelta(days=day.weekday())
-
-
-@dataclass(frozen=True, slots=True)
-class Kpis:
-    """Headline numbers; ``returning_rate`` is None when nobody visited in range."""
-
-    visitors_today: int
-    visitors_this_week: int
-    visits_in_range: int
-    visitors_in_range: int
-    returning_visitors: int
-    new_customers: int
-    spend_cents: int
-    currency: str
-
-    @property
-    def returning_rate(self) -> float | None:
-        """Share of the range's visitors who had visited before the range began."""
-        return self.returning_visitors / self.visitors_in_range if self.visitors_in_range else None
-
-
-@runtime_checkable
-class AnalyticsQueries(Protocol):
-    """Aggregations for the Analytics page; every frame has the columns in :data:`COLUMNS`."""
-
-    def cameras(self) -> list[str]:
-        """Camera ids that have recorded visits, sorted."""
-
-    def kpis(self, f: AnalyticsFilter, today: date | None = None) -> Kpis:
-        """Headline numbers for the range (and for ``today`` / its week, UTC)."""
-
-    def visits_per_day(self, f: AnalyticsFilter) -> pd.DataFrame: ...
-
-    def visits_per_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
-        """All 24 UTC hours, zero-filled."""
-
-    def visit_frequency(self, f: AnalyticsFilter) -> pd.DataFrame:
-        """How many customers made 1, 2, 3... visits in the range."""
-
-    def top_customers(self, f: AnalyticsFilter, by: RankBy = "visits", limit: int = 10) -> pd.DataFrame: ...
-
-    def spend_per_customer(self, f: AnalyticsFilter, period: Period = "month") -> pd.DataFrame:
-        """Spend of each linked customer per week (Monday, ISO date) or month (``YYYY-MM``)."""
-
-    def zone_density(self, f: AnalyticsFilter) -> pd.DataFrame: ...
-
-    def dwell_per_zone(self, f: AnalyticsFilter) -> pd.DataFrame: ...
+from core.analytics_types import (
+    COLUMNS,
+    EPOCH,
+    AnalyticsFilter,
+    AnalyticsQueries,
+    Kpis,
+    Period,
+    RankBy,
+    day_text,
+    week_start,
+    zero_fill_hours,
+)
+from core.store_layout import FloorPlan, ZoneShape, load_floor_plan
 
 
 def analytics_for(services: Any) -> AnalyticsQueries:
@@ -152,15 +63,6 @@ def _frame(name: str, rows: list[Any] | None = None) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(rows or [], columns=COLUMNS[name])
-
-
-def zero_fill_hours(df: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
-    full = pd.DataFrame({"hour": range(24)})
-    out = full.merge(df, on="hour", how="left").fillna({"visits": 0})
-    out["visits"] = out["visits"].astype(int)
-    return out[COLUMNS["visits_per_hour"]]
 
 
 class RepositoryAnalytics:
@@ -330,67 +232,20 @@ class RepositoryAnalytics:
         return out.sort_values("zone")[COLUMNS["dwell_per_zone"]].reset_index(drop=True)
 
 
-# ------------------------------------------------------------------ floor plan
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneShape:
-    """A store zone as a polygon in floor-plan pixels (origin top-left)."""
-
-    zone_id: str
-    name: str
-    polygon: tuple[tuple[float, float], ...]
-
-    @property
-    def centroid(self) -> tuple[float, float]:
-        xs = [p[0] for p in self.polygon]
-        ys = [p[1] for p in self.polygon]
-        return (sum(xs) / len(xs), sum(ys) / len(ys))
-
-
-@dataclass(frozen=True, slots=True)
-class FloorPlan:
-    """The store layout from ``config/store.toml``: image, zones and camera positions."""
-
-    image: Path | None
-    width: int
-    height: int
-    zones: tuple[ZoneShape, ...]
-    cameras: dict[str, tuple[float, float]]
-
-
-def load_floor_plan(path: Path | None = None) -> FloorPlan | None:
-    """Read the store layout (``config/store.toml`` by default); ``None`` if there is none.
-
-    >>> load_floor_plan(Path("/nonexistent.toml")) is None
-    True
-    """
-    import tomllib
-
-    from core.settings import PROJECT_DIR
-
-    path = path or PROJECT_DIR / "config" / "store.toml"
-    if not path.exists():
-        return None
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    image = data.get("floor_plan")
-    image_path = (path.parent / image) if image else None
-    zones = tuple(
-        ZoneShape(
-            str(z["id"]), str(z.get("name", z["id"])), tuple((float(x), float(y)) for x, y in z["polygon"])
-        )
-        for z in data.get("zones", [])
-        if z.get("polygon")
-    )
-    cameras = {
-        str(c["id"]): (float(c["position"][0]), float(c["position"][1]))
-        for c in data.get("cameras", [])
-        if c.get("position")
-    }
-    return FloorPlan(
-        image=image_path if image_path and image_path.exists() else None,
-        width=int(data.get("plan_width", 800)),
-        height=int(data.get("plan_height", 500)),
-        zones=zones,
-        cameras=cameras,
-    )
+__all__ = [
+    "COLUMNS",
+    "EPOCH",
+    "AnalyticsFilter",
+    "AnalyticsQueries",
+    "FloorPlan",
+    "Kpis",
+    "Period",
+    "RankBy",
+    "RepositoryAnalytics",
+    "ZoneShape",
+    "analytics_for",
+    "day_text",
+    "load_floor_plan",
+    "week_start",
+    "zero_fill_hours",
+]

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from core.crop_keys import approved_key
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.mail import MAIL_ACTIONS, approval_link, build_approval_mail
 from core.models import (
@@ -37,6 +38,7 @@ from core.models import (
 )
 from core.ports import ACTIONS, BlobStore, Decision, FaceIndex, Notifier, Repositories
 from core.settings import Settings
+from core.sightings import record_sighting
 from core.tokens import LinkClaims, TokenSigner
 
 if TYPE_CHECKING:
@@ -251,8 +253,6 @@ class ApprovalService:
     def _move_faces(
         self, pending: PendingIdentity, customer_id: str, actor: str, action: str, extra: dict[str, object]
     ) -> None:
-        from core.ingest import approved_key, record_sighting
-
         faces = self.faces_of(pending.pending_id)
         existing = self.repos.faces.count_templates(customer_id)
         budget = max(0, TEMPLATES_ON_APPROVAL - existing)

@@ -30,6 +30,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from core.crop_keys import crop_key_for
 from core.errors import NotFoundError, StoreLensError, ValidationError
 from core.models import (
     Band,
@@ -44,7 +45,6 @@ from core.models import (
     PendingKind,
     PendingStatus,
     TrackLink,
-    Visit,
     face_from_event,
     new_id,
     utcnow,
@@ -53,6 +53,7 @@ from core.ports import BlobStore, Repositories
 from core.recognition import Recognition, RecognitionPolicy
 from core.schema import event_to_json, parse_event
 from core.settings import Settings
+from core.sightings import record_sighting
 
 if TYPE_CHECKING:
     from core.approvals import ApprovalService
@@ -60,30 +61,6 @@ if TYPE_CHECKING:
 #: A matched customer's face is added to their templates until they have this
 #: many; more adds search cost without adding much new appearance.
 MAX_TEMPLATES_PER_CUSTOMER = 12
-
-
-#: Crops of people nobody has approved yet live under this prefix, so the S3
-#: lifecycle rule can expire them; approval moves them under ``CROPS_PREFIX``.
-PENDING_PREFIX = "pending/"
-CROPS_PREFIX = "crops/"
-
-
-def crop_key_for(event: FaceEvent, *, pending: bool = False, index: int = 0) -> str:
-    """Where an event's ``index``-th crop is stored.
-
-    ``crops|pending/YYYY/MM/DD/<event_id>.jpg`` for the best crop (the key a v1
-    event always had), ``<event_id>-<index>.jpg`` for the others.
-    """
-    prefix = PENDING_PREFIX if pending else CROPS_PREFIX
-    suffix = f"-{index}" if index else ""
-    return f"{prefix}{event.captured_at:%Y/%m/%d}/{event.event_id}{suffix}.jpg"
-
-
-def approved_key(crop_key: str) -> str:
-    """The key a pending crop moves to once its person is a customer."""
-    if crop_key.startswith(PENDING_PREFIX):
-        return CROPS_PREFIX + crop_key[len(PENDING_PREFIX) :]
-    return crop_key
 
 
 class IngestService:
@@ -416,43 +393,6 @@ class IngestService:
             self.recognition.faces.delete_faces(self.recognition.collection_id, ids)
 
 
-def record_sighting(
-    repos: Repositories,
-    settings: Settings,
-    customer_id: str,
-    event: FaceEvent | Face,
-    similarity: float | None,
-) -> Visit:
-    """Extend the customer's current visit or start a new one.
-
-    A sighting within ``visit_gap_seconds`` of the previous one (same store)
-    belongs to the same visit; that is what makes dwell time measurable.
-    """
-    store_id = getattr(event, "store_id", settings.store_id)
-    latest = repos.visits.latest_for_customer(customer_id)
-    gap = timedelta(seconds=settings.visit_gap_seconds)
-    if (
-        latest is not None
-        and latest.store_id == store_id
-        and latest.started_at - gap <= event.captured_at <= latest.last_seen_at + gap
-    ):
-        repos.visits.extend(latest.visit_id, event.captured_at)
-        return replace(latest, last_seen_at=max(latest.last_seen_at, event.captured_at))
-    visit = Visit(
-        visit_id=new_id("vis"),
-        customer_id=customer_id,
-        store_id=store_id,
-        camera_id=event.camera_id,
-        zone=event.zone,
-        started_at=event.captured_at,
-        last_seen_at=event.captured_at,
-        event_id=event.event_id,
-        similarity=similarity,
-    )
-    repos.visits.add(visit)
-    return visit
-
-
 def _crop_times(crops: Sequence[FaceCrop]) -> tuple[datetime, datetime]:
     """The earliest and latest capture time of an event's crops."""
     times = [c.captured_at for c in crops]
@@ -468,4 +408,4 @@ def _guess_event_id(payload: object) -> str | None:
     return None
 
 
-__all__ = ["IngestService", "approved_key", "crop_key_for", "record_sighting"]
+__all__ = ["IngestService"]

@@ -1,14 +1,8 @@
-"""Cameras and zones of a store, with zone polygons on a floor-plan image.
+"""Store layout for the edge: cameras, zones and the floor-plan drawing.
 
-The file format (TOML, see ``config/store.toml`` and ``docs/edge.md``)::
-
-    store_id = "store-1"
-    floor_plan = "floorplan.png"      # relative to the TOML file
-    plan_width = 800
-    plan_height = 500
-    [[zones]]   id, name, polygon = [[x, y], ...]   (floor-plan pixels)
-    [[cameras]] id, zone, source, detector = "hog", every = 3, checkout = false,
-                position = [x, y]
+The layout itself (``config/store.toml``) is read by :mod:`core.store_layout`
+(one parser for the edge, analytics and the dashboard); this module re-exports
+it for edge code and draws the floor-plan image.
 
 >>> cfg = load_store_config()                      # config/store.toml
 >>> cfg.camera("cam-checkout").zone
@@ -17,137 +11,16 @@ The file format (TOML, see ``config/store.toml`` and ``docs/edge.md``)::
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from core.errors import SettingsError
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "store.toml"
-
-
-@dataclass(frozen=True, slots=True)
-class Zone:
-    """An area of the store, as a polygon on the floor plan."""
-
-    zone_id: str
-    name: str
-    polygon: tuple[tuple[int, int], ...]
-
-    def contains(self, x: float, y: float) -> bool:
-        """Whether the floor-plan point lies inside the polygon (ray casting)."""
-        inside = False
-        pts = self.polygon
-        j = len(pts) - 1
-        for i in range(len(pts)):
-            xi, yi = pts[i]
-            xj, yj = pts[j]
-            if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / ((yj - yi) or 1e-9) + xi:
-                inside = not inside
-            j = i
-        return inside
-
-    @property
-    def centroid(self) -> tuple[float, float]:
-        xs = [p[0] for p in self.polygon]
-        ys = [p[1] for p in self.polygon]
-        return (sum(xs) / len(xs), sum(ys) / len(ys))
-
-
-@dataclass(frozen=True, slots=True)
-class Camera:
-    """A camera and the zone it covers."""
-
-    camera_id: str
-    zone: str
-    source: str = "0"
-    detector: str = "hog"
-    every: int = 3
-    checkout: bool = False
-    position: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class StoreConfig:
-    """A store's cameras, zones and floor plan."""
-
-    store_id: str
-    name: str
-    floor_plan: Path
-    plan_width: int
-    plan_height: int
-    zones: tuple[Zone, ...] = field(default_factory=tuple)
-    cameras: tuple[Camera, ...] = field(default_factory=tuple)
-
-    def zone(self, zone_id: str) -> Zone:
-        for z in self.zones:
-            if z.zone_id == zone_id:
-                return z
-        raise KeyError(zone_id)
-
-    def camera(self, camera_id: str) -> Camera:
-        for c in self.cameras:
-            if c.camera_id == camera_id:
-                return c
-        raise KeyError(camera_id)
-
-    @property
-    def checkout_cameras(self) -> list[str]:
-        return [c.camera_id for c in self.cameras if c.checkout]
-
-
-def load_store_config(path: str | Path | None = None) -> StoreConfig:
-    """Read and validate a store TOML file (default ``config/store.toml``).
-
-    Raises :class:`core.errors.SettingsError` naming the problem.
-    """
-    file = Path(path) if path else DEFAULT_CONFIG
-    try:
-        data = tomllib.loads(file.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"cannot read store config {file}: {exc}") from exc
-    return parse_store_config(data, base_dir=file.parent)
-
-
-def parse_store_config(data: dict[str, Any], base_dir: Path = Path(".")) -> StoreConfig:
-    """Build a :class:`StoreConfig` from already-parsed TOML data."""
-    known = {"store_id", "name", "floor_plan", "plan_width", "plan_height", "zones", "cameras"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SettingsError(f"unknown store config key(s): {', '.join(unknown)}")
-    zones = []
-    for raw in data.get("zones", []):
-        poly = tuple((int(p[0]), int(p[1])) for p in raw.get("polygon", []))
-        if len(poly) < 3:
-            raise SettingsError(f"zone {raw.get('id')!r} needs a polygon of at least 3 points")
-        zones.append(Zone(str(raw["id"]), str(raw.get("name", raw["id"])), poly))
-    ids = {z.zone_id for z in zones}
-    cameras = []
-    for raw in data.get("cameras", []):
-        if raw.get("zone") not in ids:
-            raise SettingsError(f"camera {raw.get('id')!r} covers unknown zone {raw.get('zone')!r}")
-        pos = raw.get("position")
-        cameras.append(
-            Camera(
-                str(raw["id"]),
-                str(raw["zone"]),
-                str(raw.get("source", "0")),
-                str(raw.get("detector", "hog")),
-                int(raw.get("every", 3)),
-                bool(raw.get("checkout", False)),
-                (int(pos[0]), int(pos[1])) if pos else None,
-            )
-        )
-    return StoreConfig(
-        store_id=str(data.get("store_id", "store-1")),
-        name=str(data.get("name", data.get("store_id", "store"))),
-        floor_plan=(base_dir / str(data.get("floor_plan", "floorplan.png"))).resolve(),
-        plan_width=int(data.get("plan_width", 800)),
-        plan_height=int(data.get("plan_height", 500)),
-        zones=tuple(zones),
-        cameras=tuple(cameras),
-    )
+from core.store_layout import (
+    DEFAULT_CONFIG,
+    Camera,
+    StoreConfig,
+    Zone,
+    load_store_config,
+    parse_store_config,
+)
 
 
 def draw_floor_plan(config: StoreConfig, path: str | Path | None = None) -> Path:
@@ -194,3 +67,14 @@ def draw_floor_plan(config: StoreConfig, path: str | Path | None = None) -> Path
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), img)
     return out
+
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "Camera",
+    "StoreConfig",
+    "Zone",
+    "draw_floor_plan",
+    "load_store_config",
+    "parse_store_config",
+]

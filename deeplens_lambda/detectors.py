@@ -1,4 +1,6 @@
-"""Face detectors, chosen by name, all returning core :class:`DetectedFace` in pixels.
+"""Face detectors, all returning core :class:`DetectedFace` in pixels.
+
+:func:`deeplens_lambda.detector_factory.create_detector` builds one by name:
 
 * ``hog`` (default off the device): dlib's HOG frontal face detector run on a
   downscaled grey frame; boxes are scaled back to the full frame.
@@ -8,7 +10,7 @@
   see :mod:`deeplens_lambda.device`; its output is parsed here by the pure
   :func:`parse_awscam_ssd` so the parsing is tested off the device.
 
->>> det = create_detector("hog", downscale=0.5)   # doctest: +SKIP
+>>> det = DlibHogDetector(downscale=0.5)           # doctest: +SKIP
 >>> det.detect(frame_bgr)                          # doctest: +SKIP
 [DetectedFace(bbox=BoundingBox(left=..., ...), confidence=...)]
 """
@@ -23,8 +25,6 @@ import numpy as np
 
 from core.models import BoundingBox, DetectedFace
 
-DETECTORS = ("hog", "mxnet", "awscam")
-
 
 @runtime_checkable
 class Detector(Protocol):
@@ -34,21 +34,6 @@ class Detector(Protocol):
 
     def detect(self, frame: np.ndarray) -> list[DetectedFace]:
         """Faces in ``frame`` as pixel boxes of that frame, best first."""
-
-
-def create_detector(name: str = "hog", **options: Any) -> Detector:
-    """Build a detector by name; unknown names raise ``ValueError`` naming the allowed ones."""
-    if name == "hog":
-        return DlibHogDetector(**options)
-    if name == "mxnet":
-        from deeplens_lambda.mxnet_ssd import MXNetSSDDetector
-
-        return MXNetSSDDetector(**options)
-    if name == "awscam":
-        from deeplens_lambda.device import AwscamSSDDetector
-
-        return AwscamSSDDetector(**options)
-    raise ValueError(f"unknown detector {name!r}; use one of: {', '.join(DETECTORS)}")
 
 
 # ------------------------------------------------------------------ conversions

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.analytics import load_floor_plan
+from core.store_layout import DEFAULT_CONFIG, load_store_config
 from pages import _ui
 
 _ui.page_guard()
@@ -19,15 +19,9 @@ job = _ui.demo_job()
 can_run = _ui.allowed("run_demo")
 data_dir = Path(services.settings.data_dir)
 
-plan = load_floor_plan()
 cameras = {"cam-entrance": "entrance"}
-if plan is not None:
-    import tomllib
-
-    from core.settings import PROJECT_DIR
-
-    layout = tomllib.loads((PROJECT_DIR / "config" / "store.toml").read_text())
-    cameras = {c["id"]: c["zone"] for c in layout.get("cameras", [])} or cameras
+if DEFAULT_CONFIG.exists():
+    cameras = {c.camera_id: c.zone for c in load_store_config().cameras} or cameras
 
 
 def demo_data(days: int, force: bool) -> Any:

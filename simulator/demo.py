@@ -43,7 +43,7 @@ from typing import Any
 from core.errors import ConflictError, ValidationError
 from core.models import CustomerDetails, FaceEvent, IngestOutcome, IngestResult, Visit, new_id
 from core.ports import Decision
-from deeplens_lambda.detectors import create_detector
+from deeplens_lambda.detector_factory import create_detector
 from simulator.replay import replay
 from simulator.synth import ALTERNATE_PHOTOS, PEOPLE, Appearance, render_clip
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from core.models import FaceEvent, IngestOutcome, IngestResult, utcnow
 from core.ports import EventPublisher
-from deeplens_lambda.detectors import Detector, create_detector
+from deeplens_lambda.detector_factory import create_detector
+from deeplens_lambda.detectors import Detector
 from deeplens_lambda.pipeline import EdgeContext, EdgePipeline
 from deeplens_lambda.tracker import TrackerConfig
 from simulator.sources import open_source

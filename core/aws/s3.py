@@ -18,10 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from core.aws._common import error_code, make_client
+from core.crop_keys import PENDING_PREFIX
 from core.errors import BackendError, NotFoundError, ValidationError
 
-#: Key prefix of crops that belong to pending (unapproved) identities.
-PENDING_PREFIX = "pending/"
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.analytics import (
+from core.analytics_types import (
     COLUMNS,
     AnalyticsFilter,
     Kpis,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from core.models import BoundingBox
-from deeplens_lambda.detectors import create_detector, parse_awscam_ssd
+from deeplens_lambda.detector_factory import create_detector
+from deeplens_lambda.detectors import parse_awscam_ssd
 from simulator.synth import compose, store_background
 
 

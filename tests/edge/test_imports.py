@@ -45,13 +45,14 @@ def test_every_module_imports_without_device_sdks() -> None:
         "deeplens_lambda.publishers",
         "deeplens_lambda.spool",
         "deeplens_lambda.detectors",
+        "deeplens_lambda.detector_factory",
         "deeplens_lambda.mxnet_ssd",
         "deeplens_lambda.config",
     } <= set(result["modules"])
 
 
 def test_device_only_parts_fail_clearly_off_the_device() -> None:
-    from deeplens_lambda.detectors import create_detector
+    from deeplens_lambda.detector_factory import create_detector
     from deeplens_lambda.device import GreengrassTransport
 
     with pytest.raises(MissingDependencyError, match="DeepLens"):
@@ -63,7 +64,7 @@ def test_device_only_parts_fail_clearly_off_the_device() -> None:
 
 
 def test_unknown_detector_names_the_allowed_ones() -> None:
-    from deeplens_lambda.detectors import create_detector
+    from deeplens_lambda.detector_factory import create_detector
 
     with pytest.raises(ValueError, match="hog, mxnet, awscam"):
         create_detector("yolo")
