@@ -19,7 +19,7 @@ import enum
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -459,6 +459,12 @@ class TrackLink:
     def key(self) -> str:
         """The link's one-string key (unambiguous whatever the ids contain)."""
         return track_key(self.store_id, self.camera_id, self.track_id)
+
+
+#: How long a track link is kept after the track's last crop. Ingest stops
+#: joining a track after ``visit_gap_seconds`` (30 min by default); the link
+#: outlives that only so a late redelivery still finds it.
+TRACK_LINK_RETENTION = timedelta(days=2)
 
 
 def track_key(store_id: str, camera_id: str, track_id: str) -> str:

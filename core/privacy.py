@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from core.models import AuditEntry, PendingStatus, new_id, utcnow
+from core.models import TRACK_LINK_RETENTION, AuditEntry, PendingStatus, new_id, utcnow
 from core.ports import ApprovalWorkflow, BlobStore, FaceIndex, Notifier, Repositories
 from core.settings import Settings
 
@@ -114,9 +114,12 @@ class PrivacyService:
         return report
 
     def purge(self, now: datetime | None = None, actor: str = "retention") -> PurgeReport:
-        """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows)."""
+        """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows)
+        and track links older than ``TRACK_LINK_RETENTION``."""
         now = now or utcnow()
         expired = []
+        # Which identity a camera track was is only needed while the track lasts.
+        self.repos.tracks.prune(now - TRACK_LINK_RETENTION)
         for pending in self.repos.pending.expired(now):
             self.workflow.cancel(pending.pending_id, "expired")
             self.approvals.expire(pending.pending_id, actor)

@@ -54,6 +54,7 @@ from botocore.exceptions import ClientError
 from core.aws._common import error_code, make_client
 from core.errors import BackendError, ConflictError, NotFoundError
 from core.models import (
+    TRACK_LINK_RETENTION,
     AuditEntry,
     Customer,
     DeadLetter,
@@ -76,9 +77,9 @@ from core.models import (
 #: expiry sweep must see it first to remove crops and face-index entries.
 TTL_GRACE = timedelta(days=7)
 FEED = "all"
-#: A track link outlives its last event by this much before DynamoDB TTL removes
+#: A track link outlives its last crop by this much before DynamoDB TTL removes
 #: it (ingest stops joining a track long before: after ``visit_gap_seconds``).
-TRACK_TTL = timedelta(days=2)
+TRACK_TTL = TRACK_LINK_RETENTION
 #: Dead-letter payloads are cut to this many bytes (DynamoDB items max out at 400 KB).
 MAX_DEAD_LETTER_PAYLOAD = 300_000
 
