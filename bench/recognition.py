@@ -3,8 +3,13 @@
 Prints figures only (no assertions; CI never times anything). Sections:
 
 1. **Engine** on the package photos (tests/support/photos.py): HOG detect and
-   ResNet embed time per face, on the full photos and on edge-style crops
-   (150 px, 30 % margin, JPEG), plus the same/different-person distances.
+   embed time per face (alignment + ONNX descriptor), on the full photos and on
+   edge-style crops (150 px, 30 % margin, JPEG), plus the same/different-person
+   distances.
+1b. **Embedding**: the ResNet descriptor alone on aligned 150x150 chips, ms per
+   face for onnxruntime (one intra-op thread, batch 1 and batch 5 -- the backend
+   embeds a track's crops in one batch) against dlib-bin's own
+   ``compute_face_descriptor``, and the alignment (shape predictor + chip).
 2. **Search** over 10k / 100k / 1M synthetic identities: random 128-D vectors
    shaped like dlib templates (norm ~1.4; two strangers ~0.85 apart, as
    measured on real photos) and queries = a stored vector + same-person noise
@@ -26,6 +31,7 @@ Usage::
     python bench/recognition.py            # 10k, 100k, 1M (~4-5 min on 2 cores)
     python bench/recognition.py --quick    # 10k, 100k, fewer queries (~1 min)
     python bench/recognition.py --sizes 10000,300000 --queries 100 --no-faiss
+    python bench/recognition.py --embedding-only   # sections 1 and 1b
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from core.local.dlib_onnx import OnnxFaceDescriptor  # noqa: E402
 from core.local.engine import DlibFaceEngine, get_engine  # noqa: E402
 from core.local.faces import LocalFaceIndex  # noqa: E402
 from core.local.vectors import ANN_MIN_SIZE, VectorIndex  # noqa: E402
@@ -74,6 +81,13 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
+
+
+def cpu_timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``fn()``, its wall time and this process's CPU time (robust on a busy machine)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    return value, time.perf_counter() - start, time.process_time() - cpu
 
 
 def summary(samples: list[float]) -> str:
@@ -116,7 +130,10 @@ def edge_crop(
 
 
 def bench_engine(engine: DlibFaceEngine) -> list[bytes]:
-    print("\n== 1. Face engine (dlib HOG + 5-point alignment + ResNet), package photos, 1 thread")
+    print(
+        f"\n== 1. Face engine (dlib HOG + 5-point alignment + ResNet on {engine.descriptor_backend}), "
+        "package photos, 1 thread"
+    )
     _, load_s = timed(engine.load)
     print(f"model load: {ms(load_s)}")
     detect_full, embed_full, detect_crop, embed_crop = [], [], [], []
@@ -164,6 +181,52 @@ def bench_engine(engine: DlibFaceEngine) -> list[bytes]:
         f"max {max(diff_d):.3f} ({len(diff_d)} pairs)"
     )
     return crops
+
+
+def bench_embedding(engine: DlibFaceEngine, rounds: int = 6) -> None:
+    print("\n== 1b. Embedding: ResNet descriptor per face on aligned chips, one thread")
+    chips, align_t = [], []
+    for name in (*PHOTOS, "t1"):
+        rgb = engine.decode(photo_bytes(name))
+        for face in engine.detect(rgb):
+            chip, t = timed(lambda rgb=rgb, face=face: engine.face_chip(rgb, face.bbox))
+            chips.append(chip)
+            align_t.append(t)
+    batch = np.stack(chips)
+    onnx = OnnxFaceDescriptor(threads=1)
+    _, load_s = timed(onnx.load)
+    print(f"{len(chips)} faces; ONNX session load {ms(load_s)} (conversion included on a cold cache)")
+    import dlib
+
+    from core.local.dlib_onnx import default_dat_path
+
+    net = dlib.face_recognition_model_v1(str(default_dat_path()))
+    onnx(batch[:5])  # warm-up
+    net.compute_face_descriptor(chips[0])
+    one, five, ref = [], [], []  # (wall, cpu) per face
+    with one_cpu():
+        for _ in range(rounds):
+            for chip in chips:
+                one.append(cpu_timed(lambda chip=chip: onnx(chip[None]))[1:])
+            for start in range(0, len(chips) - 4, 5):
+                _, wall, cpu = cpu_timed(lambda start=start: onnx(batch[start : start + 5]))
+                five.append((wall / 5, cpu / 5))
+        for chip in chips[: max(3, len(chips) // 2)]:
+            ref.append(cpu_timed(lambda chip=chip: net.compute_face_descriptor(chip))[1:])
+    print(f"alignment (5-point predictor + dlib chip), wall: {summary(align_t)}")
+    rows = (("ONNX batch 1", one), ("ONNX batch 5", five), ("dlib-bin", ref))
+    for label, samples in rows:
+        print(
+            f"{label + ', per face:':22s} wall {summary([w for w, _ in samples])}; "
+            f"CPU median {ms(statistics.median(c for _, c in samples))}"
+        )
+    for kind, col in (("wall", 0), ("CPU", 1)):
+        base = statistics.median(r[col] for r in ref)
+        print(
+            f"speed-up vs dlib-bin ({kind}): batch 1 x{base / statistics.median(o[col] for o in one):.1f}, "
+            f"batch 5 x{base / statistics.median(f[col] for f in five):.1f}"
+        )
+    print("target: <= 10 ms per face on one thread (CPU time is the figure a quiet core would show)")
 
 
 def _frame_640x480(engine: DlibFaceEngine) -> np.ndarray:
@@ -291,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200, help="search queries per size")
     parser.add_argument("--no-faiss", action="store_true", help="exact numpy search only")
     parser.add_argument("--decision-identities", type=int, default=100_000)
+    parser.add_argument("--embedding-only", action="store_true", help="sections 1 and 1b only (~30 s)")
     args = parser.parse_args(argv)
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     if args.sizes:
@@ -313,6 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     engine = get_engine()
     crops = bench_engine(engine)
+    bench_embedding(engine)
+    if args.embedding_only:
+        return
     bench_search(sizes, queries, use_faiss)
     bench_decision(engine, crops, args.decision_identities)
     bench_ingest(30 if args.quick else 60)

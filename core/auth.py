@@ -219,22 +219,27 @@ class CognitoAuthenticator:
             raise AuthError("enter a user name and a password")
         keys = [f"user:{username.lower()}"] + ([f"client:{client}"] if client else [])
         self.limiter.check(*keys)
+        from core.aws.cognito import password_sign_in
+
         try:
-            resp = self._cognito().initiate_auth(
-                AuthFlow="USER_PASSWORD_AUTH",
-                ClientId=self.settings.cognito_client_id,
-                AuthParameters={"USERNAME": username, "PASSWORD": password},
-            )
+            # NEW_PASSWORD_REQUIRED raises NewPasswordRequiredError: answer with set_new_password.
+            token = password_sign_in(self._cognito(), self.settings.cognito_client_id, username, password)
+        except AuthError:
+            raise
         except Exception as exc:  # botocore ClientError: NotAuthorized, UserNotFound...
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
             if code in {"NotAuthorizedException", "UserNotFoundException"}:
                 self.limiter.failed(*keys)
                 raise AuthError("wrong user name or password") from exc
             raise
-        token = (resp.get("AuthenticationResult") or {}).get("IdToken")
-        if not token:
-            raise AuthError(f"Cognito asks for a further step: {resp.get('ChallengeName', 'unknown')}")
         self.limiter.succeeded(keys[0])
+        return self.verify_id_token(token)
+
+    def set_new_password(self, challenge: Any, new_password: str) -> User:
+        """Finish a first sign-in (``core.aws.cognito.NewPasswordRequiredError``) with a new password."""
+        from core.aws.cognito import answer_new_password
+
+        token = answer_new_password(self._cognito(), self.settings.cognito_client_id, challenge, new_password)
         return self.verify_id_token(token)
 
 

@@ -123,11 +123,9 @@ class IngestService:
                 elif winner is not None and winner.pending_id:
                     result, _ = self._pending(event, verdict, winner.pending_id, winner)
                 else:
-                    try:
-                        result, new_pending = self._pending(event, verdict, None, None, new_pending_id=fresh)
-                    except BaseException:
-                        self.repos.tracks.forget(fresh)  # nothing of a failed event stays behind
-                        raise
+                    # Should the writes below fail, the claim names an identity that
+                    # does not exist: the next event finds it stale and replaces it.
+                    result, new_pending = self._pending(event, verdict, None, None, new_pending_id=fresh)
         if new_pending is not None:
             # Outside the lock and after commit: the e-mail and workflow may be slow.
             self.approvals.request(new_pending)

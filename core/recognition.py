@@ -22,9 +22,11 @@ single photo is one crop, and its combined score is simply its similarity.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core.errors import ConflictError
 from core.models import Band, FaceCrop, FaceMatch, FaceStatus, PendingStatus
 from core.ports import FaceIndex, Repositories
 from core.settings import Settings
@@ -130,7 +132,9 @@ class RecognitionPolicy:
     def ensure_collection(self) -> None:
         """Create the face collection on first use."""
         if self.collection_id not in self.faces.list_collections():
-            self.faces.create_collection(self.collection_id)
+            # A concurrent cold start may have created it first: that is success.
+            with contextlib.suppress(ConflictError):
+                self.faces.create_collection(self.collection_id)
 
     def band_for(self, similarity: float | None) -> Band:
         """The band of a best-customer similarity."""

@@ -31,6 +31,9 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 DEFAULT_MAX_CROP_BYTES = 1_000_000
 DEFAULT_MIN_FACE_PX = 40
+#: AWS IoT Core's message size limit (128 KB): every serialised event an edge
+#: sends over MQTT must fit (``deeplens_lambda.publishers``, ``core.aws.iot``).
+MAX_IOT_PAYLOAD_BYTES = 128 * 1024
 # base64 grows data by 4/3; leave room for the other fields.
 _MAX_DOCUMENT_OVERHEAD = 16_384
 

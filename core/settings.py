@@ -70,6 +70,8 @@ class Settings:
     mail_sender: str = "storelens@storelens.local"
 
     # Edge / transport.
+    # Crops the edge sends per track (the K best, diverse ones; 1..10).
+    crops_per_track: int = 5
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
 
@@ -103,6 +105,8 @@ class Settings:
             )
         if self.min_face_px < 1 or self.max_crop_bytes < 1:
             raise SettingsError("STORELENS_MIN_FACE_PX and STORELENS_MAX_CROP_BYTES must be positive")
+        if not 1 <= self.crops_per_track <= 10:
+            raise SettingsError("STORELENS_CROPS_PER_TRACK must be 1..10")
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -10,8 +10,8 @@ The file format (TOML, see ``config/store.toml`` and ``docs/edge.md``)::
     plan_width = 800
     plan_height = 500
     [[zones]]   id, name, polygon = [[x, y], ...]   (floor-plan pixels)
-    [[cameras]] id, zone, source, detector = "hog", every = 3, checkout = false,
-                position = [x, y]
+    [[cameras]] id, zone, source, detector = "yunet", every = 3, checkout = false,
+                position = [x, y], min_face_px = 40, crops_per_track = 5
 
 >>> cfg = load_store_config()                      # config/store.toml
 >>> cfg.camera("cam-checkout").zone
@@ -67,10 +67,14 @@ class Camera:
     camera_id: str
     zone: str
     source: str = "0"
-    detector: str = "hog"
+    detector: str = "yunet"
     every: int = 3
     checkout: bool = False
     position: tuple[int, int] | None = None
+    #: smallest face to find, camera pixels (None: ``STORELENS_MIN_FACE_PX``, default 40)
+    min_face_px: int | None = None
+    #: crops sent per track (None: ``STORELENS_CROPS_PER_TRACK``, default 5)
+    crops_per_track: int | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,12 @@ def parse_store_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Stor
         zones.append(Zone(str(raw["id"]), str(raw.get("name", raw["id"])), poly))
     ids = {z.zone_id for z in zones}
     cameras = []
+    camera_keys = {"id", "zone", "source", "detector", "every", "checkout", "position", "min_face_px"}
+    camera_keys |= {"crops_per_track"}
     for raw in data.get("cameras", []):
+        extra = sorted(set(raw) - camera_keys)
+        if extra:
+            raise SettingsError(f"camera {raw.get('id')!r}: unknown key(s): {', '.join(extra)}")
         if raw.get("zone") not in ids:
             raise SettingsError(f"camera {raw.get('id')!r} covers unknown zone {raw.get('zone')!r}")
         pos = raw.get("position")
@@ -138,10 +147,12 @@ def parse_store_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Stor
                 str(raw["id"]),
                 str(raw["zone"]),
                 str(raw.get("source", "0")),
-                str(raw.get("detector", "hog")),
+                str(raw.get("detector", "yunet")),
                 int(raw.get("every", 3)),
                 bool(raw.get("checkout", False)),
                 (int(pos[0]), int(pos[1])) if pos else None,
+                int(raw["min_face_px"]) if "min_face_px" in raw else None,
+                int(raw["crops_per_track"]) if "crops_per_track" in raw else None,
             )
         )
     return StoreConfig(

@@ -19,9 +19,18 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from core.models import FaceEvent, utcnow
+from core.models import FaceCrop, FaceEvent, utcnow
+from core.schema import event_to_json
 from deeplens_lambda.detectors import Detector
-from deeplens_lambda.tracker import Emission, Tracker, TrackerConfig
+from deeplens_lambda.tracker import Candidate, Emission, Tracker, TrackerConfig
+
+#: The most bytes one serialised event (``core.schema.event_to_json``) may take:
+#: AWS IoT Core refuses MQTT messages over 128 KB, and the rest is headroom for
+#: the topic and MQTT framing.
+EVENT_BUDGET_BYTES = 120_000
+#: JPEG qualities tried in turn until an emission's crops fit one event; below
+#: the last one the crops are split over several events of the same track.
+JPEG_QUALITIES = (90, 80, 70)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +41,8 @@ class EdgeContext:
     camera_id: str
     zone: str
     every: int = 3  # run the detector on every Nth frame, track in between
-    jpeg_quality: int = 90
-    max_crop_side: int = 480  # downscale larger crops so events stay small
+    jpeg_quality: int = JPEG_QUALITIES[0]
+    max_event_bytes: int = EVENT_BUDGET_BYTES
 
     def __post_init__(self) -> None:
         if self.every < 1:
@@ -59,32 +68,71 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
-def build_event(emission: Emission, context: EdgeContext, detector_name: str) -> FaceEvent:
-    """A FaceEvent v1 from a tracker emission: crop with margin, JPEG, fresh UUID."""
-    cand = emission.candidate
-    crop = cand.crop
-    longest = max(crop.shape[:2])
-    if longest > context.max_crop_side:
-        scale = context.max_crop_side / longest
-        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return FaceEvent(
+def _face_crop(cand: Candidate, quality: int) -> FaceCrop:
+    return FaceCrop(
+        jpeg=encode_jpeg(cand.crop, quality),
+        bbox=cand.bbox,
+        face=cand.face,
+        captured_at=cand.captured_at,
+        confidence=float(min(1.0, max(0.0, cand.confidence))),
+        quality=float(min(1.0, max(0.0, cand.quality.total))),
+        landmarks=cand.landmarks,
+    )
+
+
+def _event(emission: Emission, crops: list[FaceCrop], context: EdgeContext, detector_name: str) -> FaceEvent:
+    best = emission.candidate
+    return FaceEvent.from_crops(
         event_id=str(uuid.uuid4()),
         store_id=context.store_id,
         camera_id=context.camera_id,
         zone=context.zone,
-        captured_at=cand.captured_at,
-        bbox=cand.bbox,
-        frame_width=cand.frame_width,
-        frame_height=cand.frame_height,
+        frame_width=best.frame_width,
+        frame_height=best.frame_height,
         detector=detector_name,
-        confidence=float(min(1.0, max(0.0, cand.confidence))),
         track_id=emission.track_id,
-        crop_jpeg=encode_jpeg(crop, context.jpeg_quality),
+        crops=crops,
     )
 
 
+def build_events(emission: Emission, context: EdgeContext, detector_name: str) -> list[FaceEvent]:
+    """Schema-v2 FaceEvents for a tracker emission, each at most ``context.max_event_bytes`` serialised.
+
+    The crops (already scaled so the face is at most
+    :data:`deeplens_lambda.tracker.MAX_FACE_SIDE_PX`) are JPEG-encoded at
+    ``context.jpeg_quality``; if the event is too large, at the lower
+    :data:`JPEG_QUALITIES`; if still too large, the crops are split, best first,
+    over several events of the same ``track_id`` (the backend joins them).
+    """
+    qualities = [q for q in JPEG_QUALITIES if q < context.jpeg_quality]
+    crops: list[FaceCrop] = []
+    for quality in (context.jpeg_quality, *qualities):
+        crops = [_face_crop(c, quality) for c in emission.candidates]
+        event = _event(emission, crops, context, detector_name)
+        if len(event_to_json(event)) <= context.max_event_bytes:
+            return [event]
+    events: list[FaceEvent] = []
+    group: list[FaceCrop] = []
+    for crop in crops:  # at the lowest quality: pack greedily, best first
+        trial = _event(emission, [*group, crop], context, detector_name)
+        if group and len(event_to_json(trial)) > context.max_event_bytes:
+            events.append(_event(emission, group, context, detector_name))
+            group = [crop]
+        else:
+            group.append(crop)
+    last = _event(emission, group, context, detector_name)
+    if len(event_to_json(last)) > context.max_event_bytes:
+        raise ValueError(f"one face crop does not fit in {context.max_event_bytes} bytes")
+    return [*events, last]
+
+
+def build_event(emission: Emission, context: EdgeContext, detector_name: str) -> FaceEvent:
+    """The first of :func:`build_events` (for callers that want one event per emission)."""
+    return build_events(emission, context, detector_name)[0]
+
+
 def process_frame(
-    frame: np.ndarray,
+    frame: np.ndarray | None,
     detector: Detector,
     tracker: Tracker,
     context: EdgeContext,
@@ -95,7 +143,8 @@ def process_frame(
     """Process one BGR frame; return the FaceEvents it completes (usually none).
 
     The detector runs on frames ``0, N, 2N...`` (``context.every``); on the
-    others the tracker only advances its frame counter and predicts boxes.
+    others the tracker only advances its frame counter and predicts boxes, so
+    ``frame`` may be ``None`` there (a source can skip converting those frames).
     """
     when = captured_at or utcnow()
     index = tracker.step()
@@ -103,9 +152,11 @@ def process_frame(
         stats.frames += 1
     if index % context.every:
         return []
+    if frame is None:
+        raise ValueError(f"frame {index} is a detection frame and needs its pixels")
     detections = detector.detect(frame)
     emissions = tracker.update(detections, frame, when, frame_index=index)
-    events = [build_event(e, context, detector.name) for e in emissions]
+    events = [ev for e in emissions for ev in build_events(e, context, detector.name)]
     if stats is not None:
         stats.detect_frames += 1
         stats.faces += len(detections)
@@ -118,7 +169,7 @@ def flush(
     detector: Detector, tracker: Tracker, context: EdgeContext, stats: PipelineStats | None = None
 ) -> list[FaceEvent]:
     """End of stream: emit the crops live tracks still owe."""
-    events = [build_event(e, context, detector.name) for e in tracker.flush()]
+    events = [ev for e in tracker.flush() for ev in build_events(e, context, detector.name)]
     if stats is not None:
         stats.events += len(events)
         stats.tracks = tracker.tracks_started
@@ -138,7 +189,7 @@ class EdgePipeline:
     def __post_init__(self) -> None:
         self.tracker = Tracker(self.tracker_config, camera_id=self.context.camera_id)
 
-    def process(self, frame: np.ndarray, captured_at: datetime | None = None) -> list[FaceEvent]:
+    def process(self, frame: np.ndarray | None, captured_at: datetime | None = None) -> list[FaceEvent]:
         """See :func:`process_frame`."""
         return process_frame(
             frame, self.detector, self.tracker, self.context, captured_at=captured_at, stats=self.stats

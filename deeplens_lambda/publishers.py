@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.errors import BackendError, ValidationError
+from core.errors import BackendError, PayloadTooLargeError, ValidationError
 from core.models import FaceEvent, IngestResult
-from core.schema import event_to_json
+from core.schema import MAX_IOT_PAYLOAD_BYTES, event_to_json
 from deeplens_lambda.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,19 @@ class TransportError(BackendError):
 def topic_for(store_id: str, camera_id: str) -> str:
     """The IoT topic an edge camera publishes on: ``storelens/{store}/{camera}/faces``."""
     return f"storelens/{store_id}/{camera_id}/faces"
+
+
+def check_payload_size(topic: str, payload: bytes, limit: int = MAX_IOT_PAYLOAD_BYTES) -> None:
+    """Raise :class:`PayloadTooLargeError` if ``payload`` exceeds IoT Core's message limit.
+
+    AWS IoT Core drops (and disconnects on) messages over 128 KB; the edge keeps
+    each event under it (one crop per event always fits), so an oversized
+    payload is a bug to surface, never something to retry.
+    """
+    if len(payload) > limit:
+        raise PayloadTooLargeError(
+            f"message for {topic} is {len(payload)} bytes; AWS IoT Core accepts at most {limit}"
+        )
 
 
 class Transport(Protocol):
@@ -189,6 +202,7 @@ class MqttTransport:
     def send(self, topic: str, payload: bytes) -> None:
         import paho.mqtt.client as mqtt
 
+        check_payload_size(topic, payload)  # not a TransportError: retrying cannot help
         stale = time.monotonic() - self._last_io > self.keepalive * 0.8  # the broker may have dropped us
         if self._client is not None and (stale or not self._connected):
             self._drop(self._client)
@@ -234,11 +248,31 @@ class SpoolingPublisher:
         self.batch = batch
         self.sent = 0
         self.failures = 0
+        self.dead_lettered = 0
 
     def publish(self, event: FaceEvent) -> None:
         topic = self.topic or topic_for(event.store_id, event.camera_id)
-        self.spool.put(event.event_id, topic, event_to_json(event))
+        payload = event_to_json(event)
+        try:
+            check_payload_size(topic, payload)
+        except PayloadTooLargeError as exc:
+            self._dead_letter(event.event_id, payload, exc)
+            return
+        self.spool.put(event.event_id, topic, payload)
         self.drain()
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        """Where messages that can never be sent are kept (next to the spool file)."""
+        return self.spool.path.parent / "dead-letters"
+
+    def _dead_letter(self, key: str, payload: bytes, exc: Exception) -> None:
+        """Keep an undeliverable message on disk and say so loudly; never drop it silently."""
+        self.dead_lettered += 1
+        self.dead_letter_dir.mkdir(parents=True, exist_ok=True)
+        path = self.dead_letter_dir / f"{key}.json"
+        path.write_bytes(payload)
+        log.error("event %s not sent: %s; kept in %s", key, exc, path)
 
     def drain(self) -> int:
         """Send what the spool holds, oldest first, until empty or the link fails."""
@@ -250,6 +284,10 @@ class SpoolingPublisher:
             for item in items:
                 try:
                     self.transport.send(item.topic, item.payload)
+                except PayloadTooLargeError as exc:  # spooled by an older build: never sendable
+                    self._dead_letter(item.key, item.payload, exc)
+                    self.spool.ack(item)
+                    continue
                 except TransportError as exc:
                     self.failures += 1
                     log.info("spooled %d message(s); link down: %s", len(self.spool), exc)

@@ -2,8 +2,9 @@
 
 Start a server, create the resources, and print the environment for the dashboard::
 
-    moto_server -H 127.0.0.1 -p 5000 &
-    python infra/local_stack.py --endpoint http://127.0.0.1:5000 > .env.aws-local
+    moto_server -H 127.0.0.1 -p 5000 &          # moto[server], in requirements-test.txt
+    python infra/local_stack.py --endpoint http://127.0.0.1:5000 \
+        --admin-password 'Storelens-admin-1' --out .env.aws-local
     set -a; . ./.env.aws-local; set +a
     streamlit run dashboard.py
 
@@ -19,6 +20,7 @@ drives its steps in-process because moto cannot run the stack's Lambdas.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ class LocalStack:
     sender: str
     user_pool_id: str
     client_id: str
+    public_url: str = "http://localhost:8501"
 
     def environment(self) -> dict[str, str]:
         return {
@@ -55,6 +58,8 @@ class LocalStack:
             "STORELENS_SES_SENDER": self.sender,
             "STORELENS_COGNITO_USER_POOL_ID": self.user_pool_id,
             "STORELENS_COGNITO_CLIENT_ID": self.client_id,
+            # Approval links in the mails open the dashboard (streamlit's default port).
+            "STORELENS_PUBLIC_URL": self.public_url,
             # moto accepts any credentials; these keep boto3 from looking for real ones.
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -193,19 +198,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--admin-password", default="", help="create the admin user with this password (omit to skip)"
     )
+    parser.add_argument("--public-url", default="http://localhost:8501", help="base URL of mail links")
+    parser.add_argument(
+        "--out", type=Path, help="write the environment to this file (only on success) instead of stdout"
+    )
     args = parser.parse_args(argv)
     admin = (args.admin_user, args.admin_password) if args.admin_password else None
-    stack = create(
-        args.endpoint,
-        region=args.region,
-        bucket=args.bucket,
-        table_prefix=args.table_prefix,
-        sender=args.sender,
-        admin=admin,
-    )
-    for key, value in stack.environment().items():
-        print(f"{key}={value}")
+    try:
+        stack = create(
+            args.endpoint,
+            region=args.region,
+            bucket=args.bucket,
+            table_prefix=args.table_prefix,
+            sender=args.sender,
+            admin=admin,
+        )
+    except Exception as exc:  # any failure: say what, exit non-zero, write nothing
+        print(f"local_stack: could not create the stack at {args.endpoint}: {_explain(exc)}", file=sys.stderr)
+        if args.out is not None and args.out.exists() and args.out.stat().st_size == 0:
+            args.out.unlink()  # never leave an empty env file that silently selects the local backend
+        return 2
+    stack = dataclasses.replace(stack, public_url=args.public_url)
+    text = "".join(f"{key}={value}\n" for key, value in stack.environment().items())
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _explain(exc: Exception) -> str:
+    """A one-line reason with the likely fix."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    if code == "InvalidPasswordException":
+        return (
+            f"{exc}. The pool's default policy wants 8+ characters with upper- and lower-case "
+            "letters, a digit and a symbol, e.g. --admin-password 'Storelens-admin-1'"
+        )
+    if "Could not connect" in str(exc) or "Connection refused" in str(exc):
+        return f"{exc}. Is the moto server running (moto_server -H 127.0.0.1 -p 5000, from moto[server])?"
+    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

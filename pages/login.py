@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.auth import create_first_admin, setup_code
-from core.errors import StoreLensError
+from core.aws.cognito import NewPasswordRequiredError
+from core.errors import AuthError, StoreLensError
 from core.users import UserStore
 from pages import _ui
 
@@ -40,6 +41,25 @@ if first_run:
             else:
                 st.session_state[_ui.USER_KEY] = user
                 st.rerun()
+elif st.session_state.get("cognito_challenge") is not None:
+    # aws backend, first sign-in of a user made with admin-create-user.
+    challenge = st.session_state["cognito_challenge"]
+    st.subheader("Choose a new password")
+    st.caption(f"First sign-in for {challenge.username}: replace the temporary password.")
+    with st.form("new-password"):
+        new = st.text_input("New password", type="password", key="new_password", autocomplete="new-password")
+        again = st.text_input("Repeat new password", type="password", key="new_password_repeat")
+        if st.form_submit_button("Set password and log in", key="new_password_submit", type="primary"):
+            try:
+                if new != again:
+                    raise AuthError("the passwords do not match")
+                user = _ui.authenticator().set_new_password(challenge, new)  # type: ignore[attr-defined]
+            except StoreLensError as exc:
+                st.error(str(exc))
+            else:
+                del st.session_state["cognito_challenge"]
+                st.session_state[_ui.USER_KEY] = user
+                st.rerun()
 else:
     st.subheader("Log in")
     with st.form("login"):
@@ -50,6 +70,9 @@ else:
         if st.form_submit_button("Log in", key="login_submit", type="primary"):
             try:
                 user = _ui.authenticator().login(username, password, client=st.context.ip_address or "")
+            except NewPasswordRequiredError as exc:
+                st.session_state["cognito_challenge"] = exc
+                st.rerun()
             except StoreLensError as exc:
                 st.error(str(exc))
             else:

@@ -55,6 +55,14 @@ if [ -f requirements-mxnet.txt ]; then
     "$VENV-mxnet/bin/python" -m pytest -p no:cacheprovider -p no:warnings -o addopts="" tests/mxnet -q
 fi
 
+# --- sam validate --lint: aws-sam-cli pins an older boto3/click, so its own env --
+if [ -f requirements-sam.txt ]; then
+    step "sam validate --lint (aws-sam-cli in $VENV-sam)"
+    [ -x "$VENV-sam/bin/python" ] || "$PYTHON" -m venv "$VENV-sam"
+    "$VENV/bin/uv" pip install -q --python "$VENV-sam/bin/python" -r requirements-sam.txt
+    SAM_CLI_TELEMETRY=0 "$VENV-sam/bin/sam" validate --lint -t infra/template.yaml --region eu-west-1
+fi
+
 step "ruff"
 "$VENV/bin/ruff" check .
 

@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,52 @@ def _services(backend: str, data_dir: str | None) -> Any:
     if data_dir:
         overrides["data_dir"] = data_dir
     return build_services(Settings.from_env(os.environ, **overrides))
+
+
+def _edge_options(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
+    """Edge settings: the flag, else ``STORELENS_*``, else the store.toml camera, else the default.
+
+    ``settings`` is the backend's :class:`core.settings.Settings` when there is
+    one (it validates ``STORELENS_*``); with ``--mqtt`` they are read here.
+    """
+    from core.settings import Settings
+    from deeplens_lambda.config import load_store_config
+    from deeplens_lambda.detectors import DEFAULT_DETECTOR
+
+    if settings is None:
+        settings = Settings.from_env(os.environ)
+    camera = None
+    with contextlib.suppress(KeyError):  # a camera not in the file uses the defaults
+        camera = load_store_config(args.config).camera(args.camera)
+    env = os.environ
+
+    def pick(flag: Any, env_key: str | None, from_settings: Any, from_camera: Any, default: Any) -> Any:
+        if flag is not None:
+            return flag
+        if env_key is not None and env_key in env:
+            return from_settings
+        if from_camera is not None:
+            return from_camera
+        return default
+
+    return {
+        "detector": pick(args.detector, None, None, camera.detector if camera else None, DEFAULT_DETECTOR),
+        "every": pick(args.every, None, None, camera.every if camera else None, 3),
+        "min_face_px": pick(
+            args.min_face_px,
+            "STORELENS_MIN_FACE_PX",
+            settings.min_face_px,
+            camera.min_face_px if camera else None,
+            settings.min_face_px,
+        ),
+        "crops_per_track": pick(
+            args.crops_per_track,
+            "STORELENS_CROPS_PER_TRACK",
+            settings.crops_per_track,
+            camera.crops_per_track if camera else None,
+            settings.crops_per_track,
+        ),
+    }
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -54,6 +101,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         bar.set_postfix(events=p.events, refresh=False)
 
     store = args.store or (services.settings.store_id if services else "store-1")
+    edge = _edge_options(args, services.settings if services else None)
     try:
         summary = replay(
             args.source,
@@ -61,9 +109,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             store_id=store,
             camera_id=args.camera,
             zone=args.zone,
-            every=args.every,
-            detector=args.detector,
-            detector_options={"downscale": args.downscale},
+            every=edge["every"],
+            detector=edge["detector"],
+            detector_options={"downscale": args.downscale} if args.downscale is not None else None,
+            min_face_px=edge["min_face_px"],
+            crops_per_track=edge["crops_per_track"],
             speed=args.speed,
             progress=progress,
         )
@@ -134,9 +184,34 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--speed", choices=("realtime", "max"), default="max")
     rp.add_argument("--backend", choices=("local", "aws"), default="local")
     rp.add_argument("--data-dir", default=None, help="local backend data dir (default STORELENS_DATA_DIR)")
-    rp.add_argument("--every", type=int, default=3, help="run the detector on every Nth frame")
-    rp.add_argument("--detector", default="hog", choices=("hog", "mxnet"))
-    rp.add_argument("--downscale", type=float, default=0.5, help="detector input scale (hog)")
+    rp.add_argument(
+        "--every",
+        type=int,
+        default=None,
+        help="run the detector on every Nth frame (default: store.toml or 3)",
+    )
+    rp.add_argument(
+        "--detector",
+        default=None,
+        choices=("yunet", "hog", "mxnet"),
+        help="face detector (default: store.toml or yunet; hog where yuface cannot be installed)",
+    )
+    rp.add_argument(
+        "--min-face-px",
+        type=int,
+        default=None,
+        help="smallest face to find, camera pixels (default: STORELENS_MIN_FACE_PX, store.toml or 40)",
+    )
+    rp.add_argument(
+        "--crops-per-track",
+        type=int,
+        default=None,
+        help="crops sent per person (default: STORELENS_CROPS_PER_TRACK, store.toml or 5)",
+    )
+    rp.add_argument(
+        "--downscale", type=float, default=None, help="hog only: detector input scale (default 0.5)"
+    )
+    rp.add_argument("--config", default=None, help="store config (default config/store.toml)")
     rp.add_argument(
         "--mqtt",
         default=None,

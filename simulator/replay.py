@@ -24,9 +24,9 @@ import numpy as np
 from core.models import FaceEvent, IngestOutcome, IngestResult, utcnow
 from core.ports import EventPublisher
 from deeplens_lambda.detector_factory import create_detector
-from deeplens_lambda.detectors import Detector
+from deeplens_lambda.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE_PX, Detector
 from deeplens_lambda.pipeline import EdgeContext, EdgePipeline
-from deeplens_lambda.tracker import TrackerConfig
+from deeplens_lambda.tracker import DEFAULT_CROPS_PER_TRACK, TrackerConfig
 from simulator.sources import open_source
 
 
@@ -129,9 +129,11 @@ def replay(
     camera_id: str = "cam-1",
     zone: str = "entrance",
     every: int = 3,
-    detector: Detector | str = "hog",
+    detector: Detector | str = DEFAULT_DETECTOR,
     detector_options: dict[str, Any] | None = None,
     tracker_config: TrackerConfig | None = None,
+    min_face_px: int = DEFAULT_MIN_FACE_PX,
+    crops_per_track: int = DEFAULT_CROPS_PER_TRACK,
     speed: str = "max",
     start_time: datetime | None = None,
     progress: Callable[[ReplayProgress], None] | None = None,
@@ -145,11 +147,19 @@ def replay(
     recording's frame times). Files are stamped ``start_time + position`` (default
     now), live sources with the clock. ``stop`` ends the replay early (the
     tracks still open are flushed). ``progress`` is called after each frame.
-    The publisher is not closed here.
+    The publisher is not closed here. ``min_face_px`` (camera pixels) sets the
+    detector's input scale and the smallest face a crop may show;
+    ``crops_per_track`` is K, the crops sent per track (both ignored for the
+    parts given explicitly as ``detector``/``tracker_config``).
     """
     if speed not in ("max", "realtime"):
         raise ValueError("speed must be 'max' or 'realtime'")
-    det = create_detector(detector, **(detector_options or {})) if isinstance(detector, str) else detector
+    if isinstance(detector, str):
+        det = create_detector(detector, **{"min_face_px": min_face_px, **(detector_options or {})})
+    else:
+        det = detector
+    if tracker_config is None:
+        tracker_config = TrackerConfig(min_face_px=min_face_px, crops_per_track=crops_per_track)
     context = EdgeContext(store_id=store_id, camera_id=camera_id, zone=zone, every=every)
     pipeline = EdgePipeline(det, context, tracker_config)
     frames = open_source(source)
@@ -158,7 +168,9 @@ def replay(
     base = start_time or utcnow()
     began = time.perf_counter()
     try:
-        for index, (frame, position) in enumerate(frames.frames()):
+        # Without an on_frame callback only detection frames are converted to pixels.
+        wanted = None if on_frame is not None else (lambda i: (i % every) == 0)
+        for index, (frame, position) in enumerate(frames.sparse_frames(wanted)):
             if (stop is not None and stop.is_set()) or (max_frames is not None and index >= max_frames):
                 summary.stopped = stop is not None and stop.is_set()
                 break
@@ -170,7 +182,7 @@ def replay(
             for event in pipeline.process(frame, when):
                 sink.publish(event)
             summary.video_seconds = position + 1.0 / frames.fps
-            if on_frame is not None:
+            if on_frame is not None and frame is not None:
                 on_frame(index, frame)
             if progress is not None:
                 elapsed = time.perf_counter() - began

@@ -139,3 +139,79 @@ class CognitoVerifier:
             token_use=str(use),
             claims=dict(claims),
         )
+
+
+# ------------------------------------------------------------ password sign-in
+
+#: The app-client auth flow the dashboard uses (infra/template.yaml must allow it).
+PASSWORD_AUTH_FLOW = "USER_PASSWORD_AUTH"
+#: ``ExplicitAuthFlows`` the template's app client must list for the dashboard.
+REQUIRED_EXPLICIT_AUTH_FLOWS = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+_MFA_CHALLENGES = {"SMS_MFA", "SOFTWARE_TOKEN_MFA", "MFA_SETUP", "SELECT_MFA_TYPE", "EMAIL_OTP"}
+
+
+class NewPasswordRequiredError(AuthError):
+    """Cognito wants a new password first (a user made with ``admin-create-user``).
+
+    Answer with :func:`answer_new_password` and this ``session`` (valid a few minutes).
+    """
+
+    def __init__(self, username: str, session: str) -> None:
+        super().__init__("choose a new password to finish signing in (first sign-in)")
+        self.username = username
+        self.session = session
+
+
+def _id_token(resp: dict[str, Any], username: str) -> str:
+    """The ID token of an auth response, or the clear error for a challenge we cannot answer."""
+    token = (resp.get("AuthenticationResult") or {}).get("IdToken")
+    if token:
+        return str(token)
+    challenge = str(resp.get("ChallengeName") or "unknown")
+    if challenge == "NEW_PASSWORD_REQUIRED":
+        raise NewPasswordRequiredError(username, str(resp.get("Session") or ""))
+    if challenge in _MFA_CHALLENGES:
+        raise AuthError(
+            f"this account needs multi-factor authentication ({challenge}), which the dashboard's "
+            "password sign-in does not support; ask an admin to turn MFA off for it "
+            "(aws cognito-idp admin-set-user-mfa-preference) or sign in through the hosted UI"
+        )
+    raise AuthError(f"Cognito asks for a step the dashboard cannot answer: {challenge}")
+
+
+def password_sign_in(client: Any, client_id: str, username: str, password: str) -> str:
+    """``InitiateAuth`` with ``USER_PASSWORD_AUTH``; the ID token.
+
+    Raises :class:`NewPasswordRequiredError` on a first sign-in, :class:`AuthError`
+    for MFA or other challenges; botocore errors (wrong password) pass through.
+    """
+    resp = client.initiate_auth(
+        AuthFlow=PASSWORD_AUTH_FLOW,
+        ClientId=client_id,
+        AuthParameters={"USERNAME": username, "PASSWORD": password},
+    )
+    return _id_token(dict(resp), username)
+
+
+def answer_new_password(
+    client: Any, client_id: str, challenge: NewPasswordRequiredError, new_password: str
+) -> str:
+    """``RespondToAuthChallenge`` (``NEW_PASSWORD_REQUIRED``); the ID token.
+
+    A password the pool's policy rejects raises :class:`AuthError` with Cognito's reason.
+    """
+    try:
+        resp = client.respond_to_auth_challenge(
+            ClientId=client_id,
+            ChallengeName="NEW_PASSWORD_REQUIRED",
+            Session=challenge.session,
+            ChallengeResponses={"USERNAME": challenge.username, "NEW_PASSWORD": new_password},
+        )
+    except Exception as exc:  # botocore ClientError
+        error = getattr(exc, "response", {}).get("Error", {})
+        if error.get("Code") in {"InvalidPasswordException", "InvalidParameterException"}:
+            raise AuthError(f"Cognito refused the new password: {error.get('Message', '')}") from exc
+        if error.get("Code") in {"NotAuthorizedException", "CodeMismatchException", "ExpiredCodeException"}:
+            raise AuthError("the sign-in session expired; sign in again with the temporary password") from exc
+        raise
+    return _id_token(dict(resp), challenge.username)

@@ -3,13 +3,15 @@
 The edge agent (``deeplens_lambda/``) owns the paho-mqtt publisher; this
 module gives it the AWS IoT Core side: the account's ATS data endpoint, the
 device's X.509 certificate, key and the Amazon root CA, and the topic the
-stack's IoT rule listens on (``storelens/<store_id>/faces``). Cloud code and
-tests publish through the ``iot-data`` API with :class:`IotDataPublisher`.
+stack's IoT rule listens on (``storelens/<store_id>/<camera_id>/faces``, the
+same topic ``deeplens_lambda.publishers.topic_for`` builds; the rule selects
+:data:`TOPIC_FILTER`). Cloud code and tests publish through the ``iot-data``
+API with :class:`IotDataPublisher`.
 
 >>> cfg = IotMqttConfig.from_dir("certs", endpoint="abc123-ats.iot.eu-west-1.amazonaws.com",
 ...                              client_id="cam-1", check_files=False)
 >>> cfg.port, cfg.topic_for("store-1")
-(8883, 'storelens/store-1/faces')
+(8883, 'storelens/store-1/cam-1/faces')
 """
 
 from __future__ import annotations
@@ -22,15 +24,36 @@ from typing import Any
 from core.aws._common import make_client
 from core.errors import NotFoundError, SettingsError
 from core.models import FaceEvent
+from core.schema import MAX_IOT_PAYLOAD_BYTES
 
-#: MQTT topic template; the IoT rule in infra/template.yaml selects ``storelens/+/faces``.
-TOPIC_TEMPLATE = "storelens/{store_id}/faces"
-#: IoT Core caps an MQTT message at 128 KB.
-MAX_MESSAGE_BYTES = 128 * 1024
+#: MQTT topic template (four levels); ``deeplens_lambda.publishers.topic_for`` builds the same.
+TOPIC_TEMPLATE = "storelens/{store_id}/{camera_id}/faces"
+#: The IoT rule's topic filter in infra/template.yaml (tests/aws/test_template_contract.py checks).
+TOPIC_FILTER = "storelens/+/+/faces"
+#: IoT Core caps an MQTT message at 128 KB (one constant: ``core.schema``).
+MAX_MESSAGE_BYTES = MAX_IOT_PAYLOAD_BYTES
 
 
-def topic_for(store_id: str) -> str:
-    return TOPIC_TEMPLATE.format(store_id=store_id)
+def topic_for(store_id: str, camera_id: str) -> str:
+    """The topic a camera publishes its FaceEvents on."""
+    return TOPIC_TEMPLATE.format(store_id=store_id, camera_id=camera_id)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic-filter matching (``+`` one level, ``#`` the rest), as IoT rules apply it.
+
+    >>> topic_matches("storelens/+/+/faces", "storelens/s1/cam-1/faces")
+    True
+    >>> topic_matches("storelens/+/faces", "storelens/s1/cam-1/faces")
+    False
+    """
+    want, got = topic_filter.split("/"), topic.split("/")
+    for i, level in enumerate(want):
+        if level == "#":
+            return True
+        if i >= len(got) or (level != "+" and level != got[i]):
+            return False
+    return len(want) == len(got)
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,9 @@ class IotMqttConfig:
                 raise NotFoundError(f"IoT {label} not found at {path}")
 
     def topic_for(self, store_id: str) -> str:
-        return topic_for(store_id)
+        """This device's topic; the client id is the thing name, which is the camera id
+        (the stack's IoT policy allows publishing only on the thing's own topic)."""
+        return topic_for(store_id, self.client_id)
 
     def ssl_context(self) -> ssl.SSLContext:
         """A TLS 1.2+ client context with the device certificate loaded."""
@@ -152,7 +177,7 @@ class IotDataPublisher:
             raise PayloadTooLargeError(
                 f"event {event.event_id} is {len(payload)} bytes; IoT Core accepts {MAX_MESSAGE_BYTES}"
             )
-        self.client.publish(topic=topic_for(event.store_id), qos=self.qos, payload=payload)
+        self.client.publish(topic=topic_for(event.store_id, event.camera_id), qos=self.qos, payload=payload)
         self.published += 1
 
     def close(self) -> None:

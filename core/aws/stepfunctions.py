@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -74,6 +75,16 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
         details=details,
         customer_id=data.get("customer_id"),
     )
+
+
+#: Shortest approval wait; an identity already past its expiry still gets one round.
+MIN_WAIT_SECONDS = 60
+
+
+def wait_seconds(pending: PendingIdentity, now: datetime | None = None) -> int:
+    """Seconds the approval may wait: until ``pending.expires_at``."""
+    left = (pending.expires_at - (now or utcnow())).total_seconds()
+    return max(MIN_WAIT_SECONDS, int(left))
 
 
 class StepFunctionsWorkflow:
@@ -126,6 +137,9 @@ class StepFunctionsWorkflow:
             "store_id": pending.store_id,
             "kind": pending.kind.value,
             "send_mail": True,
+            # The ASL's TimeoutSecondsPath: wait until the identity expires (one setting,
+            # STORELENS_PENDING_TTL_DAYS, for this, the dashboard and the S3 lifecycle).
+            "wait_seconds": wait_seconds(pending),
         }
         try:
             resp = self.client.start_execution(

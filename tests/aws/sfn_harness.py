@@ -47,6 +47,7 @@ def load_definition(
     doc = json.loads(text)
     wait = doc["States"]["AwaitDecision"]
     if timeout_seconds is not None:
+        wait.pop("TimeoutSecondsPath", None)
         wait["TimeoutSeconds"] = timeout_seconds
     if heartbeat_seconds is not None:
         wait["HeartbeatSeconds"] = heartbeat_seconds

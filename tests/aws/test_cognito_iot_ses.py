@@ -126,7 +126,7 @@ def test_iot_mqtt_config_checks_files_and_builds_tls(tmp_path: Path) -> None:
     )
     kwargs = cfg.paho_kwargs()
     assert kwargs["port"] == 8883 and kwargs["tls"]["certfile"].endswith("certificate.pem.crt")
-    assert cfg.topic_for("store-9") == "storelens/store-9/faces"
+    assert cfg.topic_for("store-9") == "storelens/store-9/cam-1/faces"
 
 
 def test_iot_data_publisher_publishes_schema_json_to_the_store_topic() -> None:
@@ -164,7 +164,7 @@ def test_iot_data_publisher_publishes_schema_json_to_the_store_topic() -> None:
         publisher.publish(event)
         published = iotdata_backends[DEFAULT_ACCOUNT_ID][REGION].published_payloads
         [(topic, payload)] = published
-        assert topic == "storelens/store-1/faces"
+        assert topic == "storelens/store-1/c/faces"
         assert parse_event(payload).event_id == event.event_id
         assert describe_data_endpoint(client=client("iot")).endswith("amazonaws.com")
         big = type(event)(**{**{f: getattr(event, f) for f in event.__slots__}, "crop_jpeg": b"x" * 200_000})
@@ -210,3 +210,52 @@ def test_build_aws_points_iot_data_at_the_account_endpoint(tmp_path: Path) -> No
         build_aws(Settings.from_env({}, backend="aws", data_dir=tmp_path))
     with pytest.raises(TypeError, match="unknown client"):
         build_aws(settings, s4=object())
+
+
+# -------------------------------------------------------------- link secret
+
+
+def test_lambda_settings_read_the_link_key_from_secrets_manager_and_cache_it() -> None:
+    from core.aws.secrets import forget_cached_keys
+    from core.errors import SettingsError as _SettingsError
+    from infra.functions.runtime import settings_from_env
+
+    with moto():
+        sm = client("secretsmanager")
+        arn = sm.create_secret(Name="link", SecretString='{"key": "k-1"}')["ARN"]
+        env = {"STORELENS_BACKEND": "aws", "STORELENS_AWS_REGION": REGION, "LINK_SECRET_ARN": arn}
+        forget_cached_keys()
+        assert settings_from_env(env, secretsmanager=sm).secret_key == "k-1"
+        sm.put_secret_value(SecretId=arn, SecretString='{"key": "k-2"}')
+        assert settings_from_env(env, secretsmanager=sm).secret_key == "k-1"  # cached
+        forget_cached_keys()
+        assert settings_from_env(env, secretsmanager=sm).secret_key == "k-2"  # a new container
+        bad = sm.create_secret(Name="bad", SecretString="not json")["ARN"]
+        with pytest.raises(_SettingsError, match="'key'"):
+            settings_from_env({**env, "LINK_SECRET_ARN": bad}, secretsmanager=sm)
+        forget_cached_keys()
+
+
+def test_password_sign_in_names_challenges_it_cannot_answer() -> None:
+    """MFA is a clear message, not a crash; NEW_PASSWORD_REQUIRED carries the session."""
+    from botocore.stub import Stubber
+
+    from core.aws.cognito import NewPasswordRequiredError, password_sign_in
+
+    idp = client("cognito-idp")
+    stub = Stubber(idp)
+    params = {
+        "AuthFlow": "USER_PASSWORD_AUTH",
+        "ClientId": CLIENT,
+        "AuthParameters": {"USERNAME": "ann", "PASSWORD": "pw"},
+    }
+    stub.add_response("initiate_auth", {"ChallengeName": "SOFTWARE_TOKEN_MFA", "Session": "s" * 20}, params)
+    stub.add_response(
+        "initiate_auth", {"ChallengeName": "NEW_PASSWORD_REQUIRED", "Session": "t" * 20}, params
+    )
+    with stub:
+        with pytest.raises(AuthError, match="multi-factor authentication"):
+            password_sign_in(idp, CLIENT, "ann", "pw")
+        with pytest.raises(NewPasswordRequiredError) as info:
+            password_sign_in(idp, CLIENT, "ann", "pw")
+    assert info.value.session == "t" * 20 and info.value.username == "ann"

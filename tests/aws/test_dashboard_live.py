@@ -141,3 +141,39 @@ def test_dashboard_login_on_the_moto_server(moto_server: str, monkeypatch: pytes
     assert (user.name, user.role) == ("ann", "admin")
     with pytest.raises(AuthError, match="wrong user name or password"):
         auth.login("ann", "not-the-password")
+
+
+def test_a_user_made_with_admin_create_user_sets_a_password_at_first_sign_in(
+    moto_server: str,  # noqa: F811
+) -> None:
+    """NEW_PASSWORD_REQUIRED: the documented ``admin-create-user`` path ends signed in."""
+    import boto3
+
+    from core.auth import LoginRateLimiter, build_authenticator
+    from core.aws.cognito import NewPasswordRequiredError
+    from core.errors import AuthError
+    from core.settings import Settings
+    from infra.local_stack import create
+
+    stack = create(moto_server, bucket=f"crops-{uuid.uuid4().hex[:8]}", table_prefix="first")
+    env = {k: v for k, v in stack.environment().items() if k.startswith("STORELENS_")}
+    idp = boto3.client(
+        "cognito-idp",
+        region_name=env["STORELENS_AWS_REGION"],
+        endpoint_url=moto_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    pool = env["STORELENS_COGNITO_USER_POOL_ID"]
+    idp.admin_create_user(
+        UserPoolId=pool, Username="bob", TemporaryPassword="Temp0rary!pass", MessageAction="SUPPRESS"
+    )
+    auth = build_authenticator(Settings.from_env(env), limiter=LoginRateLimiter(max_failures=3))
+    with pytest.raises(NewPasswordRequiredError) as info:
+        auth.login("bob", "Temp0rary!pass")
+    assert info.value.username == "bob" and info.value.session
+    with pytest.raises(AuthError, match="refused the new password"):
+        auth.set_new_password(info.value, "short")  # type: ignore[attr-defined]
+    user = auth.set_new_password(info.value, "N3w-password!ok")  # type: ignore[attr-defined]
+    assert (user.name, user.role) == ("bob", "viewer")
+    assert auth.login("bob", "N3w-password!ok").name == "bob"

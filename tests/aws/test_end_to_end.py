@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
@@ -118,8 +119,10 @@ class Stack:
         return [o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])]
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+@contextmanager
+def make_stack(tmp_path: Path) -> Iterator[Stack]:
+    """Everything on moto, services injected into the Lambda runtime (also used by
+    tests/aws/test_template_contract.py to trace the functions' calls)."""
     from botocore.stub import Stubber
 
     from core.aws.dynamodb import DynamoDbRepositories
@@ -172,6 +175,12 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         finally:
             runtime.use(None)
             stub.deactivate()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with make_stack(tmp_path) as made:
+        yield made
 
 
 def _eventually(check: Any, timeout: float = 20.0) -> None:

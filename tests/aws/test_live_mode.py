@@ -214,3 +214,24 @@ def test_live_mode_recognises_a_returning_customer(live: Any) -> None:
     feed = svc.repos.events.recent()
     assert [e.outcome for e in feed][:1] == ["pending"]
     assert json.dumps([e.event_id for e in feed])
+
+
+def test_local_stack_writes_the_env_file_only_on_success(
+    moto_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's command: a bad password or no server exits non-zero and leaves no env file."""
+    from core.settings import Settings
+    from infra.local_stack import main
+
+    out = tmp_path / ".env.aws-local"
+    weak = main(["--endpoint", moto_server, "--admin-password", "choose-one-8+", "--out", str(out)])
+    assert weak == 2 and not out.exists()
+    assert "Storelens-admin-1" in capsys.readouterr().err  # says what would pass
+    down = main(["--endpoint", "http://127.0.0.1:9", "--out", str(out)])
+    assert down == 2 and not out.exists()
+    ok = main(["--endpoint", moto_server, "--admin-password", "Storelens-admin-1", "--out", str(out)])
+    assert ok == 0
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert env["STORELENS_PUBLIC_URL"] == "http://localhost:8501"
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("STORELENS_")})
+    assert settings.backend == "aws" and settings.s3_bucket == "storelens-crops"

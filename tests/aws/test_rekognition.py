@@ -251,6 +251,31 @@ def test_no_client_until_first_use() -> None:
     assert RekognitionFaceIndex()._client is None
 
 
+def test_a_concurrent_cold_start_creating_the_collection_first_is_success() -> None:
+    """Two containers start at once: the loser's ResourceAlreadyExists is not an error."""
+    from botocore.stub import Stubber
+
+    from core.aws.rekognition import RekognitionFaceIndex
+    from core.recognition import RecognitionPolicy
+    from core.settings import Settings
+    from tests.aws.moto_support import client
+
+    rekognition = client("rekognition")
+    stub = Stubber(rekognition)
+    stub.add_response("list_collections", {"CollectionIds": []}, {})
+    stub.add_client_error(
+        "create_collection",
+        "ResourceAlreadyExistsException",
+        "exists",
+        expected_params={"CollectionId": "race"},
+    )
+    stub.activate()
+    settings = Settings.from_env({}, collection_id="race")
+    policy = RecognitionPolicy(settings=settings, faces=RekognitionFaceIndex(client=rekognition), repos=None)  # type: ignore[arg-type]
+    policy.ensure_collection()  # does not raise
+    stub.assert_no_pending_responses()
+
+
 def _crop(image: bytes) -> FaceCrop:
     from datetime import UTC, datetime
 

@@ -44,7 +44,9 @@ def test_asl_is_valid_json_with_retry_on_every_task_and_a_guarded_wait() -> None
     wait = tasks["AwaitDecision"]
     assert wait["Resource"].endswith(".waitForTaskToken")
     assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
-    assert 0 < wait["HeartbeatSeconds"] < wait["TimeoutSeconds"]
+    # The wait ends when the identity expires (start computes wait_seconds from expires_at).
+    assert wait["TimeoutSecondsPath"] == "$.wait_seconds" and "TimeoutSeconds" not in wait
+    assert 0 < wait["HeartbeatSeconds"] <= 86400
     timeouts = [c for c in wait["Catch"] if "States.Timeout" in c["ErrorEquals"]]
     assert timeouts and timeouts[0]["Next"] == "Expire"
     # No retry may swallow a timeout: that would restart the wait (and re-mail).
@@ -94,7 +96,13 @@ def _start(machine: Any, pending_id: str) -> str:
             stateMachineArn=machine.arn,
             name=pending_id,
             input=json.dumps(
-                {"pending_id": pending_id, "store_id": "store-1", "kind": "new", "send_mail": True}
+                {
+                    "pending_id": pending_id,
+                    "store_id": "store-1",
+                    "kind": "new",
+                    "send_mail": True,
+                    "wait_seconds": 3600,
+                }
             ),
         )["executionArn"]
     )

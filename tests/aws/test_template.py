@@ -40,6 +40,7 @@ def _packaged(template: dict[str, Any]) -> dict[str, Any]:
     """What `sam package` produces: code in S3, the ASL inlined as a definition."""
     out = copy.deepcopy(template)
     out["Globals"]["Function"]["CodeUri"] = "s3://storelens-artifacts/code.zip"
+    out["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://storelens-artifacts/deps.zip"
     machine = out["Resources"]["ApprovalStateMachine"]["Properties"]
     machine.pop("DefinitionUri")
     machine["Definition"] = json.loads(ASL.read_text())
@@ -84,13 +85,14 @@ def test_translation_yields_the_expected_resources() -> None:
     for res in resources.values():
         kinds[res["Type"]] = kinds.get(res["Type"], 0) + 1
     assert kinds["AWS::Lambda::Function"] == 5
+    assert kinds["AWS::Lambda::LayerVersion"] == 1  # one copy of the dependencies
     assert kinds["AWS::DynamoDB::Table"] == 11
     assert kinds["AWS::StepFunctions::StateMachine"] == 1
     assert kinds["AWS::IoT::TopicRule"] == 1
     assert kinds["AWS::Cognito::UserPool"] == 1
     assert kinds["AWS::ApiGateway::RestApi"] == 1
     rule = next(r for r in resources.values() if r["Type"] == "AWS::IoT::TopicRule")
-    assert rule["Properties"]["TopicRulePayload"]["Sql"] == "SELECT * FROM 'storelens/+/faces'"
+    assert rule["Properties"]["TopicRulePayload"]["Sql"] == "SELECT * FROM 'storelens/+/+/faces'"
     machine = next(r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine")
     assert set(machine["Properties"]["DefinitionSubstitutions"]) == set(
         re.findall(r"\$\{(\w+)\}", ASL.read_text())
@@ -141,3 +143,21 @@ def test_every_handler_exists_and_imports_without_side_effects(function: str) ->
     assert (ROOT / f"{module_path}.py").is_file()
     module = importlib.import_module(module_path.replace("/", "."))
     assert callable(getattr(module, attr))
+
+
+def test_build_puts_code_and_dependencies_where_the_template_expects_them(tmp_path: Path) -> None:
+    from infra.build_lambda import build
+
+    out = build(tmp_path / ".build")
+    template = _load()
+    code_uri = template["Globals"]["Function"]["CodeUri"].rstrip("/").removeprefix(".build/")
+    layer = template["Resources"]["DependenciesLayer"]
+    deps_uri = layer["Properties"]["ContentUri"].rstrip("/").removeprefix(".build/")
+    assert (out / code_uri / "infra" / "functions" / "ingest" / "app.py").is_file()
+    assert not (out / code_uri / "core" / "local").exists()
+    # No requirements next to the code: sam build must not install packages five times.
+    assert not list((out / code_uri).glob("requirements*.txt"))
+    reqs = (out / deps_uri / "requirements.txt").read_text()
+    assert "boto3" in reqs and "pyjwt" in reqs
+    assert layer["Metadata"]["BuildMethod"] == template["Globals"]["Function"]["Runtime"]
+    assert template["Globals"]["Function"]["Layers"] == [{"Ref": "DependenciesLayer"}]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.models import BoundingBox, FaceEvent
 from deeplens_lambda.pipeline import encode_jpeg
+from deeplens_lambda.tracker import CROP_MARGIN
 from simulator.synth import compose, store_background
 
 
@@ -83,7 +84,7 @@ def _box() -> BoundingBox:
 @lru_cache(maxsize=1)
 def _crop() -> bytes:
     frame, ((_, box),) = compose(store_background(), [("grace", (320.0, 240.0), 170)])
-    region = box.expand(0.35).clip(640, 480)
+    region = box.expand(CROP_MARGIN).clip(640, 480)
     return encode_jpeg(frame[region.top : region.bottom, region.left : region.right])
 
 

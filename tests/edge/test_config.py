@@ -39,3 +39,13 @@ def test_bad_configs_are_rejected() -> None:
         parse_store_config({"zones": [zone], "cameras": [{"id": "c", "zone": "b"}]})
     with pytest.raises(SettingsError, match="cannot read"):
         load_store_config("/nonexistent/store.toml")
+
+
+def test_camera_edge_settings() -> None:
+    cam = load_store_config().camera("cam-entrance")
+    assert cam.detector == "yunet" and cam.min_face_px == 40 and cam.crops_per_track == 5
+    zone = {"id": "a", "polygon": [[0, 0], [10, 0], [10, 10]]}
+    cfg = parse_store_config({"zones": [zone], "cameras": [{"id": "c", "zone": "a"}]})
+    assert cfg.camera("c").detector == "yunet" and cfg.camera("c").min_face_px is None
+    with pytest.raises(SettingsError, match="unknown key"):
+        parse_store_config({"zones": [zone], "cameras": [{"id": "c", "zone": "a", "min_face": 30}]})

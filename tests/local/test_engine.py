@@ -20,6 +20,7 @@ from core.local.engine import (
     distance_to_similarity,
     get_engine,
     hog_score_to_confidence,
+    predictor_box_from_yunet,
     similarity_to_distance,
 )
 from core.models import BoundingBox
@@ -56,7 +57,10 @@ def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 
 def test_import_loads_no_model() -> None:
-    code = "import sys, core.local.engine, core.local.faces; print('dlib' in sys.modules)"
+    code = (
+        "import sys, core.local.engine, core.local.faces; "
+        "print(any(m in sys.modules for m in ('dlib', 'onnxruntime', 'onnx')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -198,3 +202,41 @@ def test_dlib_rect_conversion_round_trips() -> None:
     rect = _to_dlib_rect(box)
     assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (10, 20, 109, 139)
     assert _from_dlib_rect(rect) == box
+
+
+def test_embed_many_is_one_row_per_face_in_order(engine: DlibFaceEngine) -> None:
+    rgb = engine.decode(photo_bytes("t1"))
+    faces = engine.detect(rgb)
+    many = engine.embed_many([(rgb, f.bbox) for f in reversed(faces)])
+    assert many.shape == (6, 128) and many.dtype == np.float32
+    for row, face in zip(many, reversed(faces), strict=True):
+        assert engine.distance(row, engine.embed(rgb, face.bbox)) < 1e-5
+    # six different people: no two rows alike
+    assert min(engine.distance(a, b) for i, a in enumerate(many) for b in many[i + 1 :]) > 0.5
+    assert engine.embed_many([]).shape == (0, 128)
+
+
+def test_embed_rejects_a_box_outside_the_image(engine: DlibFaceEngine) -> None:
+    rgb = engine.decode(photo_bytes("obama"))
+    with pytest.raises(FaceNotFoundError):
+        engine.embed(rgb, BoundingBox(rgb.shape[1] + 10, 0, 50, 50))
+
+
+def test_yunet_boxes_mapped_for_the_predictor_land_near_the_hog_template(engine: DlibFaceEngine) -> None:
+    """A YuNet box goes through predictor_box_from_yunet before the 5-point predictor."""
+    import yuface
+
+    for name in ("obama", "obama2", "biden", "grace_hopper"):
+        rgb = engine.decode(photo_bytes(name))
+        hog = engine.detect(rgb)[0].bbox
+        _scores, boxes, _landmarks = yuface.detect(np.ascontiguousarray(rgb[:, :, ::-1]), conf=0.5)
+        x, y, w, h = (int(v) for v in max(boxes, key=lambda b: int(b[2]) * int(b[3])))
+        yunet = BoundingBox(x, y, w, h)
+        mapped = predictor_box_from_yunet(yunet)
+        assert abs(mapped.center[0] - hog.center[0]) < 0.15 * hog.width, name
+        assert abs(mapped.width - hog.width) < 0.2 * hog.width, name
+        template = engine.embed(rgb, hog)
+        d_mapped = engine.distance(engine.embed(rgb, mapped), template)
+        d_raw = engine.distance(engine.embed(rgb, yunet), template)
+        print(f"{name}: raw YuNet box {d_raw:.3f}, mapped {d_mapped:.3f}")
+        assert d_mapped < 0.15, name

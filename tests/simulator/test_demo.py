@@ -20,7 +20,8 @@ def test_demo_builds_customers_visits_pending_and_sales(services: Services, tmp_
         progress=lambda fraction, _msg: steps.append(fraction),
     )
     assert not report.skipped and not report.stopped
-    assert report.events >= 6 and report.replays == report.events
+    # one person per replay: a first event (~1 s in) and at most a final one with better crops
+    assert report.events >= 6 and report.replays <= report.events <= 2 * report.replays
     names = {c.name for c in services.repos.customers.list()}
     assert "Barack Obama" in names  # enrolled
     assert report.approved and set(report.approved) <= names  # approved from the queue

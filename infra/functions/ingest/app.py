@@ -1,4 +1,4 @@
-"""Ingest function: the IoT rule on ``storelens/+/faces`` delivers one FaceEvent.
+"""Ingest function: the IoT rule on ``storelens/+/+/faces`` delivers one FaceEvent.
 
 Bad events (schema, size, corrupt JPEG, face too small) are dead-lettered by
 the ingest service and answered with a clear error, not raised: retrying them
