@@ -94,7 +94,7 @@ class IngestService:
                 return IngestResult(event.event_id, IngestOutcome.DUPLICATE)
             crops = event.all_crops
             try:
-                verdict = self.recognition.recognise_crops(crops)
+                verdict = self.recognition.recognise_crops(crops, detector=event.detector)
             except ValidationError as exc:
                 self._dead_letter(event_to_json(event), source, exc, event.event_id)
                 raise
@@ -282,7 +282,7 @@ class IngestService:
         if budget:
             # The best crops first (the edge sends them best first).
             indexed = self.recognition.faces.index_crops(
-                self.recognition.collection_id, crops[:budget], customer_id
+                self.recognition.collection_id, crops[:budget], customer_id, detector=event.detector
             )
             index_ids = [f.face_id if f else None for f in indexed]
         keys = self._put_crops(event, pending=False)
@@ -345,7 +345,7 @@ class IngestService:
                 suggested_similarity=verdict.similarity if review else None,
             )
         indexed = self.recognition.faces.index_crops(
-            self.recognition.collection_id, crops, pending.pending_id
+            self.recognition.collection_id, crops, pending.pending_id, detector=event.detector
         )
         index_ids = [f.face_id if f else None for f in indexed]
         keys = self._put_crops(event, pending=True)

@@ -96,11 +96,18 @@ class FaceIndex(Protocol):
         """Faces similar to an indexed face (itself excluded), best first."""
 
     def search_crops(
-        self, collection_id: str, crops: Sequence[FaceCrop], threshold: float, max_results: int
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        threshold: float,
+        max_results: int,
+        *,
+        detector: str | None = None,
     ) -> list[list[FaceMatch]]:
         """One hit list per crop (same order), each best first: the crops of one tracked person.
 
-        A crop's face is its ``face`` box when it has one (no detection again),
+        A crop's face is its ``face`` box when it has one (no detection again;
+        ``detector`` is the event's, whose box convention an aligner may need),
         else the largest face of its JPEG. A crop without a usable face gets an
         empty list; only when every crop fails is the first crop's error raised
         (``FaceNotFoundError``, ``ImageDecodeError``). ``NotFoundError`` for a
@@ -108,7 +115,12 @@ class FaceIndex(Protocol):
         """
 
     def index_crops(
-        self, collection_id: str, crops: Sequence[FaceCrop], external_id: str
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        external_id: str,
+        *,
+        detector: str | None = None,
     ) -> list[IndexedFace | None]:
         """Index several crops of one owner; ``None`` for a crop without a usable face.
 

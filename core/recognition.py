@@ -154,14 +154,15 @@ class RecognitionPolicy:
         hits = self.faces.search_by_image(self.collection_id, image, self.search_floor, SEARCH_DEPTH)
         return self.decide(hits)
 
-    def recognise_crops(self, crops: Sequence[FaceCrop]) -> Recognition:
+    def recognise_crops(self, crops: Sequence[FaceCrop], *, detector: str | None = None) -> Recognition:
         """Classify the person the crops of one track show, from all of them together.
 
-        Raises what :meth:`core.ports.FaceIndex.search_crops` raises when no crop
-        has a usable face.
+        ``detector`` is the event's (it tells the face index how to read the
+        crops' face boxes). Raises what :meth:`core.ports.FaceIndex.search_crops`
+        raises when no crop has a usable face.
         """
         floor = max(0.0, self.search_floor - EVIDENCE_MARGIN)
-        hits = self.faces.search_crops(self.collection_id, crops, floor, SEARCH_DEPTH)
+        hits = self.faces.search_crops(self.collection_id, crops, floor, SEARCH_DEPTH, detector=detector)
         return self.decide_crops(hits, [c.quality for c in crops])
 
     def decide(self, hits: Sequence[FaceMatch]) -> Recognition:

@@ -249,7 +249,13 @@ class RekognitionFaceIndex:
         return [m for m in self._matches(resp, threshold) if m.face_id != face_id]
 
     def search_crops(
-        self, collection_id: str, crops: Sequence[FaceCrop], threshold: float, max_results: int
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        threshold: float,
+        max_results: int,
+        *,
+        detector: str | None = None,
     ) -> list[list[FaceMatch]]:
         """One SearchFacesByImage per crop (Rekognition finds the crop's largest face itself).
 
@@ -261,9 +267,17 @@ class RekognitionFaceIndex:
         )
 
     def index_crops(
-        self, collection_id: str, crops: Sequence[FaceCrop], external_id: str
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        external_id: str,
+        *,
+        detector: str | None = None,
     ) -> list[IndexedFace | None]:
-        """One IndexFaces per crop; ``None`` where Rekognition finds (or keeps) no face."""
+        """One IndexFaces per crop; ``None`` where Rekognition finds (or keeps) no face.
+
+        ``detector`` is not needed: Rekognition detects the face in each crop itself.
+        """
         return _per_crop(crops, lambda crop: self.index_face(collection_id, crop.jpeg, external_id), None)
 
     @staticmethod
