@@ -38,7 +38,8 @@ class Services:
     extras: dict[str, Any]
 
     def close(self) -> None:
-        """Release connections (SQLite) held by the backend."""
+        """Release connections (SQLite) held by the backend (after any background purge stops)."""
+        self.privacy.stop_auto_purge()
         close = getattr(self.repos, "close", None)
         if callable(close):
             close()

@@ -150,6 +150,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             failed += 1
             results.append({"file": path, "error": str(exc), "error_type": type(exc).__name__})
             print(f"storelens: error: {path}: {exc}", file=sys.stderr)
+        except Exception as exc:  # one bad file never stops the batch, nor prints a traceback
+            failed += 1
+            results.append({"file": path, "error": "internal error", "error_type": type(exc).__name__})
+            print(f"storelens: error: {path}: internal error ({type(exc).__name__})", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
     return 65 if failed else 0
@@ -183,8 +187,12 @@ def _decide(args: argparse.Namespace, action: str, **extra: Any) -> int:
     services = _services(args)
     decision = Decision(action=action, actor=args.actor, **extra)
     if getattr(args, "token", None):
+        claimed = services.approvals.signer.verify(args.token).pending_id
+        if getattr(args, "pending_id", None) and claimed != args.pending_id:
+            # A link for one person must never decide about another.
+            raise ValidationError(f"this token was issued for {claimed}, not {args.pending_id}")
         services.approvals.decide_with_token(args.token, decision)
-        pending_id = services.approvals.signer.verify(args.token).pending_id
+        pending_id = claimed
     else:
         services.approvals.decide(args.pending_id, decision)
         pending_id = args.pending_id

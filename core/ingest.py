@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -88,46 +89,32 @@ class IngestService:
     def ingest(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str = "api") -> IngestResult:
         """Validate and process one event; raise a ``ValidationError`` for bad input."""
         event = self._validate(payload, source)
+        self._embed_ahead(event)
+        failure: ValidationError | None = None
         new_pending: PendingIdentity | None = None
-        with self._lock:
+        # One write transaction (BEGIN IMMEDIATE on SQLite) around dedupe ->
+        # search -> decide -> write: it is the decision lock across every
+        # process on the data dir, so a duplicate or a second sighting of the
+        # same unknown person (or track) always sees the first one's rows.
+        with self._lock, self.repos.atomic():
             if self.repos.events.is_processed(event.event_id):
                 return IngestResult(event.event_id, IngestOutcome.DUPLICATE)
             crops = event.all_crops
             try:
                 verdict = self.recognition.recognise_crops(crops, detector=event.detector)
             except ValidationError as exc:
-                self._dead_letter(event_to_json(event), source, exc, event.event_id)
-                raise
-            if verdict.suppressed:
-                return self._suppressed(event, verdict)
-            link = self._track_link(event)
-            if link is not None and link.customer_id:
-                result = self._visit(event, verdict, link.customer_id, link)
-            elif link is not None and link.pending_id:
-                result, _ = self._pending(event, verdict, link.pending_id, link)
-            elif verdict.band is Band.MATCH:
-                assert verdict.customer_id is not None
-                result = self._visit(event, verdict, verdict.customer_id, None)
-            elif verdict.pending_id:
-                result, _ = self._pending(event, verdict, verdict.pending_id, None)
+                failure = exc
             else:
-                # A new identity: claim the track for it first (insert-if-absent),
-                # so two processes deciding one track at once make one identity.
-                fresh = new_id("pid")
-                first, last = _crop_times(event.all_crops)
-                claim = TrackLink(event.store_id, event.camera_id, event.track_id, None, fresh, first, last)
-                stored = self.repos.tracks.claim(claim)
-                winner = self._resolve(event, stored) if stored != claim else None
-                if winner is not None and winner.customer_id:
-                    result = self._visit(event, verdict, winner.customer_id, winner)
-                elif winner is not None and winner.pending_id:
-                    result, _ = self._pending(event, verdict, winner.pending_id, winner)
-                else:
-                    # Should the writes below fail, the claim names an identity that
-                    # does not exist: the next event finds it stale and replaces it.
-                    result, new_pending = self._pending(event, verdict, None, None, new_pending_id=fresh)
+                if verdict.suppressed:
+                    return self._suppressed(event, verdict)
+                result, new_pending = self._decide(event, verdict)
+        if failure is not None:
+            # After the transaction, so the dead letter is not rolled back with it.
+            self._dead_letter(event_to_json(event), source, failure, event.event_id)
+            raise failure
         if new_pending is not None:
-            # Outside the lock and after commit: the e-mail and workflow may be slow.
+            # After commit and outside the lock: the e-mail and workflow may be
+            # slow, and they must happen once, for a pending identity that exists.
             self.approvals.request(new_pending)
         return result
 
@@ -136,23 +123,55 @@ class IngestService:
 
     # --------------------------------------------------------------- internals
     def _validate(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str) -> FaceEvent:
+        s = self.settings
         try:
-            if isinstance(payload, FaceEvent):
-                # Round-trip so in-process events meet exactly the wire rules.
-                return parse_event(
-                    event_to_json(payload),
-                    max_crop_bytes=self.settings.max_crop_bytes,
-                    min_face_px=self.settings.min_face_px,
-                )
+            # In-process events round-trip so they meet exactly the wire rules.
+            wire = event_to_json(payload) if isinstance(payload, FaceEvent) else payload
             return parse_event(
-                payload, max_crop_bytes=self.settings.max_crop_bytes, min_face_px=self.settings.min_face_px
+                wire,
+                max_crop_bytes=s.max_crop_bytes,
+                min_face_px=s.min_face_px,
+                max_image_pixels=s.max_image_pixels,
             )
         except ValidationError as exc:
-            raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "replace")
-            if isinstance(payload, FaceEvent):
-                raw = repr(replace(payload, crop_jpeg=b"", crops=())).encode()
-            self._dead_letter(raw, source, exc, _guess_event_id(payload))
+            self._dead_letter(_raw_for_letter(payload), source, exc, _guess_event_id(payload))
             raise
+
+    def _embed_ahead(self, event: FaceEvent) -> None:
+        # Embedding is the slow part; doing it before taking the write lock
+        # (the local index caches it by content) keeps the lock short.
+        embed = getattr(self.recognition.faces, "embed_crops", None)
+        if embed is not None:
+            with suppress(StoreLensError):
+                embed(event.all_crops, detector=event.detector)  # a bad crop fails again, inside
+
+    def _decide(self, event: FaceEvent, verdict: Recognition) -> tuple[IngestResult, PendingIdentity | None]:
+        """Follow the track's owner, or the verdict; return the result and any new pending identity."""
+        link = self._track_link(event)
+        if link is not None and link.customer_id:
+            return self._visit(event, verdict, link.customer_id, link), None
+        if link is not None and link.pending_id:
+            return self._pending(event, verdict, link.pending_id, link)
+        if verdict.band is Band.MATCH:
+            assert verdict.customer_id is not None
+            return self._visit(event, verdict, verdict.customer_id, None), None
+        if verdict.pending_id:
+            return self._pending(event, verdict, verdict.pending_id, None)
+        # A new identity: claim the track for it first (insert-if-absent), so two
+        # processes deciding one track at once make one identity (DynamoDB has no
+        # decision lock; SQLite's transaction makes this a formality).
+        fresh = new_id("pid")
+        first, last = _crop_times(event.all_crops)
+        claim = TrackLink(event.store_id, event.camera_id, event.track_id, None, fresh, first, last)
+        stored = self.repos.tracks.claim(claim)
+        winner = self._resolve(event, stored) if stored != claim else None
+        if winner is not None and winner.customer_id:
+            return self._visit(event, verdict, winner.customer_id, winner), None
+        if winner is not None and winner.pending_id:
+            return self._pending(event, verdict, winner.pending_id, winner)
+        # Should the writes fail, the claim names an identity that does not
+        # exist: the next event of the track finds it stale and replaces it.
+        return self._pending(event, verdict, None, None, new_pending_id=fresh)
 
     def _dead_letter(self, raw: bytes, source: str, exc: StoreLensError, event_id: str | None) -> None:
         self.repos.events.add_dead_letter(
@@ -395,6 +414,18 @@ def _crop_times(crops: Sequence[FaceCrop]) -> tuple[datetime, datetime]:
     """The earliest and latest capture time of an event's crops."""
     times = [c.captured_at for c in crops]
     return min(times), max(times)
+
+
+def _raw_for_letter(payload: object) -> bytes:
+    """What a dead letter keeps of a refused input (never failing itself)."""
+    try:
+        if isinstance(payload, bytes):
+            return payload
+        if isinstance(payload, FaceEvent):
+            return repr(replace(payload, crop_jpeg=b"", crops=())).encode()
+        return str(payload).encode("utf-8", "replace")
+    except (ValueError, TypeError, RecursionError):  # 5000-digit ints, 50k-deep nesting
+        return f"<unprintable {type(payload).__name__}>".encode()
 
 
 def _guess_event_id(payload: object) -> str | None:

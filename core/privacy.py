@@ -8,8 +8,10 @@ writes an audit entry that names only the opaque id.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.models import TRACK_LINK_RETENTION, AuditEntry, PendingStatus, new_id, utcnow
@@ -18,6 +20,8 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.approvals import ApprovalService
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,12 @@ class PrivacyService:
         ]
         if index_ids:
             self.faces.delete_faces(self.settings.collection_id, index_ids)
+        # Templates stored under the person's opaque ids without a face row
+        # (none are expected locally, where both commit together).
+        by_external = getattr(self.faces, "delete_by_external_id", None)
+        if by_external is not None:
+            for external_id in (customer_id, *(p.pending_id for p in origins)):
+                by_external(self.settings.collection_id, external_id)
         crops = 0
         for face in faces:
             if face.crop_key:
@@ -115,16 +125,69 @@ class PrivacyService:
 
     def purge(self, now: datetime | None = None, actor: str = "retention") -> PurgeReport:
         """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows)
-        and track links older than ``TRACK_LINK_RETENTION``."""
+        and track links older than ``TRACK_LINK_RETENTION``.
+
+        The TTL is the current setting: an item is expired when its stored
+        ``expires_at`` has passed *or* it is older than today's TTL, so
+        lowering the setting applies to items created before. Dead letters
+        lose their images after ``STORELENS_DEAD_LETTER_IMAGE_HOURS``.
+        """
         now = now or utcnow()
+        cutoff = now - timedelta(days=self.settings.pending_ttl_days)
+        due = {p.pending_id: p for p in self.repos.pending.expired(now)}
+        for pending in self.repos.pending.list(PendingStatus.PENDING):
+            if pending.created_at < cutoff:
+                due.setdefault(pending.pending_id, pending)
         expired = []
         # Which identity a camera track was is only needed while the track lasts.
         self.repos.tracks.prune(now - TRACK_LINK_RETENTION)
-        for pending in self.repos.pending.expired(now):
-            self.workflow.cancel(pending.pending_id, "expired")
-            self.approvals.expire(pending.pending_id, actor)
-            expired.append(pending.pending_id)
+        for pending_id in due:
+            self.workflow.cancel(pending_id, "expired")
+            self.approvals.expire(pending_id, actor)
+            expired.append(pending_id)
+        prune = getattr(self.repos.events, "prune_dead_letters", None)
+        if prune is not None:
+            with self.repos.atomic():
+                prune(now)
         return PurgeReport(expired=expired)
+
+    def start_auto_purge(self, interval_seconds: float | None = None) -> threading.Thread | None:
+        """Purge now and then every ``interval_seconds`` from a daemon thread (long-running processes).
+
+        Several processes doing this at once is harmless: each purge is
+        idempotent. Returns the thread (``None`` when the interval is 0).
+        """
+        interval = self.settings.purge_interval_seconds if interval_seconds is None else interval_seconds
+        if interval <= 0:
+            return None
+        stop = self._stop_purge = threading.Event()
+
+        def loop() -> None:
+            while True:
+                try:
+                    report = self.purge()
+                    if report.expired:
+                        log.info("retention purge discarded %d pending identities", len(report.expired))
+                except Exception:  # the next round retries; a purge must never kill its host
+                    log.exception("retention purge failed")
+                if stop.wait(interval):
+                    return
+
+        thread = self._purge_thread = threading.Thread(target=loop, name="storelens-purge", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_auto_purge(self, timeout: float = 30.0) -> None:
+        """Stop the thread started by :meth:`start_auto_purge` (if any) and wait for its round to end.
+
+        Call it before closing the repositories: a purge in flight uses them.
+        """
+        stop = getattr(self, "_stop_purge", None)
+        if stop is not None:
+            stop.set()
+        thread = getattr(self, "_purge_thread", None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 def _counts(report: ErasureReport) -> dict[str, object]:

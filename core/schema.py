@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import (
@@ -23,6 +23,7 @@ from core.errors import (
     FaceTooSmallError,
     ImageDecodeError,
     PayloadTooLargeError,
+    StoreLensError,
 )
 from core.models import MAX_CROPS_PER_EVENT, BoundingBox, FaceCrop, FaceEvent
 
@@ -34,6 +35,14 @@ DEFAULT_MIN_FACE_PX = 40
 #: AWS IoT Core's message size limit (128 KB): every serialised event an edge
 #: sends over MQTT must fit (``deeplens_lambda.publishers``, ``core.aws.iot``).
 MAX_IOT_PAYLOAD_BYTES = 128 * 1024
+#: Largest crop, in pixels, that is decoded at all (a 2000x2000 crop is plenty).
+DEFAULT_MAX_IMAGE_PIXELS = 4_000_000
+#: Captured times before this are refused (no camera of ours ran earlier).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+#: Captured times may run ahead of this host's clock by at most this much.
+MAX_CLOCK_SKEW = timedelta(days=1)
+#: Bound on pixel coordinates and sizes (far above any real frame).
+MAX_PIXELS_SIDE = 100_000
 # base64 grows data by 4/3; leave room for the other fields.
 _MAX_DOCUMENT_OVERHEAD = 16_384
 
@@ -122,8 +131,19 @@ def _crop_to_dict(crop: FaceCrop) -> dict[str, Any]:
 
 
 def event_to_json(event: FaceEvent) -> bytes:
-    """Serialise an event to compact UTF-8 JSON bytes."""
-    return json.dumps(event_to_dict(event), separators=(",", ":")).encode("utf-8")
+    """Serialise an event to compact UTF-8 JSON bytes.
+
+    ``EventSchemaError`` if the object holds values of the wrong type (a str or
+    ``None`` crop, a naive time...), as built by hand through the Python API.
+    """
+    if not isinstance(event, FaceEvent):
+        raise EventSchemaError(f"expected a FaceEvent, got {type(event).__name__}")
+    try:
+        return json.dumps(event_to_dict(event), separators=(",", ":")).encode("utf-8")
+    except StoreLensError:
+        raise
+    except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+        raise EventSchemaError(f"event has a field of the wrong type: {_short(exc)}") from exc
 
 
 def parse_event(
@@ -132,12 +152,48 @@ def parse_event(
     max_crop_bytes: int = DEFAULT_MAX_CROP_BYTES,
     min_face_px: int = DEFAULT_MIN_FACE_PX,
     check_jpeg: bool = True,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> FaceEvent:
     """Parse and validate a schema v1 or v2 event from JSON bytes/str or a dict.
 
     ``max_crop_bytes`` bounds the decoded crops of one event together;
-    ``min_face_px`` applies to every crop's face.
+    ``min_face_px`` applies to every crop's face; ``max_image_pixels`` to
+    every crop's declared size.
     """
+    try:
+        return _parse_event(payload, max_crop_bytes, min_face_px, check_jpeg, max_image_pixels)
+    except StoreLensError:
+        raise
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
+        # A last net for shapes the checks below did not foresee.
+        raise EventSchemaError(f"event is malformed: {_short(exc)}") from exc
+
+
+def _short(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # describing the error must not fail (a 5000-digit int cannot print)
+        text = ""
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+def _parse_event(
+    payload: bytes | str | dict[str, Any],
+    max_crop_bytes: int,
+    min_face_px: int,
+    check_jpeg: bool,
+    max_image_pixels: int,
+) -> FaceEvent:
+    if not isinstance(payload, bytes | str | dict):
+        raise EventSchemaError(f"event must be JSON bytes, text or an object, not {type(payload).__name__}")
     if isinstance(payload, dict):
         doc = payload
     else:
@@ -149,6 +205,10 @@ def parse_event(
             doc = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise EventSchemaError(f"event is not valid JSON: {exc}") from exc
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise EventSchemaError(f"event holds an unreadable value: {_short(exc)}") from exc
+        except RecursionError as exc:
+            raise EventSchemaError("event is nested too deeply") from exc
     if not isinstance(doc, dict):
         raise EventSchemaError("event must be a JSON object")
 
@@ -168,7 +228,7 @@ def parse_event(
     except (ValueError, AttributeError) as exc:
         raise EventSchemaError(f"event_id {doc['event_id']!r} is not a UUID") from exc
     if version == 2:
-        return _parse_v2(doc, event_id, max_crop_bytes, min_face_px, check_jpeg)
+        return _parse_v2(doc, event_id, max_crop_bytes, min_face_px, check_jpeg, max_image_pixels)
     captured_at = _parse_time(doc["captured_at"])
     bbox = _parse_box(doc["bbox"])
     frame_w, frame_h = _parse_frame(doc["frame"])
@@ -190,7 +250,7 @@ def parse_event(
     if len(crop) > max_crop_bytes:
         raise PayloadTooLargeError(f"crop is {len(crop)} bytes; the limit is {max_crop_bytes}")
     if check_jpeg:
-        check_jpeg_bytes(crop)
+        check_jpeg_bytes(crop, max_image_pixels)
 
     return FaceEvent(
         event_id=event_id,
@@ -227,7 +287,12 @@ def _check_fields(doc: dict[str, Any], kinds: _Kinds, where: str, optional: _Kin
 
 
 def _parse_v2(
-    doc: dict[str, Any], event_id: str, max_crop_bytes: int, min_face_px: int, check_jpeg: bool
+    doc: dict[str, Any],
+    event_id: str,
+    max_crop_bytes: int,
+    min_face_px: int,
+    check_jpeg: bool,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> FaceEvent:
     frame_w, frame_h = _parse_frame(doc["frame"])
     raw_crops = doc["crops"]
@@ -257,7 +322,7 @@ def _parse_v2(
         crop = _decode_crop(raw["jpeg_b64"], budget, max_crop_bytes, where)
         budget -= len(crop)
         if check_jpeg:
-            check_jpeg_bytes(crop)
+            check_jpeg_bytes(crop, max_image_pixels)
         crops.append(
             FaceCrop(
                 jpeg=crop,
@@ -310,25 +375,38 @@ def _parse_landmarks(raw: list[Any], where: str) -> tuple[tuple[float, float], .
     return tuple(points)
 
 
-def check_jpeg_bytes(data: bytes) -> None:
-    """Raise :class:`ImageDecodeError` unless ``data`` is a complete JPEG.
+def check_jpeg_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    """Raise a :class:`ValidationError` unless ``data`` is a complete, intact JPEG of sane size.
 
-    Checks the SOI/EOI markers (truncation) and then decodes fully with Pillow,
-    which also catches corrupt entropy-coded data.
+    Checks the SOI/EOI markers (truncation), reads the declared size from the
+    header and refuses more than ``max_pixels`` *before* decoding
+    (``PayloadTooLargeError``: a small file can declare a huge image), then
+    decodes fully with libjpeg-turbo in strict mode (``simplejpeg``), which
+    turns every decoder warning -- "Corrupt JPEG data", premature end of a
+    segment, bad Huffman codes -- into an error. Pillow and OpenCV only warn
+    and return a damaged image.
     """
+    if not isinstance(data, bytes | bytearray):
+        raise EventSchemaError(f"crop must be bytes, not {type(data).__name__}")
     if len(data) < 4 or data[:2] != b"\xff\xd8":
         raise ImageDecodeError("crop is not a JPEG (missing SOI marker)")
     if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
         raise ImageDecodeError("crop JPEG is truncated (missing EOI marker)")
-    import io
-
-    from PIL import Image, UnidentifiedImageError
+    import simplejpeg
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ImageDecodeError(f"crop JPEG does not decode: {exc}") from exc
+        height, width, _colorspace, _subsampling = simplejpeg.decode_jpeg_header(bytes(data))
+    except ValueError as exc:
+        raise ImageDecodeError(f"crop JPEG header is unreadable: {exc}") from exc
+    if width * height > max_pixels:
+        raise PayloadTooLargeError(
+            f"crop JPEG declares {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+            " (STORELENS_MAX_IMAGE_PIXELS)"
+        )
+    try:
+        simplejpeg.decode_jpeg(bytes(data), strict=True)
+    except ValueError as exc:
+        raise ImageDecodeError(f"crop JPEG data is corrupt: {exc}") from exc
 
 
 def _format_time(value: datetime) -> str:
@@ -341,16 +419,31 @@ def _parse_time(raw: str) -> datetime:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise EventSchemaError(f"captured_at {raw!r} is not ISO-8601") from exc
+        raise EventSchemaError(f"captured_at {raw[:64]!r} is not ISO-8601") from exc
     if value.tzinfo is None:
-        raise EventSchemaError(f"captured_at {raw!r} has no UTC offset")
-    return value.astimezone(UTC)
+        raise EventSchemaError(f"captured_at {raw[:64]!r} has no UTC offset")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+05:00 lies before year 1 in UTC
+        raise EventSchemaError(f"captured_at {raw[:64]!r} is out of range") from exc
+    latest = datetime.now(UTC) + MAX_CLOCK_SKEW
+    if not EARLIEST_TIME <= value <= latest:
+        raise EventSchemaError(
+            f"captured_at {raw[:64]!r} is outside {EARLIEST_TIME:%Y-%m-%d} .. now + 1 day"
+            " (is the camera's clock set?)"
+        )
+    return value
 
 
 def _parse_box(raw: dict[str, Any]) -> BoundingBox:
     keys = {"left", "top", "width", "height"}
-    if set(raw) != keys or not all(isinstance(raw[k], int) and not isinstance(raw[k], bool) for k in keys):
-        raise EventSchemaError("bbox must have integer left, top, width, height (pixels)")
+    if set(raw) != keys or not all(
+        isinstance(raw[k], int) and not isinstance(raw[k], bool) and abs(raw[k]) <= MAX_PIXELS_SIDE
+        for k in keys
+    ):
+        raise EventSchemaError(
+            f"bbox must have integer left, top, width, height (pixels, at most {MAX_PIXELS_SIDE})"
+        )
     box = BoundingBox.from_dict(raw)
     if box.left < 0 or box.top < 0 or box.width <= 0 or box.height <= 0:
         raise EventSchemaError(f"bbox {raw} must have left, top >= 0 and positive size")
@@ -359,7 +452,10 @@ def _parse_box(raw: dict[str, Any]) -> BoundingBox:
 
 def _parse_frame(raw: dict[str, Any]) -> tuple[int, int]:
     if set(raw) != {"width", "height"} or not all(
-        isinstance(raw[k], int) and not isinstance(raw[k], bool) and raw[k] > 0 for k in ("width", "height")
+        isinstance(raw[k], int) and not isinstance(raw[k], bool) and 0 < raw[k] <= MAX_PIXELS_SIDE
+        for k in ("width", "height")
     ):
-        raise EventSchemaError("frame must have positive integer width and height")
+        raise EventSchemaError(
+            f"frame must have positive integer width and height (at most {MAX_PIXELS_SIDE})"
+        )
     return raw["width"], raw["height"]

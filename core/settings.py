@@ -60,11 +60,22 @@ class Settings:
     # Input limits (FaceEvent schema v1).
     max_crop_bytes: int = 1_000_000
     min_face_px: int = 40
+    # Crops declaring more pixels than this in their JPEG header are refused
+    # before decoding (a 300 KB file can declare 9000x9000).
+    max_image_pixels: int = 4_000_000
 
     # Approvals and privacy.
     secret_key: str = ""
     token_ttl_hours: int = 72
     pending_ttl_days: int = 30
+    # Dead letters keep reason and metadata; the image in them goes after
+    # this many hours, and the log is capped in count and payload bytes.
+    dead_letter_image_hours: int = 72
+    dead_letter_max_count: int = 1000
+    dead_letter_max_bytes: int = 20_000_000
+    # Long-running local processes (dashboard, ingest workers) purge expired
+    # pending identities this often; 0 turns it off.
+    purge_interval_seconds: int = 3600
     public_url: str = "http://localhost:8501"
     approval_recipients: str = "approvals@storelens.local"
     mail_sender: str = "storelens@storelens.local"
@@ -107,6 +118,20 @@ class Settings:
             raise SettingsError("STORELENS_MIN_FACE_PX and STORELENS_MAX_CROP_BYTES must be positive")
         if not 1 <= self.crops_per_track <= 10:
             raise SettingsError("STORELENS_CROPS_PER_TRACK must be 1..10")
+        for name in (
+            "token_ttl_hours",
+            "pending_ttl_days",
+            "dead_letter_image_hours",
+            "dead_letter_max_count",
+            "dead_letter_max_bytes",
+            "max_image_pixels",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(
+                    f"STORELENS_{name.upper()} must be a positive number, got {getattr(self, name)}"
+                )
+        if self.purge_interval_seconds < 0:
+            raise SettingsError("STORELENS_PURGE_INTERVAL_SECONDS must be 0 (off) or positive")
 
     # ------------------------------------------------------------------ loading
     @classmethod

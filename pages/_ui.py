@@ -66,6 +66,8 @@ def settings() -> Settings:
 def _services(s: Settings) -> Services:
     services = build_services(s)
     analytics_for(services)  # the backend's SQL analytics, or the repository fallback
+    if s.backend == "local":  # AWS expires through S3 lifecycle rules and a scheduled Lambda
+        services.privacy.start_auto_purge()
     return services
 
 

@@ -28,7 +28,10 @@ def _services(backend: str, data_dir: str | None) -> Any:
     overrides: dict[str, Any] = {"backend": backend}
     if data_dir:
         overrides["data_dir"] = data_dir
-    return build_services(Settings.from_env(os.environ, **overrides))
+    services = build_services(Settings.from_env(os.environ, **overrides))
+    if backend == "local":  # a long-running replay purges expired items like the dashboard
+        services.privacy.start_auto_purge()
+    return services
 
 
 def _edge_options(args: argparse.Namespace, settings: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from core.settings import Settings
@@ -21,11 +22,18 @@ def build_local(settings: Settings, *, face_index: Any = None, **_unused: Any) -
 
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    repos = SqliteRepositories(data / "storelens.db")
+    # Faces, crops and mails: owner-only (files inside are 0600 as well).
+    os.chmod(data, 0o700)
+    repos = SqliteRepositories(
+        data / "storelens.db",
+        dead_letter_image_hours=settings.dead_letter_image_hours,
+        dead_letter_max_count=settings.dead_letter_max_count,
+        dead_letter_max_bytes=settings.dead_letter_max_bytes,
+    )
     if face_index is None:
         from core.local.faces import LocalFaceIndex
 
-        face_index = LocalFaceIndex(data)
+        face_index = LocalFaceIndex(data, db=repos.db)
     return {
         "blobs": FileBlobStore(data / "blobs"),
         "repos": repos,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from core.errors import NotFoundError, ValidationError
@@ -20,6 +22,32 @@ class FileBlobStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep()
+
+    def sweep(self) -> int:
+        """Delete ``.tmp-*`` files left by writers that crashed; returns how many.
+
+        A live writer holds an ``flock`` on its temp file, so only orphans
+        (whose lock died with their process) are removed; the age check covers
+        the instant between creating the file and locking it.
+        """
+        gone = 0
+        now = time.time()
+        for path in self.root.rglob(".tmp-*"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if now - os.fstat(fd).st_mtime > 1.0:
+                    path.unlink(missing_ok=True)
+                    gone += 1
+            except OSError:
+                pass  # locked: someone is writing it
+            finally:
+                os.close(fd)
+        return gone
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -30,8 +58,9 @@ class FileBlobStore:
     def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # tells sweep() this file is not an orphan
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

@@ -30,11 +30,16 @@ class OutboxNotifier:
         message_id = new_id("msg")
         name = f"{utcnow():%Y%m%dT%H%M%S%f}_{_SAFE.sub('_', mail.subject_id)}_{message_id}.eml"
         tmp = self.folder / f".{name}.tmp"
-        tmp.write_bytes(mail.mime)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # mails show face crops
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(mail.mime)
         os.replace(tmp, self.folder / name)
         return message_id
 
     def forget(self, subject_id: str) -> int:
+        """Delete every stored mail about ``subject_id`` (and half-written ones); returns how many."""
+        for stale in self.folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
         marker = f"_{_SAFE.sub('_', subject_id)}_"
         gone = 0
         for path in self.folder.glob("*.eml"):

@@ -6,18 +6,32 @@ threads); :meth:`SqliteRepositories.atomic` opens one ``BEGIN IMMEDIATE``
 transaction on the calling thread's connection, and nested ``atomic()`` blocks
 join the outer one.
 
+Several processes may open one data dir at once (dashboard, CLI, simulator,
+ingest workers). Within a process, every user of one database file (the
+repositories and :class:`core.local.faces.LocalFaceIndex`) shares one
+:class:`SqliteDatabase` (see :func:`database`), so a face-index write made
+inside ``atomic()`` joins the same transaction as the face row. Across
+processes SQLite's write lock (``BEGIN IMMEDIATE``) serialises decisions.
+
+Erasure: ``PRAGMA secure_delete=ON`` zeroes deleted content in the file, and
+:meth:`SqliteDatabase.checkpoint` (``wal_checkpoint(TRUNCATE)``) empties the
+WAL, so an erased row leaves no readable copy on disk.
+
 Times are stored as fixed-width ISO-8601 UTC text (``2026-11-23T21:15:00.000000+00:00``)
 so that text order is time order and ``substr(t, 1, 10)`` is the UTC day.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +181,33 @@ CREATE TABLE IF NOT EXISTS used_tokens (
     expires_at TEXT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS face_collections (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+
+-- The face index's templates (float32 little-endian BLOBs). AUTOINCREMENT
+-- makes seq strictly increasing and never reused, so a process's in-memory
+-- index catches up with "seq > last seen" plus the deletion log below.
+CREATE TABLE IF NOT EXISTS face_vectors (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection INTEGER NOT NULL,
+    face_id TEXT NOT NULL UNIQUE,
+    external_id TEXT NOT NULL,
+    bbox TEXT,
+    confidence REAL NOT NULL DEFAULT 1.0,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS face_vectors_collection ON face_vectors(collection, seq);
+CREATE INDEX IF NOT EXISTS face_vectors_external ON face_vectors(external_id);
+
+-- Ids removed from face_vectors, in order: only opaque uuids, never a vector.
+CREATE TABLE IF NOT EXISTS face_deletions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    face_id TEXT NOT NULL
+);
+
 -- Which owner a camera track was decided to be (core.models.TrackLink).
 CREATE TABLE IF NOT EXISTS tracks (
     track_key TEXT PRIMARY KEY,
@@ -192,6 +233,210 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 
+#: Per-process registry: one :class:`SqliteDatabase` per database file.
+_DATABASES: dict[str, SqliteDatabase] = {}
+_DATABASES_LOCK = threading.Lock()
+
+
+def database(path: Path | str) -> SqliteDatabase:
+    """The process's shared :class:`SqliteDatabase` for ``path`` (created on first use)."""
+    resolved = Path(path).resolve()
+    key = str(resolved)
+    with _DATABASES_LOCK:
+        db = _DATABASES.get(key)
+        if db is None or db.pid != os.getpid():
+            db = _DATABASES[key] = SqliteDatabase(resolved)
+        return db
+
+
+class SqliteDatabase:
+    """Per-thread connections to one SQLite file, and transactions over them.
+
+    ``atomic()`` opens one ``BEGIN IMMEDIATE`` transaction on the calling
+    thread's connection (taking SQLite's write lock at once, so a
+    search -> decide -> write section inside it runs alone across every process
+    on the data dir); nested blocks join the outer one. Use :func:`database`
+    rather than the constructor so users of one file share the connections.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid = os.getpid()
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        #: Bumped on every rollback: caches that read uncommitted rows of this
+        #: process must then reload (a rolled-back AUTOINCREMENT value is reused).
+        self.rollbacks = 0
+        #: Bumped by every face-index write in this process (a cache-check input).
+        self.writes = 0
+        self._queue_lock = threading.RLock()
+        self._queue_fd: int | None = None
+        conn = self.connection()
+        with _migrate_lock(self.path):
+            conn.executescript(SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        _restrict(self.path)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit outside ``atomic()``)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.connect()
+            self._local.conn = conn
+            self._local.depth = 0
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with the data dir's pragmas (callers own it)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL survives power loss too, at the cost of an fsync per commit.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted content is overwritten with zeros, so an erased row does not
+        # linger in free pages.
+        conn.execute("PRAGMA secure_delete=ON")
+        return conn
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside ``atomic()``."""
+        return bool(getattr(self._local, "depth", 0))
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction on this thread; nested blocks join the outer one."""
+        conn = self.connection()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        with self._writer_queue():
+            conn.execute("BEGIN IMMEDIATE")
+            self._local.depth = 1
+            self._local.scrub = False
+            try:
+                yield
+            except BaseException:
+                self.rollbacks += 1
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self.rollbacks += 1
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                self._local.depth = 0
+        if self._local.scrub:
+            self._local.scrub = False
+            self.checkpoint()
+
+    @contextmanager
+    def _writer_queue(self) -> Iterator[None]:
+        # Writers queue on an flock before BEGIN IMMEDIATE: the kernel wakes
+        # the next one the moment the lock is released, where SQLite's busy
+        # handler would sleep in growing steps (up to 100 ms) and let several
+        # processes on one data dir mostly wait. SQLite's own lock still
+        # guarantees correctness; this only makes the hand-over prompt.
+        with self._queue_lock:
+            if self._queue_fd is None:
+                self._queue_fd = os.open(
+                    self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+                )
+            fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+
+    def scrub_after_commit(self) -> None:
+        """Personal data was deleted: empty the WAL once this transaction commits.
+
+        ``secure_delete`` zeroes the rows in the database pages, but the WAL
+        still holds older images of those pages until a checkpoint.
+        """
+        if self.in_transaction:
+            self._local.scrub = True
+        else:
+            self.checkpoint()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Reads that see one consistent state (joins an open transaction)."""
+        conn = self.connection()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            with suppress(sqlite3.Error):
+                conn.execute("COMMIT")
+
+    def checkpoint(self, attempts: int = 20) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes.
+
+        Run after erasures: deleted rows' old page images live in the WAL
+        until then. Readers in other processes can hold it open for a moment,
+        so this retries briefly; returns whether the WAL was emptied.
+        """
+        conn = self.connection()
+        if conn.in_transaction:
+            self._local.scrub = True  # retried when the open transaction commits
+            return False
+        for attempt in range(attempts):
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            time.sleep(0.02 * (attempt + 1))
+        return False
+
+    def close(self) -> None:
+        """Close every connection (they reopen lazily on next use)."""
+        with self._lock:
+            for conn in self._all:
+                with suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+@contextmanager
+def _migrate_lock(path: Path) -> Iterator[None]:
+    # CREATE TABLE IF NOT EXISTS from several processes starting at once can
+    # race on the schema; an flock next to the database serialises them.
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _restrict(path: Path) -> None:
+    """Owner-only permissions on the database and its sidecar files."""
+    for candidate in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
+        with suppress(OSError):
+            if candidate.exists():
+                os.chmod(candidate, 0o600)
+
+
 to_db_time = to_stored_time
 from_db_time = from_stored_time
 
@@ -200,6 +445,41 @@ def _req_time(value: str) -> datetime:
     parsed = from_db_time(value)
     assert parsed is not None
     return parsed
+
+
+def strip_images(payload: bytes) -> bytes:
+    """A dead letter's payload without images: JSON keeps its other fields, anything else goes.
+
+    Fields whose name mentions ``crop``/``image``/``jpeg`` and any string over
+    1 KB (base64 image data) are replaced by a note of their size.
+    """
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):
+        return b"" if payload else payload
+
+    def strip(node: Any, depth: int = 0) -> Any:
+        if depth > 20:
+            return "[dropped]"
+        if isinstance(node, dict):
+            return {
+                k: (
+                    f"[dropped {len(str(v))} chars]"
+                    if any(w in str(k).lower() for w in ("crop", "image", "jpeg"))
+                    else strip(v, depth + 1)
+                )
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [strip(v, depth + 1) for v in node]
+        if isinstance(node, str) and len(node) > 1024:
+            return f"[dropped {len(node)} chars]"
+        return node
+
+    try:
+        return json.dumps(strip(value), sort_keys=True).encode()
+    except (ValueError, RecursionError):
+        return b""
 
 
 class _Base:
@@ -568,6 +848,8 @@ class SqliteEvents(_Base):
         ]
 
     def forget_customer(self, customer_id: str) -> int:
+        self._drop_letter_images("SELECT event_id FROM events WHERE customer_id=?", (customer_id,))
+        self._db.db.scrub_after_commit()
         return (
             self._conn()
             .execute(
@@ -579,6 +861,8 @@ class SqliteEvents(_Base):
         )
 
     def forget_pending(self, pending_id: str) -> int:
+        self._drop_letter_images("SELECT event_id FROM events WHERE pending_id=?", (pending_id,))
+        self._db.db.scrub_after_commit()
         return (
             self._conn()
             .execute(
@@ -609,7 +893,20 @@ class SqliteEvents(_Base):
         self._conn().execute("UPDATE events SET crop_key=? WHERE event_id=?", (crop_key, event_id))
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
-        self._conn().execute(
+        """Record a rejected input; the same event failing the same way again is stored once.
+
+        The log is then held to ``dead_letter_max_count`` letters and
+        ``dead_letter_max_bytes`` of payload (images are dropped oldest first,
+        then whole letters).
+        """
+        conn = self._conn()
+        if letter.event_id is not None:
+            seen = conn.execute(
+                "SELECT 1 FROM dead_letters WHERE event_id=? AND reason=?", (letter.event_id, letter.reason)
+            ).fetchone()
+            if seen is not None:
+                return
+        conn.execute(
             "INSERT INTO dead_letters VALUES (?,?,?,?,?,?,?)",
             (
                 letter.dead_letter_id,
@@ -621,6 +918,67 @@ class SqliteEvents(_Base):
                 letter.payload,
             ),
         )
+        self._cap_dead_letters()
+
+    def prune_dead_letters(self, now: datetime) -> int:
+        """Drop images from letters older than the retention; returns how many letters changed."""
+        cutoff = now - timedelta(hours=self._db.dead_letter_image_hours)
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT dead_letter_id, payload FROM dead_letters"
+                " WHERE received_at < ? AND length(payload) > 0",
+                (to_db_time(cutoff),),
+            )
+            .fetchall()
+        )
+        changed = 0
+        for row in rows:
+            stripped = strip_images(bytes(row["payload"]))
+            if stripped != bytes(row["payload"]):
+                self._conn().execute(
+                    "UPDATE dead_letters SET payload=? WHERE dead_letter_id=?",
+                    (stripped, row["dead_letter_id"]),
+                )
+                changed += 1
+        if changed:
+            self._db.db.scrub_after_commit()
+        return changed
+
+    def _cap_dead_letters(self) -> None:
+        conn = self._conn()
+        max_count, max_bytes = self._db.dead_letter_max_count, self._db.dead_letter_max_bytes
+        conn.execute(
+            "DELETE FROM dead_letters WHERE dead_letter_id IN (SELECT dead_letter_id FROM dead_letters"
+            " ORDER BY received_at DESC LIMIT -1 OFFSET ?)",
+            (max_count,),
+        )
+        total = conn.execute("SELECT coalesce(sum(length(payload)), 0) FROM dead_letters").fetchone()[0]
+        if total <= max_bytes:
+            return
+        for row in conn.execute(
+            "SELECT dead_letter_id, payload FROM dead_letters WHERE length(payload) > 0 ORDER BY received_at"
+        ).fetchall():
+            old = bytes(row["payload"])
+            new = strip_images(old)
+            if len(new) > 4096:  # not an event we can strip: keep only its head
+                new = new[:4096]
+            conn.execute(
+                "UPDATE dead_letters SET payload=? WHERE dead_letter_id=?", (new, row["dead_letter_id"])
+            )
+            total -= len(old) - len(new)
+            if total <= max_bytes:
+                break
+
+    def _drop_letter_images(self, event_ids_sql: str, args: tuple[Any, ...]) -> None:
+        conn = self._conn()
+        for row in conn.execute(
+            f"SELECT dead_letter_id, payload FROM dead_letters WHERE event_id IN ({event_ids_sql})", args
+        ).fetchall():
+            conn.execute(
+                "UPDATE dead_letters SET payload=? WHERE dead_letter_id=?",
+                (strip_images(bytes(row["payload"])), row["dead_letter_id"]),
+            )
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self._conn().execute("SELECT * FROM dead_letters ORDER BY received_at DESC LIMIT ?", (limit,))
@@ -713,13 +1071,19 @@ class SqliteTracks(_Base):
 class SqliteRepositories:
     """Every repository over one SQLite file. Implements ``core.ports.Repositories``."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._migrate(self.connection())
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        dead_letter_image_hours: int = 72,
+        dead_letter_max_count: int = 1000,
+        dead_letter_max_bytes: int = 20_000_000,
+    ) -> None:
+        self.db = database(path)
+        self.path = self.db.path
+        self.dead_letter_image_hours = dead_letter_image_hours
+        self.dead_letter_max_count = dead_letter_max_count
+        self.dead_letter_max_bytes = dead_letter_max_bytes
         self.customers = SqliteCustomers(self)
         self.faces = SqliteFaces(self)
         self.visits = SqliteVisits(self)
@@ -730,50 +1094,22 @@ class SqliteRepositories:
         self.tokens = SqliteTokens(self)
         self.tracks = SqliteTracks(self)
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit outside ``atomic()``)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across application crashes in WAL mode; FULL
-            # also survives power loss at the cost of an fsync per commit.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            self._local.depth = 0
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self.db.connection()
 
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """One transaction on this thread; nested blocks join the outer one."""
-        conn = self.connection()
-        if self._local.depth:
-            self._local.depth += 1
-            try:
-                yield
-            finally:
-                self._local.depth -= 1
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
-        finally:
-            self._local.depth = 0
+    def atomic(self) -> AbstractContextManager[None]:
+        """One ``BEGIN IMMEDIATE`` transaction on this thread; nested blocks join the outer one.
+
+        It takes SQLite's write lock at once, so it is also the decision lock:
+        a search -> decide -> write section inside it runs alone across every
+        process on the data dir.
+        """
+        return self.db.atomic()
+
+    def checkpoint(self) -> bool:
+        """Empty the WAL (after erasures); see :meth:`SqliteDatabase.checkpoint`."""
+        return self.db.checkpoint()
 
     def table_counts(self) -> dict[str, int]:
         """Row counts of every table (used by erasure checks and ``storelens status``)."""
@@ -782,12 +1118,7 @@ class SqliteRepositories:
         return {n: int(conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                with suppress(sqlite3.Error):
-                    conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self.db.close()
 
 
 # ------------------------------------------------------------------ row mapping

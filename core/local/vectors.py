@@ -41,6 +41,12 @@ shared, so medians under load ran up to ~1.5x these.
 
 Persistence
 -----------
+:class:`core.local.faces.LocalFaceIndex` no longer persists through this
+class: the face templates live in SQLite (the one source of truth several
+processes share) and each process keeps a ``VectorIndex(None)`` -- in memory,
+no files -- as a cache of them. The directory mode below remains for other
+callers and for importing data dirs written by older versions.
+
 ``<dir>/manifest.json`` names the current snapshot generation ``g``;
 ``vectors.<g>.npy`` + ``entries.<g>.json`` hold the snapshot and
 ``journal.<g>.log`` the adds/removes since, as CRC-checked records appended
@@ -187,10 +193,11 @@ class VectorIndex:
             if replaced:
                 self._remove_rows(replaced)
             self._append_rows(item_ids, matrix, metas)
-            self._log(
-                b"".join(_encode_add(i, v, m) for i, v, m in zip(item_ids, matrix, metas, strict=True)),
-                len(item_ids),
-            )
+            if self.directory is not None:  # in-memory caches have no journal to encode for
+                self._log(
+                    b"".join(_encode_add(i, v, m) for i, v, m in zip(item_ids, matrix, metas, strict=True)),
+                    len(item_ids),
+                )
 
     def remove(self, item_ids: Iterable[str]) -> int:
         """Remove ids (unknown ones are ignored); return how many were removed."""

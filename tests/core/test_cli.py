@@ -126,3 +126,25 @@ def test_ingest_and_approve_from_the_command_line(data: Path, tmp_path: Path) ->
     assert run(data, "erase", customer_id, "--yes").returncode == 0
     assert run(data, "--json", "customers", "list").stdout.strip() == "[]"
     assert run(data, "purge").returncode == 0
+
+
+def test_a_token_for_one_pending_identity_cannot_decide_another(data: Path, tmp_path: Path) -> None:
+    from core.bootstrap import build_services
+    from core.settings import Settings
+
+    files = []
+    for name in ("obama", "biden"):
+        path = tmp_path / f"{name}.json"
+        path.write_bytes(event_to_json(make_event(photo_bytes(name))))
+        files.append(str(path))
+    assert run(data, "ingest", *files).returncode == 0
+    services = build_services(Settings.from_env({}, data_dir=data, secret_key="cli-test"))
+    a, b = sorted(p.pending_id for p in services.approvals.list_pending())
+    token_a = services.approvals.signer.issue(a, "reject", 3600)
+    services.close()
+    refused = run(data, "approvals", "reject", b, "--token", token_a)
+    assert refused.returncode != 0
+    assert f"issued for {a}, not {b}" in refused.stderr and "Traceback" not in refused.stderr
+    listed = json.loads(run(data, "--json", "approvals", "list").stdout)
+    assert sorted(item["pending_id"] for item in listed) == [a, b]  # neither was decided
+    assert run(data, "approvals", "reject", a, "--token", token_a).returncode == 0

@@ -201,6 +201,66 @@ def test_crop_without_a_face_is_dead_lettered(services: Services) -> None:
     assert services.repos.table_counts()["events"] == 0
 
 
+def _with_dims(jpeg: bytes, width: int, height: int) -> bytes:
+    """The same JPEG with its SOF header declaring another size (nothing else changed)."""
+    at = jpeg.index(b"\xff\xc0") + 5
+    return jpeg[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[at + 4 :]
+
+
+def _scrambled(jpeg: bytes, seed: int) -> bytes:
+    import random
+
+    rng = random.Random(seed)
+    start = len(jpeg) // 2
+    return jpeg[:start] + bytes(rng.randrange(256) for _ in range(400)) + jpeg[start + 400 :]
+
+
+def test_hostile_inputs_are_refused_one_by_one_and_the_batch_goes_on(services: Services) -> None:
+    import base64
+    from dataclasses import replace
+
+    from core.errors import ValidationError
+
+    event = make_event(photo_bytes("obama"))
+    good = event_to_dict(event)
+
+    def with_crop(jpeg: bytes) -> bytes:
+        return json.dumps({**good, "crop_jpeg_b64": base64.b64encode(jpeg).decode()}).encode()
+
+    text = json.dumps(good)
+    cases: list[tuple[object, type[ValidationError], str]] = [
+        (json.dumps({**good, "captured_at": "0001-01-01T00:00:00Z"}), EventSchemaError, "outside 2000-01-01"),
+        (json.dumps({**good, "captured_at": "9999-12-31T23:59:59Z"}), EventSchemaError, "outside 2000-01-01"),
+        (json.dumps({**good, "captured_at": "0001-01-01T00:00:00+05:00"}), EventSchemaError, "out of range"),
+        (with_crop(_with_dims(event.crop_jpeg, 20000, 20000)), PayloadTooLargeError, "20000x20000"),
+        (with_crop(_with_dims(event.crop_jpeg, 9000, 9000)), PayloadTooLargeError, "9000x9000"),
+        (with_crop(_scrambled(event.crop_jpeg, 1)), ImageDecodeError, "corrupt"),
+        (with_crop(_scrambled(event.crop_jpeg, 2)), ImageDecodeError, "corrupt"),
+        (text.replace('"confidence":', '"confidence": 1' + "0" * 5000 + ', "x":', 1), EventSchemaError, ""),
+        ('{"event_id": ' + "[" * 50_000 + "]" * 50_000 + "}", EventSchemaError, "nested too deeply"),
+        ("[1, 2, 3]", EventSchemaError, "JSON object"),
+        (42, EventSchemaError, "not int"),
+        (None, EventSchemaError, "not NoneType"),
+        ({**good, "confidence": 10**5000}, EventSchemaError, ""),
+        ({**good, "frame": {"width": 10**5000, "height": 10}}, EventSchemaError, "frame"),
+        (replace(event, crop_jpeg="not bytes"), EventSchemaError, "wrong type"),  # type: ignore[arg-type]
+        (replace(event, crop_jpeg=None), EventSchemaError, "wrong type"),  # type: ignore[arg-type]
+        (event, None, ""),  # and the good one after all of them still goes through
+    ]
+    for payload, error, words in cases:
+        if error is None:
+            assert services.ingest.ingest(payload, source="batch").outcome is IngestOutcome.PENDING  # type: ignore[arg-type]
+            continue
+        with pytest.raises(error) as caught:
+            services.ingest.ingest(payload, source="batch")  # type: ignore[arg-type]
+        assert words in str(caught.value), (words, str(caught.value))
+    letters = services.ingest.dead_letters(limit=100)
+    assert len(letters) == len(cases) - 1
+    assert all(d.reason and d.source == "batch" for d in letters)
+    counts = services.repos.table_counts()
+    assert counts["events"] == counts["faces"] == 1
+
+
 # ------------------------------------------------ v2: several crops, one track
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from core.bootstrap import Services
 from core.models import CustomerDetails, PendingStatus, Transaction, new_id
@@ -74,6 +77,7 @@ def test_purge_discards_expired_pending_identities(services: Services) -> None:
     keys = [f.crop_key for f in services.approvals.faces_of(old.pending_id)]
     later = datetime.now(UTC) + timedelta(days=services.settings.pending_ttl_days, hours=1)
     pending = services.approvals.get(fresh.pending_id)
+    pending.created_at = later - timedelta(days=1)  # seen for the first time a month later
     pending.expires_at = later + timedelta(days=1)
     services.repos.pending.update(pending)
 
@@ -87,3 +91,39 @@ def test_purge_discards_expired_pending_identities(services: Services) -> None:
     assert {f.external_id for f in services.faces.list_faces(services.settings.collection_id)} == {
         fresh.pending_id
     }
+
+
+def test_a_lower_ttl_applies_to_items_created_before_it(services: Services) -> None:
+    from dataclasses import replace as with_changes
+
+    item = services.ingest.ingest(make_event(photo_bytes("biden")))
+    in_two_days = datetime.now(UTC) + timedelta(days=2)
+    assert services.privacy.purge(now=in_two_days).expired == []  # 30 days by default
+    services.privacy.settings = with_changes(services.settings, pending_ttl_days=1)
+    assert services.privacy.purge(now=in_two_days).expired == [item.pending_id]
+
+
+def test_ttls_must_be_positive() -> None:
+    from core.errors import SettingsError
+    from core.settings import Settings
+
+    for name in ("STORELENS_PENDING_TTL_DAYS", "STORELENS_TOKEN_TTL_HOURS"):
+        for bad in ("0", "-3"):
+            with pytest.raises(SettingsError, match=name):
+                Settings.from_env({name: bad})
+
+
+def test_auto_purge_runs_in_the_background(services: Services) -> None:
+    item = services.ingest.ingest(make_event(photo_bytes("biden")))
+    pending = services.approvals.get(item.pending_id)
+    pending.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    services.repos.pending.update(pending)
+    thread = services.privacy.start_auto_purge(3600)
+    assert thread is not None
+    thread.join(timeout=0.01)
+    for _ in range(600):  # the first round runs at start
+        if services.approvals.get(item.pending_id).status is PendingStatus.EXPIRED:
+            break
+        threading.Event().wait(0.05)
+    services.privacy.stop_auto_purge()
+    assert services.approvals.get(item.pending_id).status is PendingStatus.EXPIRED

@@ -118,3 +118,50 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     assert faces.count("c") == expected
     faces.close()
     assert LocalFaceIndex(tmp_path, engine=get_engine()).count("c") == expected
+
+
+def test_instances_on_one_data_dir_see_each_others_writes(tmp_path: Path) -> None:
+    """Two indexes on one data dir (as two processes would): SQLite is the truth, caches catch up."""
+    a = LocalFaceIndex(tmp_path, engine=get_engine())
+    b = LocalFaceIndex(tmp_path, engine=get_engine())
+    a.create_collection("c")
+    data = np.random.default_rng(2).normal(scale=0.12, size=(50, 128)).astype(np.float32)
+    ids = a.add_vectors("c", data[:40], [f"cus_{i}" for i in range(40)])
+    assert b.count("c") == 40  # b loads everything
+    more = b.add_vectors("c", data[40:], [f"cus_{i}" for i in range(40, 50)])
+    a.delete_faces("c", ids[:5])
+    assert a.count("c") == b.count("c") == 45
+    assert b.search_by_vector("c", data[0], 0.9, 1) == []  # deleted by a, gone from b's cache
+    assert a.search_by_vector("c", data[45], 0.9, 1)[0].face_id == more[5]
+    b.delete_collection("c")
+    with pytest.raises(NotFoundError):
+        a.count("c")
+
+
+def test_a_rolled_back_write_leaves_no_face(tmp_path: Path) -> None:
+    from core.local.sqlite import SqliteRepositories
+
+    repos = SqliteRepositories(tmp_path / "storelens.db")
+    faces = LocalFaceIndex(tmp_path, engine=get_engine(), db=repos.db)
+    faces.create_collection("c")
+    vector = np.random.default_rng(3).normal(scale=0.12, size=(1, 128)).astype(np.float32)
+    with pytest.raises(RuntimeError), repos.atomic():
+        faces.add_vectors("c", vector, ["pid_x"])
+        assert faces.count("c") == 1  # visible inside its own transaction
+        raise RuntimeError("decision failed")
+    assert faces.count("c") == 0
+    assert faces.add_vectors("c", vector, ["pid_y"]) and faces.count("c") == 1
+
+
+def test_old_vector_files_are_imported_once(tmp_path: Path) -> None:
+    from core.local.vectors import VectorIndex
+
+    old = VectorIndex(tmp_path / "faces" / "legacy", dim=128)
+    data = np.random.default_rng(4).normal(scale=0.12, size=(3, 128)).astype(np.float32)
+    old.add_many(["f1", "f2", "f3"], data, ['{"external_id":"cus_a"}'] * 3)
+    old.close()
+    faces = LocalFaceIndex(tmp_path, engine=get_engine())
+    assert faces.count("legacy") == 3
+    assert faces.search_by_vector("legacy", data[1], 0.9, 1)[0].face_id == "f2"
+    assert not (tmp_path / "faces").exists()  # the old journal (and the vectors in it) is gone
+    assert LocalFaceIndex(tmp_path, engine=get_engine()).count("legacy") == 3
