@@ -1,240 +1,171 @@
-"""Store analytics: the queries behind the dashboard's Analytics page.
+"""Store analytics: the numbers behind the dashboard's Analytics page.
 
-:class:`AnalyticsQueries` is the small interface the page talks to. The local
-backend implements it with SQL aggregation over indexed SQLite tables
-(:class:`core.local.analytics.SqliteAnalytics`); :class:`RepositoryAnalytics`
-is a backend-neutral fallback that aggregates in pandas over the rows the
-repositories return for the chosen date range (used on the AWS backend, where
-DynamoDB has no GROUP BY). Both return the same frames, column for column, and
-``tests/dashboard/test_analytics.py`` checks that they agree.
+Words, as the page defines them in its help text:
 
-All days and hours are **UTC**. A filter's ``end`` day is inclusive.
+* a **zone visit** is one row of the ``visits`` table: a customer seen at one
+  camera / zone, from their first to their last sighting there;
+* a **store visit** is one entry-to-exit stay: a customer's zone visits joined
+  while each starts within ``gap_seconds`` (the ingest's ``visit_gap_seconds``,
+  30 min) of the latest moment they were seen so far;
+* **visitors**: distinct customers with a store visit starting in the range;
+* **returning visitors**: visitors who had an earlier store visit (before the
+  range, or an earlier one inside it);
+* **new customers**: visitors whose first store visit ever falls in the range;
+* **average days between visits**: the mean gap between consecutive store
+  visits of the same customer inside the range;
+* **spend linked / unattributed**: sales in the range with / without a customer;
+* **conversion**: share of visitors with a linked purchase in the range.
 
->>> f = AnalyticsFilter(date(2026, 11, 1), date(2026, 11, 30), cameras=("cam-entrance",))
->>> f.bounds()
-('2026-11-01T00:00:00.000000+00:00', '2026-12-01T00:00:00.000000+00:00')
+All days and hours are in the store's time zone (``AnalyticsFilter.tz``, from
+``STORELENS_TIMEZONE``); a filter's ``end`` day is inclusive.
+
+:class:`core.analytics_engine.StoreAnalytics` computes everything from a
+:class:`core.analytics_types.VisitData` (narrow range reads and a first-visit
+lookup) in pandas; the local backend reads them with SQL
+(:class:`core.local.analytics.SqliteAnalytics`), any other backend through the
+repositories (:class:`RepositoryAnalytics`, here). The types live in
+:mod:`core.analytics_types` and are re-exported.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from core.analytics_engine import StoreAnalytics, store_visits
+from core.analytics_types import (
+    COLUMNS,
+    DEFAULT_GAP_SECONDS,
+    SALE_COLUMNS,
+    WEEKDAYS,
+    ZONE_TOTAL_COLUMNS,
+    ZONE_VISIT_COLUMNS,
+    AnalyticsFilter,
+    AnalyticsQueries,
+    Kpis,
+    Period,
+    RankBy,
+    VisitData,
+    day_text,
+    week_start,
+)
+from core.store_layout import FloorPlan, ZoneShape, load_floor_plan
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from core.ports import Repositories
 
-from core.analytics_types import (
-    COLUMNS,
-    EPOCH,
-    AnalyticsFilter,
-    AnalyticsQueries,
-    Kpis,
-    Period,
-    RankBy,
-    day_text,
-    week_start,
-    zero_fill_hours,
-)
-from core.store_layout import FloorPlan, ZoneShape, load_floor_plan
 
-
-def analytics_for(services: Any) -> AnalyticsQueries:
-    """The backend's analytics (``services.extras["analytics"]``) or the repository fallback."""
-    found = services.extras.get("analytics")
-    if found is not None:
-        return found
-    connection = getattr(services.repos, "connection", None)
-    if services.settings.backend == "local" and callable(connection):
-        # The local backend normally wires this itself (core/local/backend.py);
-        # never fall back to loading whole SQLite tables into pandas.
-        from core.local.analytics import SqliteAnalytics
-
-        chosen: AnalyticsQueries = SqliteAnalytics(connection)
-    else:
-        chosen = RepositoryAnalytics(services.repos)
-    services.extras["analytics"] = chosen
-    return chosen
-
-
-def _frame(name: str, rows: list[Any] | None = None) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame(rows or [], columns=COLUMNS[name])
-
-
-class RepositoryAnalytics:
-    """Backend-neutral analytics: fetch the range through the repositories, aggregate in pandas.
-
-    Fine for the AWS backend's DynamoDB tables and small local stores; the
-    local backend uses :class:`core.local.analytics.SqliteAnalytics` instead,
-    which never loads whole tables.
-    """
+class RepositoryVisitData:
+    """:class:`VisitData` through the repositories (the AWS backend: DynamoDB has no GROUP BY)."""
 
     def __init__(self, repos: Repositories, customer_limit: int = 100_000) -> None:
         self.repos = repos
         self.customer_limit = customer_limit
 
-    # -- loading
-    def _visits(self, f: AnalyticsFilter) -> pd.DataFrame:
-        import pandas as pd
-
-        lo, hi = f.datetimes()
-        rows = [
-            {
-                "customer_id": v.customer_id,
-                "camera_id": v.camera_id,
-                "zone": v.zone,
-                "started_at": v.started_at,
-                "dwell": v.dwell_seconds,
-            }
-            for v in self.repos.visits.between(lo, hi)
-            if not f.cameras or v.camera_id in f.cameras
-        ]
-        return pd.DataFrame(rows, columns=["customer_id", "camera_id", "zone", "started_at", "dwell"])
-
-    def _transactions(self, f: AnalyticsFilter) -> pd.DataFrame:
-        import pandas as pd
-
-        lo, hi = f.datetimes()
-        rows = [
-            {
-                "customer_id": t.customer_id,
-                "occurred_at": t.occurred_at,
-                "amount_cents": t.amount_cents,
-                "currency": t.currency,
-            }
-            for t in self.repos.transactions.between(lo, hi)
-        ]
-        return pd.DataFrame(rows, columns=["customer_id", "occurred_at", "amount_cents", "currency"])
-
-    def _names(self) -> dict[str, str]:
-        return {c.customer_id: c.name for c in self.repos.customers.list(limit=self.customer_limit)}
-
-    # -- queries
     def cameras(self) -> list[str]:
         # The last 90 days only: on DynamoDB an all-time read would scan every visit.
-        f = AnalyticsFilter.last_days(91, datetime.now(UTC).date() + timedelta(days=1))
-        return sorted(set(self._visits(f)["camera_id"]))
+        now = int(datetime.now(UTC).timestamp())
+        return sorted({v.camera_id for v in self._visits(now - 91 * 86400, now + 86400, ())})
 
-    def kpis(self, f: AnalyticsFilter, today: date | None = None) -> Kpis:
-        today = today or datetime.now(UTC).date()
-        week = AnalyticsFilter(week_start(today), today, f.cameras)
-        this_week = self._visits(week)
-        # astype(bool): on an empty frame map() yields an object Series, which
-        # pandas would read as column labels instead of a mask.
-        on_today = this_week["started_at"].map(lambda t: t.date() == today).astype(bool)
-        visitors_today = this_week[on_today]
-        visits = self._visits(f)
-        visitors = set(visits["customer_id"])
-        returning: set[str] = set()
-        if f.start > EPOCH:
-            before = self._visits(AnalyticsFilter(EPOCH, f.start - timedelta(days=1), f.cameras))
-            returning = visitors & set(before["customer_id"])
-        lo_dt, hi_dt = f.datetimes()
-        new = sum(
-            1 for c in self.repos.customers.list(limit=self.customer_limit) if lo_dt <= c.created_at < hi_dt
-        )
-        tx = self._transactions(f)
-        currency = Counter(tx["currency"]).most_common(1)[0][0] if len(tx) else "EUR"
-        return Kpis(
-            visitors_today=int(visitors_today["customer_id"].nunique()),
-            visitors_this_week=int(this_week["customer_id"].nunique()),
-            visits_in_range=len(visits),
-            visitors_in_range=len(visitors),
-            returning_visitors=len(returning),
-            new_customers=new,
-            spend_cents=int(tx["amount_cents"].sum()) if len(tx) else 0,
-            currency=currency,
-        )
+    def _visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> list[Any]:
+        return [
+            v
+            for v in self.repos.visits.between(
+                datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
+            )
+            if not cameras or v.camera_id in cameras
+        ]
 
-    def visits_per_day(self, f: AnalyticsFilter) -> pd.DataFrame:
-        v = self._visits(f)
-        if v.empty:
-            return _frame("visits_per_day")
-        v["day"] = v["started_at"].map(lambda t: t.astimezone(UTC).date().isoformat())
-        out = v.groupby("day").agg(visits=("customer_id", "size"), visitors=("customer_id", "nunique"))
-        return out.reset_index()[COLUMNS["visits_per_day"]]
-
-    def visits_per_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
-        v = self._visits(f)
-        if v.empty:
-            return zero_fill_hours(_frame("visits_per_hour"))
-        v["hour"] = v["started_at"].map(lambda t: t.astimezone(UTC).hour)
-        return zero_fill_hours(v.groupby("hour").size().rename("visits").reset_index())
-
-    def visit_frequency(self, f: AnalyticsFilter) -> pd.DataFrame:
-        v = self._visits(f)
-        if v.empty:
-            return _frame("visit_frequency")
-        counts = v.groupby("customer_id").size().value_counts().sort_index()
-        out = counts.rename_axis("visits_per_customer").rename("customers").reset_index()
-        return out[COLUMNS["visit_frequency"]]
-
-    def top_customers(self, f: AnalyticsFilter, by: RankBy = "visits", limit: int = 10) -> pd.DataFrame:
+    def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
         import pandas as pd
 
-        v = self._visits(f)
-        t = self._transactions(f).dropna(subset=["customer_id"])
-        visits = v.groupby("customer_id").size().rename("visits")
-        spend = t.groupby("customer_id")["amount_cents"].sum().rename("spend_cents")
-        both = pd.concat([visits, spend], axis=1).fillna(0).astype(int)
-        if both.empty:
-            return _frame("top_customers")
-        key = "visits" if by == "visits" else "spend_cents"
-        other = "spend_cents" if by == "visits" else "visits"
-        both = both.rename_axis("customer_id").reset_index()
-        both = both[both[key] > 0].sort_values([key, other, "customer_id"], ascending=[False, False, True])
-        names = self._names()
-        both["name"] = both["customer_id"].map(lambda c: names.get(c, ""))
-        return both.head(limit)[COLUMNS["top_customers"]].reset_index(drop=True)
+        rows = [
+            (v.customer_id, int(v.started_at.timestamp()), int(v.last_seen_at.timestamp()))
+            for v in self._visits(lo, hi, cameras)
+        ]
+        return pd.DataFrame(rows, columns=ZONE_VISIT_COLUMNS).astype({"start": "int64", "end": "int64"})
 
-    def spend_per_customer(self, f: AnalyticsFilter, period: Period = "month") -> pd.DataFrame:
-        t = self._transactions(f).dropna(subset=["customer_id"])
-        if t.empty:
-            return _frame("spend_per_customer")
-        if period == "week":
-            t["period"] = t["occurred_at"].map(lambda x: week_start(x.astimezone(UTC).date()).isoformat())
-        else:
-            t["period"] = t["occurred_at"].map(lambda x: x.astimezone(UTC).strftime("%Y-%m"))
-        out = (
-            t.groupby(["period", "customer_id"])
-            .agg(transactions=("amount_cents", "size"), spend_cents=("amount_cents", "sum"))
-            .reset_index()
+    def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [
+            (
+                v.camera_id,
+                v.zone,
+                max(0, int(v.last_seen_at.timestamp()) - int(v.started_at.timestamp())),
+            )
+            for v in self._visits(lo, hi, cameras)
+        ]
+        df = pd.DataFrame(rows, columns=["camera_id", "zone", "dwell"])
+        if df.empty:
+            return pd.DataFrame([], columns=ZONE_TOTAL_COLUMNS)
+        out = df.groupby(["camera_id", "zone"], as_index=False).agg(
+            zone_visits=("dwell", "size"), dwell_sum=("dwell", "sum"), dwell_max=("dwell", "max")
         )
-        names = self._names()
-        out["name"] = out["customer_id"].map(lambda c: names.get(c, ""))
-        out = out.sort_values(["period", "spend_cents", "customer_id"], ascending=[True, False, True])
-        return out[COLUMNS["spend_per_customer"]].reset_index(drop=True)
+        return out[ZONE_TOTAL_COLUMNS]
 
-    def zone_density(self, f: AnalyticsFilter) -> pd.DataFrame:
-        v = self._visits(f)
-        if v.empty:
-            return _frame("zone_density")
-        out = v.groupby(["camera_id", "zone"]).agg(visits=("customer_id", "size")).reset_index()
-        return out.sort_values(["visits", "zone"], ascending=[False, True])[
-            COLUMNS["zone_density"]
-        ].reset_index(drop=True)
+    def sales(self, lo: int, hi: int) -> pd.DataFrame:
+        import pandas as pd
 
-    def dwell_per_zone(self, f: AnalyticsFilter) -> pd.DataFrame:
-        v = self._visits(f)
-        if v.empty:
-            return _frame("dwell_per_zone")
-        out = (
-            v.groupby("zone")
-            .agg(visits=("dwell", "size"), avg_dwell_s=("dwell", "mean"), max_dwell_s=("dwell", "max"))
-            .reset_index()
-        )
-        out["avg_dwell_s"] = out["avg_dwell_s"].round(1)
-        out["max_dwell_s"] = out["max_dwell_s"].round(1)
-        return out.sort_values("zone")[COLUMNS["dwell_per_zone"]].reset_index(drop=True)
+        rows = [
+            (t.customer_id, int(t.occurred_at.timestamp()), t.amount_cents, t.currency)
+            for t in self.repos.transactions.between(
+                datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
+            )
+        ]
+        return pd.DataFrame(rows, columns=SALE_COLUMNS).astype({"at": "int64", "amount_cents": "int64"})
+
+    def first_visits(self, customer_ids: list[str]) -> dict[str, int]:
+        out = {}
+        for cid in customer_ids:
+            visits = self.repos.visits.by_customer(cid)
+            if visits:
+                out[cid] = int(min(v.started_at for v in visits).timestamp())
+        return out
+
+    def names(self, customer_ids: list[str]) -> dict[str, str]:
+        from core.errors import NotFoundError
+
+        out = {}
+        for cid in customer_ids:
+            try:
+                out[cid] = self.repos.customers.get(cid).name
+            except NotFoundError:
+                continue
+        return out
+
+    def visits_of(self, customer_ids: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [
+            (cid, int(v.started_at.timestamp()), int(v.last_seen_at.timestamp()))
+            for cid in customer_ids
+            for v in self.repos.visits.by_customer(cid)
+        ]
+        return pd.DataFrame(rows, columns=["customer_id", "start", "end"])
+
+    def spend_of(self, customer_ids: list[str]) -> dict[str, int]:
+        out = {}
+        for cid in customer_ids:
+            total = sum(t.amount_cents for t in self.repos.transactions.by_customer(cid))
+            if total:
+                out[cid] = total
+        return out
+
+
+class RepositoryAnalytics(StoreAnalytics):
+    """Backend-neutral analytics over the repositories (used on the AWS backend)."""
+
+    def __init__(self, repos: Repositories, *, gap_seconds: int = DEFAULT_GAP_SECONDS) -> None:
+        super().__init__(RepositoryVisitData(repos), gap_seconds=gap_seconds)
 
 
 __all__ = [
     "COLUMNS",
-    "EPOCH",
+    "DEFAULT_GAP_SECONDS",
+    "WEEKDAYS",
     "AnalyticsFilter",
     "AnalyticsQueries",
     "FloorPlan",
@@ -242,10 +173,12 @@ __all__ = [
     "Period",
     "RankBy",
     "RepositoryAnalytics",
+    "RepositoryVisitData",
+    "StoreAnalytics",
+    "VisitData",
     "ZoneShape",
-    "analytics_for",
     "day_text",
     "load_floor_plan",
+    "store_visits",
     "week_start",
-    "zero_fill_hours",
 ]

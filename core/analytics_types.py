@@ -1,8 +1,15 @@
-"""The types every analytics implementation shares: filters, KPIs, frame columns, the query port.
+"""The types every analytics implementation shares: filters, KPIs, frame columns, the ports.
 
-Kept apart from :mod:`core.analytics` (the pandas fallback) so the SQLite
-implementation in :mod:`core.local.analytics` and the fallback both import
-this module and neither imports the other.
+Kept apart from :mod:`core.analytics` (wiring and the repository reads) so the
+SQLite implementation in :mod:`core.local.analytics` and the repository one
+both import this module and neither imports the other. The definitions of
+the figures are in :mod:`core.analytics`.
+
+>>> f = AnalyticsFilter(date(2026, 11, 1), date(2026, 11, 30), tz="Europe/Madrid")
+>>> f.datetimes()[0].isoformat()
+'2026-10-31T23:00:00+00:00'
+>>> f.previous().start, f.previous().end
+(datetime.date(2026, 10, 2), datetime.date(2026, 10, 31))
 """
 
 from __future__ import annotations
@@ -10,53 +17,84 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     import pandas as pd
 
 Period = Literal["week", "month"]
-EPOCH = date(1970, 1, 1)
 RankBy = Literal["visits", "spend"]
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DEFAULT_GAP_SECONDS = 1800
 
 #: Column names of every frame, so both implementations and the page agree.
 COLUMNS: dict[str, list[str]] = {
-    "visits_per_day": ["day", "visits", "visitors"],
-    "visits_per_hour": ["hour", "visits"],
-    "visit_frequency": ["visits_per_customer", "customers"],
-    "top_customers": ["customer_id", "name", "visits", "spend_cents"],
+    "visits_per_day": ["day", "store_visits", "visitors"],
+    "visits_per_hour": ["hour", "store_visits"],
+    "weekday_hour": ["weekday", "hour", "store_visits"],
+    "visit_frequency": ["store_visits", "visitors"],
+    "top_customers": ["customer_id", "name", "store_visits", "spend_cents"],
     "spend_per_customer": ["period", "customer_id", "name", "transactions", "spend_cents"],
-    "zone_density": ["camera_id", "zone", "visits"],
-    "dwell_per_zone": ["zone", "visits", "avg_dwell_s", "max_dwell_s"],
+    "zone_density": ["camera_id", "zone", "zone_visits"],
+    "dwell_per_zone": ["zone", "zone_visits", "avg_dwell_s", "max_dwell_s"],
+    "customer_summary": ["customer_id", "store_visits", "last_seen", "spend_cents"],
 }
+#: The raw frames a :class:`VisitData` returns (times are Unix seconds, UTC).
+ZONE_VISIT_COLUMNS = ["customer_id", "start", "end"]
+ZONE_TOTAL_COLUMNS = ["camera_id", "zone", "zone_visits", "dwell_sum", "dwell_max"]
+SALE_COLUMNS = ["customer_id", "at", "amount_cents", "currency"]
 
 
 @dataclass(frozen=True, slots=True)
 class AnalyticsFilter:
-    """A UTC date range (both ends inclusive) and, optionally, some cameras."""
+    """A date range in the store's time zone (both ends inclusive) and, optionally, some cameras."""
 
     start: date
     end: date
     cameras: tuple[str, ...] = ()
+    tz: str = "UTC"
 
     def __post_init__(self) -> None:
         if self.end < self.start:
             raise ValueError("the end date is before the start date")
+        ZoneInfo(self.tz)  # raises for an unknown zone name
 
-    def bounds(self) -> tuple[str, str]:
-        """``[lo, hi)`` in the stores' fixed-width UTC text form."""
-        return day_text(self.start), day_text(self.end + timedelta(days=1))
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
 
     def datetimes(self) -> tuple[datetime, datetime]:
-        """``[lo, hi)`` as aware UTC datetimes."""
-        lo = datetime.combine(self.start, time(), tzinfo=UTC)
-        return lo, datetime.combine(self.end + timedelta(days=1), time(), tzinfo=UTC)
+        """``[lo, hi)``: local midnight of ``start`` and of the day after ``end``, as UTC datetimes."""
+        zone = ZoneInfo(self.tz)
+        lo = datetime.combine(self.start, time(), tzinfo=zone).astimezone(UTC)
+        hi = datetime.combine(self.end + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+        return lo, hi
+
+    def epochs(self) -> tuple[int, int]:
+        lo, hi = self.datetimes()
+        return int(lo.timestamp()), int(hi.timestamp())
+
+    def bounds(self) -> tuple[str, str]:
+        """``[lo, hi)`` in the SQLite store's fixed-width UTC text form."""
+        lo, hi = self.datetimes()
+        return _utc_text(lo), _utc_text(hi)
+
+    def previous(self) -> AnalyticsFilter:
+        """The period of the same length just before this one (for comparisons)."""
+        return AnalyticsFilter(
+            self.start - timedelta(days=self.days), self.start - timedelta(days=1), self.cameras, self.tz
+        )
 
     @classmethod
     def last_days(
-        cls, days: int, today: date | None = None, cameras: tuple[str, ...] = ()
+        cls, days: int, today: date | None = None, cameras: tuple[str, ...] = (), tz: str = "UTC"
     ) -> AnalyticsFilter:
-        today = today or datetime.now(UTC).date()
-        return cls(today - timedelta(days=days - 1), today, cameras)
+        today = today or datetime.now(ZoneInfo(tz)).date()
+        return cls(today - timedelta(days=days - 1), today, cameras, tz)
+
+
+def _utc_text(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def day_text(day: date) -> str:
@@ -71,55 +109,92 @@ def week_start(day: date) -> date:
 
 @dataclass(frozen=True, slots=True)
 class Kpis:
-    """Headline numbers; ``returning_rate`` is None when nobody visited in range."""
+    """Headline numbers of one range (see the module docstring for the definitions)."""
 
-    visitors_today: int
-    visitors_this_week: int
-    visits_in_range: int
-    visitors_in_range: int
+    visitors: int
+    store_visits: int
+    zone_visits: int
     returning_visitors: int
     new_customers: int
-    spend_cents: int
+    avg_days_between_visits: float | None
+    spend_linked_cents: int
+    spend_unattributed_cents: int
+    buyers: int
     currency: str
 
     @property
     def returning_rate(self) -> float | None:
-        """Share of the range's visitors who had visited before the range began."""
-        return self.returning_visitors / self.visitors_in_range if self.visitors_in_range else None
+        """Share of visitors with an earlier store visit; None when nobody visited."""
+        return self.returning_visitors / self.visitors if self.visitors else None
+
+    @property
+    def conversion(self) -> float | None:
+        """Share of visitors who bought (a linked purchase in the range)."""
+        return self.buyers / self.visitors if self.visitors else None
+
+    @property
+    def spend_cents(self) -> int:
+        return self.spend_linked_cents + self.spend_unattributed_cents
+
+
+@runtime_checkable
+class VisitData(Protocol):
+    """The reads analytics needs from a backend; frames have plain columns, times in Unix seconds."""
+
+    def cameras(self) -> list[str]:
+        """Camera ids that have recorded visits, sorted."""
+
+    def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        """Zone visits starting in ``[lo, hi)``, who and when only (:data:`ZONE_VISIT_COLUMNS`)."""
+
+    def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
+        """Zone visits, dwell sum and longest dwell (s) per camera and zone (:data:`ZONE_TOTAL_COLUMNS`)."""
+
+    def sales(self, lo: int, hi: int) -> pd.DataFrame:
+        """Transactions in ``[lo, hi)`` (:data:`SALE_COLUMNS`; ``customer_id`` None when unlinked)."""
+
+    def first_visits(self, customer_ids: list[str]) -> dict[str, int]:
+        """Each customer's earliest zone visit start, any camera, all time."""
+
+    def names(self, customer_ids: list[str]) -> dict[str, str]:
+        """Display names; erased customers are missing."""
+
+    def visits_of(self, customer_ids: list[str]) -> pd.DataFrame:
+        """All zone visits of some customers, any time (``customer_id, start, end``)."""
+
+    def spend_of(self, customer_ids: list[str]) -> dict[str, int]:
+        """All-time linked spend of some customers, in cents."""
 
 
 @runtime_checkable
 class AnalyticsQueries(Protocol):
     """Aggregations for the Analytics page; every frame has the columns in :data:`COLUMNS`."""
 
-    def cameras(self) -> list[str]:
-        """Camera ids that have recorded visits, sorted."""
+    def cameras(self) -> list[str]: ...
 
-    def kpis(self, f: AnalyticsFilter, today: date | None = None) -> Kpis:
-        """Headline numbers for the range (and for ``today`` / its week, UTC)."""
+    def kpis(self, f: AnalyticsFilter) -> Kpis: ...
 
-    def visits_per_day(self, f: AnalyticsFilter) -> pd.DataFrame: ...
+    def visits_per_day(self, f: AnalyticsFilter) -> pd.DataFrame:
+        """Store visits and visitors per local day, every day of the range (zero-filled)."""
 
     def visits_per_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
-        """All 24 UTC hours, zero-filled."""
+        """Store visits by local hour of entry, all 24 hours."""
+
+    def weekday_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
+        """Store visits by weekday (0 = Monday) and hour of entry, the full 7 x 24 grid."""
 
     def visit_frequency(self, f: AnalyticsFilter) -> pd.DataFrame:
-        """How many customers made 1, 2, 3... visits in the range."""
+        """How many visitors made 1, 2, 3... store visits in the range."""
 
     def top_customers(self, f: AnalyticsFilter, by: RankBy = "visits", limit: int = 10) -> pd.DataFrame: ...
 
     def spend_per_customer(self, f: AnalyticsFilter, period: Period = "month") -> pd.DataFrame:
-        """Spend of each linked customer per week (Monday, ISO date) or month (``YYYY-MM``)."""
+        """Linked spend per customer per week (its Monday) or month (``YYYY-MM``), local time."""
 
-    def zone_density(self, f: AnalyticsFilter) -> pd.DataFrame: ...
+    def zone_density(self, f: AnalyticsFilter) -> pd.DataFrame:
+        """Zone visits per camera and zone."""
 
     def dwell_per_zone(self, f: AnalyticsFilter) -> pd.DataFrame: ...
 
-
-def zero_fill_hours(df: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
-    full = pd.DataFrame({"hour": range(24)})
-    out = full.merge(df, on="hour", how="left").fillna({"visits": 0})
-    out["visits"] = out["visits"].astype(int)
-    return out[COLUMNS["visits_per_hour"]]
+    def customer_summary(self, customer_ids: list[str]) -> pd.DataFrame:
+        """All-time store visits, last seen (UTC datetime, NaT if never) and spend of some customers."""

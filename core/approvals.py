@@ -1,10 +1,10 @@
 """Approvals: one human decision per pending identity, which is also the consent record.
 
 Flow: ingest opens a pending identity -> :meth:`ApprovalService.request` starts
-the workflow -> the workflow calls :meth:`ApprovalService.notify` (the e-mail
+the workflow -> the workflow calls :meth:`DecisionRecorder.notify` (the e-mail
 with signed links) -> a human decides in the dashboard or through a link ->
-:meth:`decide` hands the decision to the workflow -> the workflow calls
-:meth:`record_decision`, which does the work:
+:meth:`ApprovalService.decide` hands the decision to the workflow -> the
+workflow calls :meth:`DecisionRecorder.record_decision`, which does the work:
 
 * ``approve``         new Customer (consent recorded), faces re-indexed under
                       the customer's opaque id, past sightings become visits
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import assert_never
 
 from core.crop_keys import approved_key
 from core.errors import ConflictError, NotFoundError, ValidationError
@@ -36,13 +36,18 @@ from core.models import (
     new_id,
     utcnow,
 )
-from core.ports import ACTIONS, BlobStore, Decision, FaceIndex, Notifier, Repositories
+from core.ports import (
+    ApprovalWorkflow,
+    BlobStore,
+    Decision,
+    DecisionAction,
+    FaceIndex,
+    Notifier,
+    Repositories,
+)
 from core.settings import Settings
 from core.sightings import record_sighting
 from core.tokens import LinkClaims, TokenSigner
-
-if TYPE_CHECKING:
-    from core.ports import ApprovalWorkflow
 
 #: Faces kept as templates when someone is marked "not a customer".
 SUPPRESSION_TEMPLATES = 5
@@ -72,8 +77,13 @@ def validate_details(details: CustomerDetails | None) -> CustomerDetails:
     )
 
 
-class ApprovalService:
-    """Decisions on pending identities. ``workflow`` is attached by bootstrap."""
+class DecisionRecorder:
+    """Carries out what the approval workflow asks: mail the approver, record a decision, expire.
+
+    Implements :class:`core.ports.ApprovalCallbacks`. It needs no workflow, so
+    the bootstrap builds it first, hands it to the workflow, and then builds
+    :class:`ApprovalService` with both.
+    """
 
     def __init__(
         self,
@@ -83,14 +93,12 @@ class ApprovalService:
         blobs: BlobStore,
         faces: FaceIndex,
         notifier: Notifier,
-        workflow: ApprovalWorkflow | None = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
         self.blobs = blobs
         self.faces = faces
         self.notifier = notifier
-        self.workflow = workflow
         self._signer: TokenSigner | None = None
 
     @property
@@ -103,24 +111,8 @@ class ApprovalService:
     def collection_id(self) -> str:
         return self.settings.collection_id
 
-    # ----------------------------------------------------------------- queries
-    def list_pending(self, kind: PendingKind | None = None) -> list[PendingIdentity]:
-        """Undecided identities, most recently seen first."""
-        items = self.repos.pending.list(PendingStatus.PENDING)
-        return [p for p in items if kind is None or p.kind is kind]
-
-    def get(self, pending_id: str) -> PendingIdentity:
-        return self.repos.pending.get(pending_id)
-
     def faces_of(self, pending_id: str) -> list[Face]:
         return self.repos.faces.by_pending(pending_id)
-
-    # ---------------------------------------------------------------- starting
-    def request(self, pending: PendingIdentity) -> None:
-        """Start the approval workflow for a newly opened pending identity."""
-        if self.workflow is None:
-            raise RuntimeError("ApprovalService has no workflow attached (use build_services)")
-        self.workflow.start(pending)
 
     def links_for(self, pending: PendingIdentity) -> dict[str, str]:
         """One signed, single-use link per action offered for this kind."""
@@ -158,47 +150,6 @@ class ApprovalService:
         )
         return self.notifier.send(mail)
 
-    # ---------------------------------------------------------------- deciding
-    def decide(self, pending_id: str, decision: Decision) -> None:
-        """Validate a decision and hand it to the workflow (which records it)."""
-        if decision.action not in ACTIONS:
-            raise ValidationError(f"unknown action {decision.action!r}; use one of: {', '.join(ACTIONS)}")
-        pending = self.repos.pending.get(pending_id)
-        if pending.status is not PendingStatus.PENDING:
-            raise ConflictError(f"{pending_id} was already decided ({pending.status.value})")
-        if decision.action == "approve":
-            decision = replace(decision, details=validate_details(decision.details))
-        if decision.action in ("confirm", "not_this_person") and pending.kind is not PendingKind.REVIEW:
-            raise ValidationError(f"{decision.action!r} applies to possible returning customers only")
-        if decision.action == "merge":
-            if not decision.customer_id:
-                raise ValidationError("merge needs the customer it is")
-            self.repos.customers.get(decision.customer_id)
-        if self.workflow is None:
-            raise RuntimeError("ApprovalService has no workflow attached (use build_services)")
-        self.workflow.submit(pending_id, decision)
-
-    def verify_link(self, token: str) -> LinkClaims:
-        """Check a link's signature and expiry without using it up."""
-        claims = self.signer.verify(token)
-        pending = self.repos.pending.get(claims.pending_id)
-        if pending.status is not PendingStatus.PENDING:
-            raise ConflictError(f"{claims.pending_id} was already decided ({pending.status.value})")
-        return claims
-
-    def decide_with_token(self, token: str, decision: Decision) -> LinkClaims:
-        """Decide through an e-mail link: the token must grant this action, once."""
-        claims = self.signer.verify(token)
-        if claims.action != decision.action:
-            raise ValidationError(f"this link is for {claims.action!r}, not {decision.action!r}")
-        if decision.action == "approve":
-            decision = replace(decision, details=validate_details(decision.details))
-        # Use the token up only once the request is otherwise valid, so a typo
-        # in the form does not burn the link; a reused link says so first.
-        self.signer.consume(token, self.repos.tokens)
-        self.decide(claims.pending_id, decision)
-        return claims
-
     # --------------------------------------------------------------- recording
     def record_decision(self, pending_id: str, decision: Decision) -> str | None:
         """Carry out a decision (called by the workflow). Returns the customer id, if any."""
@@ -206,26 +157,26 @@ class ApprovalService:
         if pending.status is not PendingStatus.PENDING:
             raise ConflictError(f"{pending_id} was already decided ({pending.status.value})")
         action = decision.action
-        if action == "approve":
+        if action is DecisionAction.APPROVE:
             details = validate_details(decision.details)
             return self._approve(pending, details, decision.actor)
-        if action == "confirm":
+        if action is DecisionAction.CONFIRM:
             if not pending.suggested_customer_id:
                 raise ValidationError(f"{pending_id} has no suggested customer to confirm")
-            return self._join(pending, pending.suggested_customer_id, decision.actor, "confirm")
-        if action == "merge":
+            return self._join(pending, pending.suggested_customer_id, decision.actor, action.value)
+        if action is DecisionAction.MERGE:
             assert decision.customer_id
-            return self._join(pending, decision.customer_id, decision.actor, "merge")
-        if action == "reject":
+            return self._join(pending, decision.customer_id, decision.actor, action.value)
+        if action is DecisionAction.REJECT:
             self._discard(pending, decision.actor, PendingStatus.REJECTED, "reject")
             return None
-        if action == "not_a_customer":
+        if action is DecisionAction.NOT_A_CUSTOMER:
             self._suppress(pending, decision.actor)
             return None
-        if action == "not_this_person":
+        if action is DecisionAction.NOT_THIS_PERSON:
             self._to_new(pending, decision.actor)
             return None
-        raise ValidationError(f"unknown action {action!r}")
+        assert_never(action)
 
     def expire(self, pending_id: str, actor: str = "retention") -> None:
         """Retention: an undecided identity past its TTL is discarded."""
@@ -367,3 +318,92 @@ class ApprovalService:
 
     def _audit(self, actor: str, action: str, subject_id: str, details: dict[str, object]) -> None:
         self.repos.audit.append(AuditEntry(new_id("aud"), utcnow(), actor, action, subject_id, dict(details)))
+
+
+class ApprovalService:
+    """Decisions on pending identities, for the dashboard, the CLI and e-mail links.
+
+    Starting an approval and handing in a decision go through ``workflow``;
+    the workflow then calls ``recorder`` back to do the work.
+    """
+
+    def __init__(self, *, recorder: DecisionRecorder, workflow: ApprovalWorkflow) -> None:
+        self.recorder = recorder
+        self.workflow = workflow
+        self.settings = recorder.settings
+        self.repos = recorder.repos
+
+    @property
+    def signer(self) -> TokenSigner:
+        return self.recorder.signer
+
+    # ----------------------------------------------------------------- queries
+    def list_pending(self, kind: PendingKind | None = None) -> list[PendingIdentity]:
+        """Undecided identities, most recently seen first."""
+        items = self.repos.pending.list(PendingStatus.PENDING)
+        return [p for p in items if kind is None or p.kind is kind]
+
+    def get(self, pending_id: str) -> PendingIdentity:
+        return self.repos.pending.get(pending_id)
+
+    def faces_of(self, pending_id: str) -> list[Face]:
+        return self.recorder.faces_of(pending_id)
+
+    def request(self, pending: PendingIdentity) -> None:
+        """Start the approval workflow for a newly opened pending identity."""
+        self.workflow.start(pending)
+
+    def links_for(self, pending: PendingIdentity) -> dict[str, str]:
+        """One signed, single-use link per action offered for this kind."""
+        return self.recorder.links_for(pending)
+
+    # ---------------------------------------------------------------- deciding
+    def decide(self, pending_id: str, decision: Decision) -> None:
+        """Validate a decision and hand it to the workflow (which records it)."""
+        pending = self.repos.pending.get(pending_id)
+        if pending.status is not PendingStatus.PENDING:
+            raise ConflictError(f"{pending_id} was already decided ({pending.status.value})")
+        if decision.action is DecisionAction.APPROVE:
+            decision = replace(decision, details=validate_details(decision.details))
+        review_only = (DecisionAction.CONFIRM, DecisionAction.NOT_THIS_PERSON)
+        if decision.action in review_only and pending.kind is not PendingKind.REVIEW:
+            raise ValidationError(f"{decision.action.value!r} applies to possible returning customers only")
+        if decision.action is DecisionAction.MERGE:
+            if not decision.customer_id:
+                raise ValidationError("merge needs the customer it is")
+            self.repos.customers.get(decision.customer_id)
+        self.workflow.submit(pending_id, decision)
+
+    def verify_link(self, token: str) -> LinkClaims:
+        """Check a link's signature and expiry without using it up."""
+        claims = self.signer.verify(token)
+        pending = self.repos.pending.get(claims.pending_id)
+        if pending.status is not PendingStatus.PENDING:
+            raise ConflictError(f"{claims.pending_id} was already decided ({pending.status.value})")
+        return claims
+
+    def decide_with_token(self, token: str, decision: Decision) -> LinkClaims:
+        """Decide through an e-mail link: the token must grant this action, once."""
+        claims = self.signer.verify(token)
+        if claims.action != decision.action:
+            raise ValidationError(f"this link is for {claims.action!r}, not {decision.action.value!r}")
+        if decision.action is DecisionAction.APPROVE:
+            decision = replace(decision, details=validate_details(decision.details))
+        # Use the token up only once the request is otherwise valid, so a typo
+        # in the form does not burn the link; a reused link says so first.
+        self.signer.consume(token, self.repos.tokens)
+        self.decide(claims.pending_id, decision)
+        return claims
+
+    # -------------------------------------------- the workflow's callbacks
+    def notify(self, pending_id: str) -> str:
+        """Send the approval e-mail (see :meth:`DecisionRecorder.notify`)."""
+        return self.recorder.notify(pending_id)
+
+    def record_decision(self, pending_id: str, decision: Decision) -> str | None:
+        """Carry out a decision (see :meth:`DecisionRecorder.record_decision`)."""
+        return self.recorder.record_decision(pending_id, decision)
+
+    def expire(self, pending_id: str, actor: str = "retention") -> None:
+        """Discard an undecided identity (see :meth:`DecisionRecorder.expire`)."""
+        self.recorder.expire(pending_id, actor)

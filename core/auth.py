@@ -103,6 +103,35 @@ class LoginRateLimiter:
         if wait > 0:
             raise AuthError(f"too many failed logins; try again in {int(wait) + 1} s")
 
+    def reserve(self, *keys: str) -> float:
+        """Count an attempt as failed *before* checking the password; raise if a key is locked.
+
+        Check and count happen under one lock, so N parallel attempts can check
+        at most ``max_failures`` passwords (checking first and counting after
+        let every attempt in flight through). Returns the stamp to hand to
+        :meth:`release` when the password turns out right.
+        """
+        now = self._clock()
+        with self._lock:
+            wait = 0.0
+            for key in keys:
+                q = self._prune(key, now)
+                if len(q) >= self.max_failures:
+                    wait = max(wait, q[0] + self.window - now)
+            if wait > 0:
+                raise AuthError(f"too many failed attempts; try again in {int(wait) + 1} s")
+            for key in keys:
+                self._failures[key].append(now)
+        return now
+
+    def release(self, stamp: float, *keys: str) -> None:
+        """Take back a reserved attempt that succeeded."""
+        with self._lock:
+            for key in keys:
+                q = self._failures.get(key)
+                if q is not None and stamp in q:
+                    q.remove(stamp)
+
     def failed(self, *keys: str) -> None:
         now = self._clock()
         with self._lock:
@@ -119,11 +148,17 @@ class LoginRateLimiter:
 
 
 class Authenticator(Protocol):
-    """Turns a user name and password into a :class:`User`, or raises ``AuthError``."""
+    """Turns a user name and password into a :class:`User`, or raises ``AuthError``.
+
+    ``kind`` names where users live (``local``, ``cognito``) for the login page's wording.
+    """
 
     kind: str
 
     def login(self, username: str, password: str, client: str = "") -> User: ...
+
+    def setup_code(self) -> str | None:
+        """The one-time code for creating the first admin while there are no users, else ``None``."""
 
 
 class LocalAuthenticator:
@@ -140,14 +175,29 @@ class LocalAuthenticator:
         if not username or not password:
             raise AuthError("enter a user name and a password")
         keys = [f"user:{username.lower()}"] + ([f"client:{client}"] if client else [])
-        self.limiter.check(*keys)
-        try:
-            user = self.store.verify(username, password)
-        except AuthError:
-            self.limiter.failed(*keys)
-            raise
+        stamp = self.limiter.reserve(*keys)  # counted as a failure until proven right
+        user = self.store.verify(username, password)
+        self.limiter.release(stamp, *keys)
         self.limiter.succeeded(keys[0])
         return user
+
+    def setup_code(self) -> str | None:
+        return setup_code(self.store.path.parent)
+
+
+class NoAuthenticator:
+    """Where no sign-in is configured: every login fails with ``reason``."""
+
+    kind = "none"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def login(self, username: str, password: str, client: str = "") -> User:
+        raise AuthError(self.reason)
+
+    def setup_code(self) -> str | None:
+        return None
 
 
 class CognitoAuthenticator:
@@ -204,6 +254,10 @@ class CognitoAuthenticator:
             )
         return self._client
 
+    def setup_code(self) -> str | None:
+        """Cognito users are created in the user pool, never through the dashboard."""
+        return None
+
     def verify_id_token(self, token: str) -> User:
         """Check signature, issuer, client, expiry and ``token_use``; map groups to a role."""
         try:
@@ -243,17 +297,6 @@ class CognitoAuthenticator:
         return self.verify_id_token(token)
 
 
-def build_authenticator(
-    settings: Settings, limiter: LoginRateLimiter | None = None, **clients: Any
-) -> Authenticator:
-    """The authenticator for ``settings.backend`` (local users file or Cognito)."""
-    if settings.backend == "aws":
-        return CognitoAuthenticator(
-            settings, limiter=limiter, client=clients.get("cognito"), fetch_jwks=clients.get("fetch_jwks")
-        )
-    return LocalAuthenticator(UserStore.for_data_dir(settings.data_dir), limiter)
-
-
 # ------------------------------------------------------------------ first run
 
 
@@ -279,14 +322,30 @@ def setup_code(data_dir: Path) -> str | None:
     return code
 
 
-def create_first_admin(data_dir: Path, code: str, name: str, password: str, repeat: str) -> User:
-    """Create the first admin if ``code`` matches the setup code; then retire the code."""
+def create_first_admin(
+    data_dir: Path,
+    code: str,
+    name: str,
+    password: str,
+    repeat: str,
+    limiter: LoginRateLimiter | None = None,
+    client: str = "",
+) -> User:
+    """Create the first admin if ``code`` matches the setup code; then retire the code.
+
+    With a ``limiter``, wrong codes count like failed logins (for the setup
+    form as a whole and per client), so the code cannot be guessed.
+    """
     store = UserStore.for_data_dir(data_dir)
     if not store.is_empty():
         raise ConflictError("an administrator already exists; log in instead")
+    keys = ["setup"] + ([f"client:{client}"] if client else [])
+    stamp = limiter.reserve(*keys) if limiter is not None else 0.0
     expected = setup_code(data_dir) or ""
     if not hmac.compare_digest(code.strip().encode(), expected.encode()):
         raise AuthError("wrong setup code; it is printed in the terminal running the dashboard")
+    if limiter is not None:
+        limiter.release(stamp, *keys)
     if password != repeat:
         raise ValidationError("the passwords do not match")
     user = store.add(name, password, "admin")

@@ -6,23 +6,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.settings import BACKENDS, Settings
 
 if TYPE_CHECKING:
+    from core.adapters import BackendAdapters
+    from core.analytics import AnalyticsQueries
     from core.approvals import ApprovalService
+    from core.auth import Authenticator
+    from core.aws.cognito import CognitoVerifier
     from core.customers import CustomerService
     from core.ingest import IngestService
-    from core.ports import ApprovalWorkflow, BlobStore, FaceIndex, Notifier, Repositories
+    from core.ports import (
+        ApprovalWorkflow,
+        BlobStore,
+        EventPublisher,
+        FaceIndex,
+        Notifier,
+        Outbox,
+        Repositories,
+    )
     from core.privacy import PrivacyService
     from core.recognition import RecognitionPolicy
 
 
+def _nothing_to_close() -> None:
+    """Services built by hand hold nothing to release."""
+
+
 @dataclass
 class Services:
-    """Everything a page, CLI command or Lambda handler needs."""
+    """Everything a page, CLI command or Lambda handler needs.
+
+    The optional fields are the abilities only some backends have; ask them
+    (``if services.outbox is not None``) rather than the backend's name.
+    """
 
     settings: Settings
     blobs: BlobStore
@@ -35,14 +56,23 @@ class Services:
     approvals: ApprovalService
     customers: CustomerService
     privacy: PrivacyService
-    extras: dict[str, Any]
+    analytics: AnalyticsQueries
+    authenticator: Authenticator
+    #: The local backend's folder of e-mails (the Outbox page); ``None`` on AWS.
+    outbox: Outbox | None = None
+    #: Publishes FaceEvents into the cloud pipeline (AWS IoT Core); ``None`` locally.
+    iot_publisher: EventPublisher | None = None
+    #: Verifies Cognito sign-in tokens (the approval API); ``None`` without Cognito.
+    token_verifier: CognitoVerifier | None = None
+    #: Expired identities are purged by a thread of this process (``privacy.start_auto_purge``),
+    #: not by lifecycle rules and a scheduled Lambda (AWS).
+    purges_in_process: bool = False
+    _close: Callable[[], None] = field(default=_nothing_to_close, repr=False)
 
     def close(self) -> None:
         """Release connections (SQLite) held by the backend (after any background purge stops)."""
         self.privacy.stop_auto_purge()
-        close = getattr(self.repos, "close", None)
-        if callable(close):
-            close()
+        self._close()
 
 
 def build_services(settings: Settings | None = None, **clients: Any) -> Services:
@@ -57,43 +87,40 @@ def build_services(settings: Settings | None = None, **clients: Any) -> Services
     if settings.backend == "local":
         from core.local.backend import build_local
 
-        parts = build_local(settings, **clients)
+        adapters = build_local(settings, **clients)
     elif settings.backend == "aws":
         from core.aws.backend import build_aws
 
-        parts = build_aws(settings, **clients)
+        adapters = build_aws(settings, **clients)
     else:  # Settings validates this already; kept for direct construction.
         raise ValueError(f"unknown backend {settings.backend!r}; use one of: {', '.join(BACKENDS)}")
-    return _assemble(settings, **parts)
+    return _assemble(settings, adapters)
 
 
-def _assemble(
-    settings: Settings,
-    *,
-    blobs: BlobStore,
-    repos: Repositories,
-    faces: FaceIndex,
-    notifier: Notifier,
-    workflow_factory: Any,
-    extras: dict[str, Any] | None = None,
-) -> Services:
-    from core.approvals import ApprovalService
+def _assemble(settings: Settings, adapters: BackendAdapters) -> Services:
+    from core.approvals import ApprovalService, DecisionRecorder
     from core.customers import CustomerService
     from core.ingest import IngestService
     from core.privacy import PrivacyService
     from core.recognition import RecognitionPolicy
 
+    blobs, repos, faces, notifier = adapters.blobs, adapters.repos, adapters.faces, adapters.notifier
     recognition = RecognitionPolicy(settings=settings, faces=faces, repos=repos)
-    approvals = ApprovalService(settings=settings, repos=repos, blobs=blobs, faces=faces, notifier=notifier)
-    # The workflow calls back into approvals (notify, record_decision);
+    # The workflow calls the recorder back (notify, record_decision, expire);
     # approvals starts the workflow for each new pending identity.
-    workflow = workflow_factory(approvals)
-    approvals.workflow = workflow
+    recorder = DecisionRecorder(settings=settings, repos=repos, blobs=blobs, faces=faces, notifier=notifier)
+    workflow = adapters.workflow(recorder)
+    approvals = ApprovalService(recorder=recorder, workflow=workflow)
     ingest = IngestService(
         settings=settings, repos=repos, blobs=blobs, recognition=recognition, approvals=approvals
     )
     customers = CustomerService(
-        settings=settings, repos=repos, blobs=blobs, faces=faces, recognition=recognition
+        settings=settings,
+        repos=repos,
+        blobs=blobs,
+        faces=faces,
+        recognition=recognition,
+        embedder=adapters.embedder,
     )
     privacy = PrivacyService(
         settings=settings,
@@ -117,5 +144,11 @@ def _assemble(
         approvals=approvals,
         customers=customers,
         privacy=privacy,
-        extras=dict(extras or {}),
+        analytics=adapters.analytics,
+        authenticator=adapters.authenticator,
+        outbox=adapters.outbox,
+        iot_publisher=adapters.iot_publisher,
+        token_verifier=adapters.token_verifier,
+        purges_in_process=adapters.purges_in_process,
+        _close=adapters.close,
     )

@@ -52,7 +52,7 @@ def _services(args: argparse.Namespace) -> Any:
     from core.bootstrap import build_services
     from core.settings import Settings
 
-    overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    overrides: dict[str, Any] = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     return build_services(Settings.from_env(**overrides))
 
 
@@ -182,10 +182,10 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, action: str, **extra: Any) -> int:
-    from core.ports import Decision
+    from core.ports import Decision, DecisionAction
 
     services = _services(args)
-    decision = Decision(action=action, actor=args.actor, **extra)
+    decision = Decision(action=DecisionAction.parse(action), actor=args.actor, **extra)
     if getattr(args, "token", None):
         claimed = services.approvals.signer.verify(args.token).pending_id
         if getattr(args, "pending_id", None) and claimed != args.pending_id:

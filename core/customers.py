@@ -13,6 +13,7 @@ from core.errors import (
     ValidationError,
 )
 from core.models import (
+    CROP_MARGIN,
     AuditEntry,
     Band,
     BoundingBox,
@@ -22,15 +23,14 @@ from core.models import (
     FaceStatus,
     Transaction,
     Visit,
+    distance_to_similarity,
     new_id,
+    similarity_to_distance,
     utcnow,
 )
-from core.ports import BlobStore, FaceIndex, Repositories
+from core.ports import BlobStore, FaceEmbedder, FaceIndex, Repositories
 from core.recognition import RecognitionPolicy
 from core.settings import Settings
-
-#: Margin added around a detected face before cropping, as a fraction of its size.
-CROP_MARGIN = 0.35
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class Identification:
     @property
     def distance(self) -> float | None:
         """``1 - similarity``: the Euclidean face distance on the local backend."""
-        return None if self.similarity is None else round(1.0 - self.similarity, 4)
+        return None if self.similarity is None else round(similarity_to_distance(self.similarity), 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +82,13 @@ class CustomerService:
         blobs: BlobStore,
         faces: FaceIndex,
         recognition: RecognitionPolicy,
+        embedder: FaceEmbedder | None = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
         self.blobs = blobs
         self.faces = faces
+        self.embedder = embedder
         # The bootstrap's policy, so identify() and ingest decide with one configuration.
         self.policy = recognition
 
@@ -188,15 +190,14 @@ class CustomerService:
 
         Needs an index that exposes embeddings (the local one).
         """
-        embed = getattr(self.faces, "embed_image", None)
-        if embed is None:
+        if self.embedder is None:
             raise StoreLensError("compare needs the local face engine (STORELENS_BACKEND=local)")
         import numpy as np
 
-        vec_a = embed(crop_face(image_a, self.single_face(image_a, "first image").bbox))
-        vec_b = embed(crop_face(image_b, self.single_face(image_b, "second image").bbox))
+        vec_a = self.embedder.embed_image(crop_face(image_a, self.single_face(image_a, "first image").bbox))
+        vec_b = self.embedder.embed_image(crop_face(image_b, self.single_face(image_b, "second image").bbox))
         distance = float(np.linalg.norm(vec_a - vec_b))
-        return distance, (1.0 - distance) >= self.settings.match_threshold
+        return distance, self.policy.band_for(distance_to_similarity(distance)) is Band.MATCH
 
     # --------------------------------------------------------------- queries
     def list(self, search: str | None = None, limit: int = 1000) -> list[Customer]:

@@ -83,7 +83,8 @@ def build_approval_mail(
         "Approving records the person's consent.</p></body></html>"
     )
     msg.add_alternative(body, subtype="html")
-    html_part = msg.get_payload()[1]
+    # add_alternative made the message multipart/alternative: [plain, html].
+    html_part = list(msg.iter_parts())[1]
     for cid, crop in zip(cids, crops[:4], strict=False):
         html_part.add_related(crop, maintype="image", subtype="jpeg", cid=cid)
     return OutgoingMail(

@@ -108,6 +108,33 @@ class BoundingBox:
         return cls(int(data["left"]), int(data["top"]), int(data["width"]), int(data["height"]))
 
 
+#: Margin around a detected face in every crop StoreLens makes or expects, as a
+#: fraction of the face's size on each side. It is the edge agent's value (its
+#: crops are what the backend sees most): enough forehead, chin and ears for the
+#: embedder to re-detect and align the face in the crop. Enrolment photos are
+#: cropped the same way so templates and sightings look alike, and the local
+#: engine assumes it when it must take a crop's centre as the face.
+CROP_MARGIN = 0.35
+
+
+def distance_to_similarity(distance: float) -> float:
+    """The common 0..1 similarity of a Euclidean template distance: ``clip(1 - d, 0, 1)``.
+
+    >>> round(distance_to_similarity(0.35), 2)
+    0.65
+    """
+    return float(min(1.0, max(0.0, 1.0 - float(distance))))
+
+
+def similarity_to_distance(similarity: float) -> float:
+    """Inverse of :func:`distance_to_similarity` (a similarity of 0 maps to distance 1).
+
+    >>> similarity_to_distance(0.55)
+    0.45
+    """
+    return float(round(1.0 - min(1.0, max(0.0, float(similarity))), 12))
+
+
 @dataclass(frozen=True, slots=True)
 class FaceCrop:
     """One face image of a track, as the edge cut it from a frame.

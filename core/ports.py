@@ -8,12 +8,17 @@ contract tests in ``tests/contract/`` run the same assertions against both.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from email.message import EmailMessage
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
+from core.errors import ValidationError
 from core.models import (
     AuditEntry,
     Customer,
@@ -34,10 +39,13 @@ from core.models import (
     Visit,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
 # --------------------------------------------------------------------------- blobs
 
 
-@runtime_checkable
 class BlobStore(Protocol):
     """Opaque byte objects (face crops) addressed by ``/``-separated keys."""
 
@@ -62,7 +70,6 @@ class BlobStore(Protocol):
 # ----------------------------------------------------------------------- face index
 
 
-@runtime_checkable
 class FaceIndex(Protocol):
     """A searchable collection of face templates, shaped like a Rekognition collection.
 
@@ -204,7 +211,7 @@ class PendingRepository(Protocol):
 
     def list(self, status: PendingStatus | None = PendingStatus.PENDING) -> list[PendingIdentity]: ...
 
-    def expired(self, now: datetime) -> list[PendingIdentity]:
+    def expired(self, now: datetime) -> builtins.list[PendingIdentity]:
         """Pending (undecided) identities whose ``expires_at`` is before ``now``."""
 
 
@@ -309,15 +316,32 @@ class Repositories(Protocol):
     idempotent instead).
     """
 
-    customers: CustomerRepository
-    faces: FaceRepository
-    visits: VisitRepository
-    pending: PendingRepository
-    transactions: TransactionRepository
-    events: EventLog
-    audit: AuditLog
-    tokens: TokenLedger
-    tracks: TrackRepository
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def faces(self) -> FaceRepository: ...
+
+    @property
+    def visits(self) -> VisitRepository: ...
+
+    @property
+    def pending(self) -> PendingRepository: ...
+
+    @property
+    def transactions(self) -> TransactionRepository: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def tokens(self) -> TokenLedger: ...
+
+    @property
+    def tracks(self) -> TrackRepository: ...
 
     def atomic(self) -> AbstractContextManager[None]: ...
 
@@ -325,23 +349,53 @@ class Repositories(Protocol):
 # ----------------------------------------------------------------- approvals, mail
 
 
+class DecisionAction(StrEnum):
+    """What a human decided about a pending identity (the values are the wire form)."""
+
+    #: A new customer (needs :class:`CustomerDetails` with consent).
+    APPROVE = "approve"
+    REJECT = "reject"
+    #: Do not track this person (a few templates stay so later sightings are dropped).
+    NOT_A_CUSTOMER = "not_a_customer"
+    #: Review band: it is the suggested customer.
+    CONFIRM = "confirm"
+    #: Review band: not the suggested customer; treat as a new person.
+    NOT_THIS_PERSON = "not_this_person"
+    #: It is ``Decision.customer_id``.
+    MERGE = "merge"
+
+    @classmethod
+    def parse(cls, value: str) -> DecisionAction:
+        """The action named ``value``; ``ValidationError`` naming the allowed ones.
+
+        >>> DecisionAction.parse("merge")
+        <DecisionAction.MERGE: 'merge'>
+        """
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValidationError(f"unknown action {value!r}; use one of: {', '.join(ACTIONS)}") from None
+
+
+ACTIONS = tuple(action.value for action in DecisionAction)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """A human decision on a pending identity.
 
-    ``action`` is one of ``approve`` (needs ``details``), ``reject``,
-    ``not_a_customer``, ``confirm`` (review band: it is the suggested customer),
-    ``not_this_person`` (review band: treat as new), ``merge`` (it is
-    ``customer_id``).
+    >>> Decision("approve", "dashboard:ann").action is DecisionAction.APPROVE
+    True
     """
 
-    action: str
+    action: DecisionAction
     actor: str
     details: CustomerDetails | None = None
     customer_id: str | None = None
 
-
-ACTIONS = ("approve", "reject", "not_a_customer", "confirm", "not_this_person", "merge")
+    def __post_init__(self) -> None:
+        # Accept the wire form too, so an unknown action fails here, named.
+        object.__setattr__(self, "action", DecisionAction.parse(self.action))
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +417,28 @@ class Notifier(Protocol):
         """Delete stored copies about ``subject_id`` where the backend keeps any."""
 
 
+class Outbox(Protocol):
+    """Where a backend keeps the e-mails it "sends" so people can read them (local only)."""
+
+    folder: Path
+
+    def messages(self) -> list[tuple[Path, EmailMessage]]:
+        """Stored mails, newest first."""
+
+
+class ApprovalCallbacks(Protocol):
+    """What an approval workflow calls back into while it runs (see ``core.approvals``)."""
+
+    def notify(self, pending_id: str) -> str:
+        """Send the approval e-mail; return the message id."""
+
+    def record_decision(self, pending_id: str, decision: Decision) -> str | None:
+        """Carry out a decision; return the customer id it made or joined, if any."""
+
+    def expire(self, pending_id: str, actor: str = "retention") -> None:
+        """Nobody decided in time: discard the pending identity."""
+
+
 class ApprovalWorkflow(Protocol):
     """Runs one approval per pending identity until a human decides."""
 
@@ -377,6 +453,16 @@ class ApprovalWorkflow(Protocol):
 
     def forget(self, pending_id: str) -> None:
         """Drop stored state about ``pending_id`` where the backend keeps any (erasure)."""
+
+    def heartbeat(self, pending_id: str) -> bool:
+        """Tell a waiting approval it is still wanted; ``False`` if there was nothing to tell."""
+
+
+class FaceEmbedder(Protocol):
+    """Turns the largest face of an image into a template vector (the local engine has one)."""
+
+    def embed_image(self, image: bytes) -> NDArray[np.float32]:
+        """Raise ``FaceNotFoundError`` when there is no face."""
 
 
 class EventPublisher(Protocol):

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import SettingsError
 
@@ -77,6 +78,8 @@ class Settings:
     # pending identities this often; 0 turns it off.
     purge_interval_seconds: int = 3600
     public_url: str = "http://localhost:8501"
+    # The store's IANA time zone: every day, hour and time the dashboard shows is in it.
+    timezone: str = "UTC"
     approval_recipients: str = "approvals@storelens.local"
     mail_sender: str = "storelens@storelens.local"
 
@@ -114,6 +117,12 @@ class Settings:
                 "thresholds must satisfy 0 <= STORELENS_REVIEW_THRESHOLD <= STORELENS_MATCH_THRESHOLD <= 1 "
                 f"(got review={self.review_threshold}, match={self.match_threshold})"
             )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"STORELENS_TIMEZONE={self.timezone!r} is not a time zone name (e.g. Europe/Madrid)"
+            ) from exc
         if self.min_face_px < 1 or self.max_crop_bytes < 1:
             raise SettingsError("STORELENS_MIN_FACE_PX and STORELENS_MAX_CROP_BYTES must be positive")
         if not 1 <= self.crops_per_track <= 10:

@@ -190,11 +190,26 @@ class UserStore:
             users[name]["password"] = hash_password(password, iterations=self.iterations)
             self._save(users)
 
+    def set_role(self, name: str, role: str) -> None:
+        """Change a user's role; refuses to leave the store without an admin."""
+        validate_role(role)
+        with self._lock:
+            users = self._load()
+            if name not in users:
+                raise NotFoundError(f"no user {name!r}")
+            users[name]["role"] = role
+            if not any(u["role"] == "admin" for u in users.values()):
+                raise ValidationError("at least one admin must remain")
+            self._save(users)
+
     def remove(self, name: str) -> None:
+        """Delete a user; refuses to remove the last admin."""
         with self._lock:
             users = self._load()
             if users.pop(name, None) is None:
                 raise NotFoundError(f"no user {name!r}")
+            if not any(u["role"] == "admin" for u in users.values()):
+                raise ValidationError("at least one admin must remain")
             self._save(users)
 
     # -- checking

@@ -69,7 +69,7 @@ class AwscamSSDDetector:
         model_path: str = DEFAULT_MODEL_PATH,
         input_size: int = 300,
         threshold: float = 0.5,
-        loading: Mapping[str, str] | None = None,
+        loading: Mapping[str, int] | None = None,
     ) -> None:
         awscam = _require("awscam")
         self.input_size = int(input_size)

@@ -26,7 +26,7 @@ import numpy as np
 from core.models import BoundingBox, DetectedFace
 
 
-def _from_ssd_corners(row: Sequence[float], width: int, height: int) -> BoundingBox:
+def _from_ssd_corners(row: Sequence[float] | np.ndarray, width: int, height: int) -> BoundingBox:
     """Fractional SSD corners ``row[2:6]`` as a pixel box clipped to ``width`` x ``height``."""
     xmin, ymin, xmax, ymax = (float(v) for v in row[2:6])
     left = round(min(xmin, xmax) * width)

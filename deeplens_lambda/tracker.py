@@ -45,12 +45,9 @@ from datetime import datetime, timedelta
 import cv2
 import numpy as np
 
-from core.models import BoundingBox, DetectedFace
+from core.models import CROP_MARGIN, BoundingBox, DetectedFace
 from deeplens_lambda.quality import Quality, crop_quality, face_patch
 
-#: The one crop margin: a crop is the face box grown by this fraction of its size
-#: on every side (hair, chin and ears give the aligner and a human reviewer context).
-CROP_MARGIN = 0.35
 #: Crops are scaled down so the face is at most this many pixels: the embedder
 #: aligns faces into a 150 px chip, so more pixels only cost bytes.
 MAX_FACE_SIDE_PX = 160

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from core.analytics import AnalyticsQueries, analytics_for
-from core.auth import Authenticator, LoginRateLimiter, build_authenticator, can
+from core.analytics import AnalyticsQueries
+from core.auth import Authenticator, LoginRateLimiter, can
 from core.bootstrap import Services, build_services
 from core.errors import NotFoundError, StoreLensError
 from core.settings import Settings
 from core.users import User
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 USER_KEY = "user"
 FLASH_KEY = "flash"
@@ -37,8 +42,10 @@ def page_guard(login_required: bool = True) -> User | None:
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # pragma: no cover - Streamlit moved it; the gate in dashboard.py still holds
-        PagesManager = None
-    if PagesManager is not None and PagesManager.uses_pages_directory:
+        folder_mode = False
+    else:
+        folder_mode = bool(PagesManager.uses_pages_directory)
+    if folder_mode:
         # Run the real frame in place (as Streamlit does for the main page in
         # folder mode) so this run's widget events are not lost, then stop.
         import runpy
@@ -65,8 +72,7 @@ def settings() -> Settings:
 @st.cache_resource(show_spinner="Starting StoreLens services...")
 def _services(s: Settings) -> Services:
     services = build_services(s)
-    analytics_for(services)  # the backend's SQL analytics, or the repository fallback
-    if s.backend == "local":  # AWS expires through S3 lifecycle rules and a scheduled Lambda
+    if services.purges_in_process:  # AWS expires through S3 lifecycle rules and a scheduled Lambda
         services.privacy.start_auto_purge()
     return services
 
@@ -76,8 +82,13 @@ def services() -> Services:
     return _services(settings())
 
 
+def pending_count() -> int:
+    """People waiting for a decision (shown in the navigation)."""
+    return len(services().approvals.list_pending())
+
+
 def analytics() -> AnalyticsQueries:
-    return analytics_for(services())
+    return services().analytics
 
 
 @st.cache_resource
@@ -85,14 +96,14 @@ def _limiter(_key: str) -> LoginRateLimiter:
     return LoginRateLimiter(max_failures=5, window_seconds=300)
 
 
-@st.cache_resource
-def _authenticator(s: Settings) -> Authenticator:
-    # One limiter per process and data dir, shared by every browser session.
-    return build_authenticator(s, limiter=_limiter(str(s.data_dir)))
+def limiter() -> LoginRateLimiter:
+    """The process-wide failed-attempt counter for the first-admin setup code."""
+    return _limiter(str(settings().data_dir))
 
 
 def authenticator() -> Authenticator:
-    return _authenticator(settings())
+    # Built with the services, once per process: its rate limiter is shared by every browser session.
+    return services().authenticator
 
 
 def current_user() -> User | None:
@@ -147,7 +158,9 @@ def crop_bytes(key: str | None) -> bytes | None:
     return _crop(str(s.data_dir), s.backend, key)
 
 
-def show_crop(key: str | None, caption: str | None = None, width: int | str = "stretch") -> None:
+def show_crop(
+    key: str | None, caption: str | None = None, width: int | Literal["stretch", "content"] = "stretch"
+) -> None:
     data = crop_bytes(key)
     if data is None:
         st.caption("(photo removed)")
@@ -250,5 +263,33 @@ def query(name: str, f: Any, **kwargs: Any) -> Any:
     """An analytics query, cached for 30 s per filter (every widget click reruns the page)."""
     s = settings()
     return _query(
-        str(s.data_dir), s.backend, name, (f.start, f.end, f.cameras), tuple(sorted(kwargs.items()))
+        str(s.data_dir), s.backend, name, (f.start, f.end, f.cameras, f.tz), tuple(sorted(kwargs.items()))
+    )
+
+
+def tz() -> str:
+    """The store's time zone (``STORELENS_TIMEZONE``); every time the dashboard shows is in it."""
+    return settings().timezone
+
+
+def local(t: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment in the store's time zone, formatted."""
+    return t.astimezone(ZoneInfo(tz())).strftime(fmt)
+
+
+def today() -> date:
+    """Today in the store's time zone."""
+    return datetime.now(ZoneInfo(tz())).date()
+
+
+def table(df: pd.DataFrame, key: str, filename: str, **kwargs: Any) -> None:
+    """A table with a CSV download of exactly what it shows."""
+    st.dataframe(df, key=key, **kwargs)
+    st.download_button(
+        "Download CSV",
+        df.to_csv(index=not kwargs.get("hide_index", False)).encode(),
+        file_name=f"storelens-{filename}.csv",
+        mime="text/csv",
+        key=f"{key}_csv",
+        icon=":material/download:",
     )

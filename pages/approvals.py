@@ -6,8 +6,8 @@ import streamlit as st
 
 from core.errors import NotFoundError, StoreLensError
 from core.mail import MAIL_ACTIONS
-from core.models import CustomerDetails, PendingIdentity, PendingKind
-from core.ports import Decision
+from core.models import CustomerDetails, Face, PendingIdentity, PendingKind
+from core.ports import Decision, DecisionAction
 from pages import _ui
 
 _ui.page_guard()
@@ -69,25 +69,45 @@ def approve_form(p: PendingIdentity, token: str | None = None) -> None:
             details = CustomerDetails(
                 name=name, email=email or None, loyalty_id=loyalty or None, consent=consent, notes=notes
             )
-            decide(pid, Decision("approve", _ui.actor(), details=details), token)
+            decide(pid, Decision(DecisionAction.APPROVE, _ui.actor(), details=details), token)
 
 
-def merge_picker(p: PendingIdentity) -> None:
+def merge_picker(p: PendingIdentity, faces: list[Face]) -> None:
+    """Add this person's faces to an existing customer: pick, compare the photos, confirm."""
     pid = p.pending_id
     with st.popover("This is an existing customer...", icon=":material/merge:"):
-        query = st.text_input("Search customers", key=f"merge-search-{pid}")
+        query = st.text_input("Search customers by name, e-mail or loyalty id", key=f"merge-search-{pid}")
         matches = services.customers.list(query or None, limit=50)
         if not matches:
-            st.caption("No customers match.")
+            st.caption(f"No customer matches {query!r}." if query else "No customers yet.")
             return
         chosen = st.selectbox(
             "Customer",
             matches,
+            index=None,
+            placeholder="Choose the customer this is",
             key=f"merge-choice-{pid}",
-            format_func=lambda c: f"{c.name} ({c.loyalty_id or c.customer_id})",
+            format_func=lambda c: f"{c.name} ({c.loyalty_id or c.email or 'no loyalty id'})",
         )
-        if st.button("Add these faces to this customer", key=f"merge-{pid}"):
-            decide(pid, Decision("merge", _ui.actor(), customer_id=chosen.customer_id))
+        if chosen is None:
+            return
+        try:
+            theirs = services.customers.profile(chosen.customer_id).faces
+        except NotFoundError:
+            st.warning("That customer no longer exists.")
+            return
+        a, b = st.columns(2)
+        with a:
+            st.caption("This person")
+            _ui.show_crop(faces[0].crop_key if faces else None)
+        with b:
+            st.caption(chosen.name)
+            _ui.show_crop(max(theirs, key=lambda f: f.captured_at).crop_key if theirs else None)
+        sure = st.checkbox(f"Yes, this is {chosen.name}", key=f"merge-sure-{pid}-{chosen.customer_id}")
+        if st.button(
+            f"Add these photos to {chosen.name}", key=f"merge-{pid}", type="primary", disabled=not sure
+        ):
+            decide(pid, Decision(DecisionAction.MERGE, _ui.actor(), customer_id=chosen.customer_id))
 
 
 def suggested(p: PendingIdentity) -> None:
@@ -102,30 +122,36 @@ def suggested(p: PendingIdentity) -> None:
     with a:
         _ui.show_crop(profile.faces[0].crop_key if profile.faces else None)
     sim = f"{p.suggested_similarity:.2f}" if p.suggested_similarity is not None else "?"
-    b.markdown(
-        f"Possibly **{profile.customer.name}** (similarity {sim}, {len(profile.visits)} earlier visits)"
-    )
+    seen = [v.last_seen_at for v in profile.visits]
+    last = _ui.local(max(seen), "%d %b %Y") if seen else "never"
+    b.markdown(f"Possibly **{profile.customer.name}** (similarity {sim}, last seen {last})")
 
 
-def card(p: PendingIdentity, token: str | None = None, token_action: str | None = None) -> None:
+def seen_text(n: int) -> str:
+    return "Seen once" if n == 1 else f"Seen {n} times"
+
+
+def card(
+    p: PendingIdentity, token: str | None = None, token_action: str | None = None, expanded: bool = True
+) -> None:
     """One pending identity: its faces, where it was seen, and the decisions on offer."""
     pid = p.pending_id
     faces = approvals.faces_of(pid)
-    with st.container(border=True, key=f"card-{pid}"):
-        kind = "Possible returning customer" if p.kind is PendingKind.REVIEW else "New person"
-        where = sorted({f"{f.camera_id} / {f.zone}" for f in faces})
-        st.markdown(f"#### {kind}")
-        # First and last *sightings* (camera time); created_at is when ingest ran.
-        first = min((f.captured_at for f in faces), default=p.created_at)
-        st.caption(
-            f"`{pid}` · seen {p.face_count} time(s) · first {first:%Y-%m-%d %H:%M} · "
-            f"last {p.last_seen_at:%Y-%m-%d %H:%M} UTC · {', '.join(where) or 'no photos left'}"
-        )
+    kind = "Possible returning customer" if p.kind is PendingKind.REVIEW else "New person"
+    # First and last *sightings* (camera time); created_at is when ingest ran.
+    first = min((f.captured_at for f in faces), default=p.created_at)
+    where = sorted({f.zone for f in faces})
+    summary = (
+        f"{seen_text(p.face_count)} · first {_ui.local(first, '%a %d %b %H:%M')} · "
+        f"last {_ui.local(p.last_seen_at, '%a %d %b %H:%M')}"
+    )
+    with st.container(key=f"card-{pid}"), st.expander(f"**{kind}** · {summary}", expanded=expanded):
+        st.caption(f"Seen at: {', '.join(where) or 'no photos left'} · times in {_ui.tz()}")
         shown = sorted(faces, key=lambda f: f.captured_at, reverse=True)[:MAX_CROPS]
         if shown:
             for col, face in zip(st.columns(MAX_CROPS), shown, strict=False):
                 with col:
-                    _ui.show_crop(face.crop_key, caption=f"{face.captured_at:%b %d %H:%M}")
+                    _ui.show_crop(face.crop_key, caption=_ui.local(face.captured_at, "%d %b %H:%M"))
         if p.kind is PendingKind.REVIEW:
             suggested(p)
         if not can_decide:
@@ -139,23 +165,23 @@ def card(p: PendingIdentity, token: str | None = None, token_action: str | None 
                 key=f"link-{token_action}-{pid}",
                 type="primary",
             ):
-                decide(pid, Decision(token_action, _ui.actor()), token)
+                decide(pid, Decision(DecisionAction.parse(token_action), _ui.actor()), token)
             return
         if p.kind is PendingKind.REVIEW:
             a, b = st.columns(2)
             if a.button("Yes, it is them", key=f"confirm-{pid}", type="primary", icon=":material/check:"):
-                decide(pid, Decision("confirm", _ui.actor()))
+                decide(pid, Decision(DecisionAction.CONFIRM, _ui.actor()))
             if b.button("Not this person", key=f"not_this_person-{pid}", icon=":material/person_off:"):
-                decide(pid, Decision("not_this_person", _ui.actor()))
+                decide(pid, Decision(DecisionAction.NOT_THIS_PERSON, _ui.actor()))
         else:
             approve_form(p)
         a, b, c = st.columns(3)
         if a.button("Reject (delete photos)", key=f"reject-{pid}", icon=":material/delete:"):
-            decide(pid, Decision("reject", _ui.actor()))
+            decide(pid, Decision(DecisionAction.REJECT, _ui.actor()))
         if b.button("Not a customer (do not track)", key=f"not_a_customer-{pid}", icon=":material/block:"):
-            decide(pid, Decision("not_a_customer", _ui.actor()))
+            decide(pid, Decision(DecisionAction.NOT_A_CUSTOMER, _ui.actor()))
         with c:
-            merge_picker(p)
+            merge_picker(p, faces)
 
 
 # ---------------------------------------------------------------- e-mail link
@@ -191,8 +217,9 @@ def queue(items: list[PendingIdentity], key: str) -> None:
     page = 1
     if pages > 1:
         page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page-{key}"))
-    for p in items[(page - 1) * PER_PAGE : page * PER_PAGE]:
-        card(p)
+    # Only the first card opens by itself: a page of open forms is thousands of pixels long.
+    for i, p in enumerate(items[(page - 1) * PER_PAGE : page * PER_PAGE]):
+        card(p, expanded=i == 0)
 
 
 with tab_new:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.analytics import store_visits
 from core.errors import NotFoundError, StoreLensError
 from pages import _ui
 
@@ -22,32 +24,64 @@ _ui.show_flash()
 
 query = st.text_input("Search by name, e-mail or loyalty id", key="cust_search")
 found = services.customers.list(query or None, limit=500)
-st.caption(
-    f"{len(found)} customer(s){' (first 500)' if len(found) == 500 else ''} · "
-    f"{services.repos.customers.count()} in total"
-)
+total = services.repos.customers.count()
 if not found:
-    st.info("No customers yet: approve someone on the Approvals page.")
+    if query and total:
+        st.info(f"No customer matches {query!r}. Try part of a name, an e-mail or a loyalty id.")
+    else:
+        st.info("No customers yet: approve someone on the Approvals page.")
     st.stop()
+st.caption(
+    f"{len(found)} customer(s){' (first 500)' if len(found) == 500 else ''} · {total} in total · "
+    "click a row to open the profile"
+)
 
+ids = [c.customer_id for c in found]
+summary = _ui.analytics().customer_summary(ids).set_index("customer_id")
 table = pd.DataFrame(
     [
         {
-            "name": c.name,
-            "e-mail": c.email or "",
-            "loyalty id": c.loyalty_id or "",
-            "consent": c.consent,
-            "since": c.created_at.strftime("%Y-%m-%d"),
-            "id": c.customer_id,
+            "Name": c.name,
+            "E-mail": c.email or "",
+            "Loyalty id": c.loyalty_id or "",
+            "Store visits": int(summary.at[c.customer_id, "store_visits"]),
+            "Last seen": _ui.local(summary.at[c.customer_id, "last_seen"].to_pydatetime(), "%Y-%m-%d %H:%M")
+            if not pd.isna(summary.at[c.customer_id, "last_seen"])
+            else "",
+            "Spend": summary.at[c.customer_id, "spend_cents"] / 100,
+            "Consent": "yes" if c.consent else "no",
+            "Customer since": _ui.local(c.created_at, "%Y-%m-%d"),
         }
         for c in found
     ]
 )
-st.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(table)), key="cust_table")
+clicked = st.dataframe(
+    table,
+    hide_index=True,
+    height=min(400, 38 + 35 * len(table)),
+    key="cust_table",
+    on_select="rerun",
+    selection_mode="single-row",
+    column_config={"Spend": st.column_config.NumberColumn(format="%.2f")},
+)
+st.download_button(
+    "Download CSV",
+    table.to_csv(index=False).encode(),
+    file_name="storelens-customers.csv",
+    mime="text/csv",
+    key="cust_table_csv",
+    icon=":material/download:",
+)
+rows = clicked.selection.rows if clicked is not None else []
+if rows and rows[0] < len(ids) and st.session_state.get("cust_clicked") != ids[rows[0]]:
+    # A newly clicked row opens that profile (the pick box below follows).
+    st.session_state["cust_clicked"] = ids[rows[0]]
+    st.session_state["cust_pick"] = ids[rows[0]]
 
-ids = [c.customer_id for c in found]
-names = {c.customer_id: f"{c.name} ({c.loyalty_id or c.customer_id})" for c in found}
+names = {c.customer_id: f"{c.name} ({c.loyalty_id or c.email or 'no loyalty id'})" for c in found}
 wanted = st.query_params.get("customer")
+if st.session_state.get("cust_pick") not in ids:
+    st.session_state.pop("cust_pick", None)
 index = ids.index(wanted) if wanted in ids else 0
 chosen_id = st.selectbox("Profile", ids, index=index, format_func=names.__getitem__, key="cust_pick")
 st.query_params["customer"] = chosen_id
@@ -58,15 +92,36 @@ except NotFoundError:
     st.warning("This customer no longer exists.")
     st.stop()
 customer = profile.customer
+# Every widget that edits this customer has a key naming them: Streamlit keeps a
+# widget's value per key, so a shared key would carry one customer's values onto
+# the next one picked (and Save would write them there).
+cid = customer.customer_id
 
 st.header(customer.name)
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Visits", len(profile.visits))
-m2.metric("Spend", f"{profile.spend_cents / 100:,.2f}")
-m3.metric("Photos", len(profile.faces))
-m4.metric("Consent", f"{customer.consent_at:%Y-%m-%d}" if customer.consent_at else "no")
+stays = store_visits(
+    pd.DataFrame(
+        {
+            "customer_id": [cid] * len(profile.visits),
+            "start": [int(v.started_at.timestamp()) for v in profile.visits],
+            "end": [int(v.last_seen_at.timestamp()) for v in profile.visits],
+        }
+    ),
+    services.settings.visit_gap_seconds,
+)
+last_seen = max((v.last_seen_at for v in profile.visits), default=None)
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric(
+    "Store visits", f"{len(stays):,}", help="Entry-to-exit stays (sightings within 30 minutes join one)."
+)
+m2.metric("Last seen", _ui.local(last_seen, "%d %b") if last_seen else "never")
+m3.metric("Spend", f"{profile.spend_cents / 100:,.2f}")
+m4.metric("Photos", len(profile.faces))
+m5.metric(
+    "Consent",
+    _ui.local(customer.consent_at, "%d %b") if customer.consent_at else ("yes" if customer.consent else "no"),
+)
 st.caption(
-    f"`{customer.customer_id}` · e-mail {customer.email or '-'} · loyalty {customer.loyalty_id or '-'}"
+    f"E-mail {customer.email or '-'} · loyalty id {customer.loyalty_id or '-'}"
     + (f" · notes: {customer.notes}" if customer.notes else "")
 )
 
@@ -79,7 +134,9 @@ with tab_faces:
     for start in range(0, len(faces), 8):
         for col, face in zip(st.columns(8), faces[start : start + 8], strict=False):
             with col:
-                _ui.show_crop(face.crop_key, caption=f"{face.camera_id} {face.captured_at:%m-%d %H:%M}")
+                _ui.show_crop(
+                    face.crop_key, caption=f"{face.zone} {_ui.local(face.captured_at, '%d %b %H:%M')}"
+                )
 
 with tab_visits:
     if not profile.visits:
@@ -88,27 +145,30 @@ with tab_visits:
         visits = pd.DataFrame(
             [
                 {
-                    "started": v.started_at,
-                    "camera": v.camera_id,
-                    "zone": v.zone,
-                    "dwell (s)": round(v.dwell_seconds),
+                    "Seen at": v.started_at.astimezone(ZoneInfo(_ui.tz())).replace(tzinfo=None),
+                    "Zone": v.zone,
+                    "Camera": v.camera_id,
+                    "Minutes": round(v.dwell_seconds / 60, 1),
                 }
                 for v in sorted(profile.visits, key=lambda v: v.started_at, reverse=True)[:TIMELINE]
             ]
         )
         if len(profile.visits) > TIMELINE:
-            st.caption(f"The latest {TIMELINE} of {len(profile.visits):,} visits.")
+            st.caption(f"The latest {TIMELINE} of {len(profile.visits):,} zone visits.")
         fig = px.scatter(
-            visits,
-            x="started",
-            y="zone",
-            size="dwell (s)",
+            visits.assign(size=visits["Minutes"].clip(lower=0.5)),
+            x="Seen at",
+            y="Zone",
+            size="size",
             size_max=18,
-            color="camera",
-            title="Visit timeline (UTC)",
+            color="Zone",
+            hover_data={"Minutes": True, "Camera": True, "size": False},
+            labels={"Seen at": f"When ({_ui.tz()})"},
+            title="Where and when they were seen (dot size: time in the zone)",
         )
+        fig.update_layout(showlegend=False)
         st.plotly_chart(fig, key="cust_timeline")
-        st.dataframe(visits.head(500), hide_index=True, key="cust_visits")
+        _ui.table(visits, key="cust_visits", filename=f"visits-{customer.name}", hide_index=True)
 
 with tab_spend:
     if not profile.transactions:
@@ -117,31 +177,38 @@ with tab_spend:
         tx = pd.DataFrame(
             [
                 {
-                    "when": t.occurred_at,
-                    "amount": t.amount_cents / 100,
-                    "currency": t.currency,
-                    "transaction": t.transaction_id,
+                    "When": t.occurred_at.astimezone(ZoneInfo(_ui.tz())).replace(tzinfo=None),
+                    "Amount": t.amount_cents / 100,
+                    "Currency": t.currency,
+                    "Receipt": t.transaction_id,
                 }
                 for t in profile.transactions
             ]
-        ).sort_values("when")
+        ).sort_values("When")
         monthly = (
-            tx.assign(month=tx["when"].dt.strftime("%Y-%m")).groupby("month", as_index=False)["amount"].sum()
+            tx.assign(Month=tx["When"].dt.strftime("%Y-%m")).groupby("Month", as_index=False)["Amount"].sum()
         )
-        st.plotly_chart(px.bar(monthly, x="month", y="amount", title="Spend per month"), key="cust_spend")
-        st.dataframe(tx.sort_values("when", ascending=False), hide_index=True, key="cust_tx")
+        fig = px.bar(monthly, x="Month", y="Amount", title="Spend per month", labels={"Amount": "Spend"})
+        fig.update_xaxes(type="category")
+        st.plotly_chart(fig, key="cust_spend")
+        _ui.table(
+            tx.sort_values("When", ascending=False),
+            key="cust_tx",
+            filename=f"purchases-{customer.name}",
+            hide_index=True,
+        )
 
 with tab_edit:
     if not can_edit:
         st.caption("Viewers cannot change customers.")
     else:
-        with st.form("edit-customer"):
+        with st.form(f"edit-customer-{cid}"):
             a, b = st.columns(2)
-            name = a.text_input("Name *", customer.name, key="edit_name")
-            email = b.text_input("E-mail", customer.email or "", key="edit_email")
-            loyalty = a.text_input("Loyalty id", customer.loyalty_id or "", key="edit_loyalty")
-            notes = b.text_input("Notes", customer.notes, key="edit_notes")
-            if st.form_submit_button("Save", key="edit_save", type="primary"):
+            name = a.text_input("Name *", customer.name, key=f"edit_name_{cid}")
+            email = b.text_input("E-mail", customer.email or "", key=f"edit_email_{cid}")
+            loyalty = a.text_input("Loyalty id", customer.loyalty_id or "", key=f"edit_loyalty_{cid}")
+            notes = b.text_input("Notes", customer.notes, key=f"edit_notes_{cid}")
+            if st.form_submit_button("Save", key=f"edit_save_{cid}", type="primary"):
                 try:
                     services.customers.update(
                         replace(
@@ -157,25 +224,48 @@ with tab_edit:
 
         st.subheader("Add a photo")
         upload = st.file_uploader(
-            "A photo with only this person's face", type=["jpg", "jpeg", "png"], key="add_photo"
+            "A photo with only this person's face", type=["jpg", "jpeg", "png"], key=f"add_photo_{cid}"
         )
-        if upload is not None and st.button("Add photo", key="add_photo_go"):
+        if upload is not None and st.button("Add photo", key=f"add_photo_go_{cid}"):
             with _ui.errors_shown():
                 services.customers.add_photo(customer.customer_id, upload.getvalue(), actor=_ui.actor())
                 _ui.flash("Photo added.")
                 st.rerun()
 
-        st.subheader("Merge another customer into this one")
-        others = [c for c in found if c.customer_id != customer.customer_id]
+        st.subheader("Merge a duplicate into this customer")
+        others = [c for c in found if c.customer_id != cid]
         if others:
             other = st.selectbox(
-                "Duplicate to fold in (its faces, visits and purchases move here)",
+                "Duplicate to fold in (its photos, visits and purchases move here)",
                 others,
-                format_func=lambda c: f"{c.name} ({c.loyalty_id or c.customer_id})",
-                key="merge_other",
+                index=None,
+                placeholder="Choose the duplicate",
+                format_func=lambda c: f"{c.name} ({c.loyalty_id or c.email or 'no loyalty id'})",
+                key=f"merge_other_{cid}",
             )
-            sure = st.checkbox(f"Yes, {other.name} is the same person as {customer.name}", key="merge_sure")
-            if st.button("Merge", key="merge_go", disabled=not sure):
+            if other is not None:
+                mine = max(profile.faces, key=lambda f: f.captured_at, default=None)
+                try:
+                    theirs_faces = services.customers.profile(other.customer_id).faces
+                except NotFoundError:
+                    theirs_faces = []
+                theirs = max(theirs_faces, key=lambda f: f.captured_at, default=None)
+                a, b, _rest = st.columns([1, 1, 3])
+                with a:
+                    st.caption(f"{customer.name} (kept)")
+                    _ui.show_crop(mine.crop_key if mine else None)
+                with b:
+                    st.caption(f"{other.name} (folded in)")
+                    _ui.show_crop(theirs.crop_key if theirs else None)
+            sure = st.checkbox(
+                f"Yes, {other.name} is the same person as {customer.name}"
+                if other is not None
+                else "Yes, they are the same person",
+                key=f"merge_sure_{cid}_{other.customer_id if other is not None else ''}",
+                disabled=other is None,
+            )
+            if st.button("Merge", key=f"merge_go_{cid}", disabled=not (sure and other is not None)):
+                assert other is not None
                 with _ui.errors_shown():
                     services.customers.merge(customer.customer_id, other.customer_id, actor=_ui.actor())
                     _ui.flash(f"Merged {other.name} into {customer.name}.")
@@ -186,9 +276,12 @@ with tab_edit:
             st.caption(
                 "Removes photos, face templates, visits and links to purchases everywhere. Cannot be undone."
             )
-            typed = st.text_input(f"Type {customer.name!r} to confirm", key="erase_confirm")
+            typed = st.text_input(f"Type {customer.name!r} to confirm", key=f"erase_confirm_{cid}")
             if st.button(
-                "Erase this customer", key="erase_go", type="primary", disabled=typed.strip() != customer.name
+                "Erase this customer",
+                key=f"erase_go_{cid}",
+                type="primary",
+                disabled=typed.strip() != customer.name,
             ):
                 with _ui.errors_shown():
                     report = services.privacy.erase(customer.customer_id, actor=_ui.actor())

@@ -2,20 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
+from core.errors import NotFoundError
+from core.models import PendingStatus, SeenEvent
 from pages import _ui
 
 _ui.page_guard()
 
 OUTCOME_LABELS = {
-    "visit": "known customer",
+    "visit": "recognised",
     "review": "possible returning customer",
-    "pending": "new person (awaiting approval)",
+    "pending": "new person",
     "suppressed": "not tracked",
 }
+# What became of a sighting of someone unknown, once a human decided.
+DECIDED = {
+    PendingStatus.PENDING: "awaiting approval",
+    PendingStatus.APPROVED: "approved",
+    PendingStatus.MERGED: "identified on review",
+    PendingStatus.REJECTED: "rejected",
+    PendingStatus.NOT_A_CUSTOMER: "not tracked",
+    PendingStatus.EXPIRED: "never decided",
+}
+
+
+def describe(ev: SeenEvent, statuses: dict[str, PendingStatus]) -> tuple[str, str]:
+    """Who the card names and what happened, as things stand *now* (not when the face came in)."""
+    if ev.outcome == "erased":
+        return "Erased customer", "data erased on request"
+    if ev.customer_id:
+        name = ev.customer_name or "Customer"
+        if ev.outcome == "visit":
+            return name, "recognised"
+        return name, DECIDED.get(statuses.get(ev.pending_id or ""), "identified on review")  # type: ignore[arg-type]
+    status = statuses.get(ev.pending_id or "")
+    if ev.outcome == "suppressed" or status is PendingStatus.NOT_A_CUSTOMER:
+        return "Not tracked", "asked not to be tracked"
+    if ev.outcome == "review":
+        return "Possible returning customer", DECIDED.get(status, "awaiting review")  # type: ignore[arg-type]
+    return "New person", DECIDED.get(status, "awaiting approval")  # type: ignore[arg-type]
+
+
+def statuses_of(events: list[SeenEvent]) -> dict[str, PendingStatus]:
+    out = {}
+    for pid in {e.pending_id for e in events if e.pending_id}:
+        with contextlib.suppress(NotFoundError):
+            out[pid] = services.approvals.get(pid).status
+    return out
+
+
 COLUMNS = 6
 
 st.title("Live")
@@ -43,25 +82,22 @@ def feed() -> None:
         outcome=None if outcome == "All" else outcome,
         since=since,
     )
-    st.caption(f"{len(events)} faces · updated {datetime.now(UTC):%H:%M:%S} UTC")
+    st.caption(f"{len(events)} faces · updated {_ui.local(datetime.now(UTC), '%H:%M:%S')} ({_ui.tz()})")
     if not events:
         st.info("No faces yet. Start the simulator on the Demo page, or point an edge agent here.")
         return
+    statuses = statuses_of(events)
     for start in range(0, len(events), COLUMNS):
         cols = st.columns(COLUMNS)
         for col, ev in zip(cols, events[start : start + COLUMNS], strict=False):
             with col.container(border=True):
                 _ui.show_crop(ev.crop_key)
-                who = (
-                    ev.customer_name
-                    or (ev.customer_id and "customer")
-                    or ("pending approval" if ev.pending_id else "unknown")
-                )
+                who, what = describe(ev, statuses)
                 st.markdown(f"**{who}**")
-                sim = f" · {ev.similarity:.2f}" if ev.similarity is not None else ""
+                sim = f" · similarity {ev.similarity:.2f}" if ev.similarity is not None else ""
                 st.caption(
-                    f"{OUTCOME_LABELS.get(ev.outcome, ev.outcome)}{sim}  \n"
-                    f"{ev.camera_id} / {ev.zone}  \n{ev.captured_at:%Y-%m-%d %H:%M:%S} UTC"
+                    f"{what}{sim}  \n{ev.zone} ({ev.camera_id})  \n"
+                    + _ui.local(ev.captured_at, "%a %d %b %H:%M:%S")
                 )
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import create_first_admin, setup_code
+from core.auth import create_first_admin
 from core.aws.cognito import NewPasswordRequiredError
 from core.errors import AuthError, StoreLensError
-from core.users import UserStore
 from pages import _ui
 
 _ui.page_guard(False)
@@ -18,7 +17,9 @@ st.title("StoreLens")
 if st.session_state.get(_ui.TOKEN_KEY):
     st.info("Log in to open the approval link.")
 
-first_run = settings.backend == "local" and UserStore.for_data_dir(settings.data_dir).is_empty()
+authenticator = _ui.authenticator()
+# While there are no users the authenticator keeps a setup code for the first admin.
+first_run = authenticator.setup_code() is not None
 
 if first_run:
     st.subheader("Create the first administrator")
@@ -27,7 +28,6 @@ if first_run:
         "dashboard (also in the data dir's `setup-code` file), or run "
         "`storelens users add NAME --role admin` and reload."
     )
-    setup_code(settings.data_dir)
     with st.form("first-admin"):
         code = st.text_input("Setup code", key="setup_code")
         name = st.text_input("Admin user name", key="setup_name")
@@ -35,7 +35,15 @@ if first_run:
         repeat = st.text_input("Repeat password", type="password", key="setup_repeat")
         if st.form_submit_button("Create administrator", key="setup_submit", type="primary"):
             try:
-                user = create_first_admin(settings.data_dir, code, name, password, repeat)
+                user = create_first_admin(
+                    settings.data_dir,
+                    code,
+                    name,
+                    password,
+                    repeat,
+                    limiter=_ui.limiter(),
+                    client=st.context.ip_address or "",
+                )
             except StoreLensError as exc:
                 st.error(str(exc))
             else:
@@ -69,7 +77,7 @@ else:
         )
         if st.form_submit_button("Log in", key="login_submit", type="primary"):
             try:
-                user = _ui.authenticator().login(username, password, client=st.context.ip_address or "")
+                user = authenticator.login(username, password, client=st.context.ip_address or "")
             except NewPasswordRequiredError as exc:
                 st.session_state["cognito_challenge"] = exc
                 st.rerun()
@@ -78,5 +86,5 @@ else:
             else:
                 st.session_state[_ui.USER_KEY] = user
                 st.rerun()
-    if settings.backend == "aws":
+    if authenticator.kind == "cognito":
         st.caption("Signing in with your Amazon Cognito account; admins are members of the `admin` group.")

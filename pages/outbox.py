@@ -13,16 +13,13 @@ _ui.page_guard()
 
 st.title("Outbox")
 services = _ui.services()
-messages = getattr(services.notifier, "messages", None)
-if messages is None:
+outbox = services.outbox
+if outbox is None:
     st.info("This backend sends e-mail through Amazon SES; there is no local outbox.")
     st.stop()
 
-mails = messages()
-st.caption(
-    f"{len(mails)} message(s) in `{services.notifier.folder}` (newest first). "
-    "The links open the Approvals page."
-)
+mails = outbox.messages()
+st.caption(f"{len(mails)} message(s) in `{outbox.folder}` (newest first). The links open the Approvals page.")
 if not mails:
     st.info("No e-mails yet. A new person seen by a camera produces one.")
     st.stop()
@@ -42,7 +39,8 @@ def inline_html(msg: EmailMessage) -> str | None:
     for part in msg.walk():
         cid = part.get("Content-ID")
         if cid and part.get_content_maintype() == "image":
-            data = base64.b64encode(part.get_payload(decode=True) or b"").decode("ascii")
+            payload = part.get_payload(decode=True)
+            data = base64.b64encode(payload if isinstance(payload, bytes) else b"").decode("ascii")
             html = html.replace(f"cid:{cid.strip('<>')}", f"data:{part.get_content_type()};base64,{data}")
     return html
 

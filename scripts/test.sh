@@ -65,6 +65,10 @@ fi
 
 step "ruff"
 "$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+
+step "mypy (strict on core/, deeplens_lambda/, simulator/; see pyproject.toml)"
+"$VENV/bin/mypy"
 
 step "pytest"
 "$VENV/bin/python" -m pytest "$@"

@@ -29,7 +29,7 @@ def _services(backend: str, data_dir: str | None) -> Any:
     if data_dir:
         overrides["data_dir"] = data_dir
     services = build_services(Settings.from_env(os.environ, **overrides))
-    if backend == "local":  # a long-running replay purges expired items like the dashboard
+    if services.purges_in_process:  # a long-running replay purges expired items like the dashboard
         services.privacy.start_auto_purge()
     return services
 

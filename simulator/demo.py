@@ -41,8 +41,16 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConflictError, ValidationError
-from core.models import CustomerDetails, FaceEvent, IngestOutcome, IngestResult, Visit, new_id
-from core.ports import Decision
+from core.models import (
+    CustomerDetails,
+    FaceEvent,
+    IngestOutcome,
+    IngestResult,
+    PendingIdentity,
+    Visit,
+    new_id,
+)
+from core.ports import Decision, DecisionAction
 from deeplens_lambda.detector_factory import create_detector
 from simulator.replay import replay
 from simulator.synth import ALTERNATE_PHOTOS, PEOPLE, Appearance, render_clip
@@ -261,7 +269,7 @@ def _approve(
             details = CustomerDetails(
                 name=name, email=f"{person}@example.com", loyalty_id=loyalty, consent=True
             )
-            decision = Decision(action="approve", actor="demo", details=details)
+            decision = Decision(action=DecisionAction.APPROVE, actor="demo", details=details)
             try:
                 services.approvals.decide(pending_id, decision)
             except (ConflictError, ValidationError):
@@ -275,7 +283,7 @@ def _customer_of(services: Any, result: IngestResult) -> str | None:
     if result.customer_id:
         return result.customer_id
     if result.pending_id:
-        pending = services.repos.pending.get(result.pending_id)
+        pending: PendingIdentity = services.repos.pending.get(result.pending_id)
         return pending.customer_id
     return None
 
@@ -333,12 +341,12 @@ def _transactions(
                 "occurred_at": (paid_at - timedelta(seconds=30)).isoformat(),
                 "amount": f"{rng.uniform(4, 140):.2f}",
                 "currency": "EUR",
-                "loyalty_id": loyalty if with_card else "",
+                "loyalty_id": (loyalty or "") if with_card else "",
                 "camera_id": "" if with_card else CHECKOUT[0],
             }
         )
-    for day in range(days):  # anonymous shoppers the cameras never matched
-        date = start_day + timedelta(days=day)
+    for offset in range(days):  # anonymous shoppers the cameras never matched
+        date = start_day + timedelta(days=offset)
         for n in range(rng.randint(6, 16)):
             at = date + timedelta(hours=rng.uniform(9, 20))
             rows.append(

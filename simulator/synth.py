@@ -110,7 +110,7 @@ def sprite(person: str, face_px: int = 170) -> Sprite:
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     cut = cv2.resize(cut, None, fx=scale, fy=scale, interpolation=interpolation)
     sh, sw = cut.shape[:2]
-    mask = np.zeros((sh, sw), np.float32)
+    mask: np.ndarray = np.zeros((sh, sw), np.float32)
     cv2.ellipse(mask, (sw // 2, sh // 2), (int(sw * 0.46), int(sh * 0.49)), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, sw * 0.03))
     inner = BoundingBox(
@@ -185,7 +185,7 @@ def render_clip(
     out.parent.mkdir(parents=True, exist_ok=True)
     total = seconds if seconds is not None else max((a.start + a.duration for a in script), default=1.0) + 0.5
     n = round(total * fps)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"cannot open a video writer for {out}")
     bg = store_background(width, height)

@@ -6,7 +6,7 @@ local backend) never pays for it, and no client is built at import time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from core.errors import MissingDependencyError
 
@@ -45,6 +45,40 @@ def make_client(
             signature_version="s3v4", s3={"addressing_style": "path"} if endpoint_url else {}
         )
     return session.client(service, **kwargs)
+
+
+class AwsAdapter:
+    """Base of the AWS adapters: one boto3 client, injected or built on first use.
+
+    A subclass names its ``service`` and calls :meth:`_use_client` from its
+    ``__init__`` with the ``client=``/``session=``/``region=``/``endpoint_url=``
+    it was given; ``self.client`` is then built by :func:`make_client` only
+    when first needed, so constructing an adapter never touches AWS.
+    """
+
+    service: ClassVar[str]
+
+    def _use_client(
+        self,
+        *,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self._client = client
+        self._session = session
+        self._region = region
+        self._endpoint_url = endpoint_url
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (built on first use)."""
+        if self._client is None:
+            self._client = make_client(
+                self.service, session=self._session, region=self._region, endpoint_url=self._endpoint_url
+            )
+        return self._client
 
 
 def error_code(exc: BaseException) -> str:

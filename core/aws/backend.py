@@ -7,7 +7,8 @@ tests can pass moto- or Stubber-backed clients::
     build_services(settings, s3=s3, dynamodb=ddb, rekognition=stubbed, stepfunctions=sfn, ses=ses)
 
 Other keywords: ``session`` (a ``boto3.session.Session`` used for every client
-not given), ``iot_data``, ``jwks_fetcher`` (for Cognito), and
+not given), ``iot_data``, ``cognito`` (a ``cognito-idp`` client for dashboard
+sign-in), ``jwks_fetcher`` (for Cognito), and
 ``drive_workflow_inline`` (see :class:`core.aws.stepfunctions.StepFunctionsWorkflow`;
 by default on exactly when a Step Functions endpoint override is set, i.e.
 against an emulator that cannot run the stack's Lambdas).
@@ -22,7 +23,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from core.adapters import BackendAdapters
 from core.errors import SettingsError
+from core.ports import ApprovalCallbacks, FaceEmbedder, FaceIndex
 from core.settings import Settings
 
 #: ``STORELENS_REKOGNITION_ENDPOINT_URL`` value that selects the embedded face index.
@@ -34,6 +37,7 @@ _KNOWN = {
     "stepfunctions",
     "ses",
     "iot_data",
+    "cognito",
     "session",
     "jwks_fetcher",
     "drive_workflow_inline",
@@ -41,7 +45,7 @@ _KNOWN = {
 }
 
 
-def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
+def build_aws(settings: Settings, **clients: Any) -> BackendAdapters:
     """The AWS adapters for :func:`core.bootstrap.build_services`."""
     unknown = sorted(set(clients) - _KNOWN)
     if unknown:
@@ -57,6 +61,8 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
     if missing:
         raise SettingsError(f"the aws backend needs {' and '.join(missing)} (see docs/aws.md)")
 
+    from core.analytics import RepositoryAnalytics
+    from core.auth import Authenticator, CognitoAuthenticator, NoAuthenticator
     from core.aws.dynamodb import DynamoDbRepositories
     from core.aws.iot import IotDataPublisher
     from core.aws.rekognition import RekognitionFaceIndex
@@ -81,13 +87,15 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
         **common("dynamodb", "dynamodb"),
     )
     blobs = S3BlobStore(bucket=settings.s3_bucket, **common("s3", "s3"))
-    faces = clients.get("face_index")
+    # Typed, so the type checker holds each adapter to its port.
+    faces: FaceIndex | None = clients.get("face_index")
+    embedder: FaceEmbedder | None = None
     if faces is None and settings.rekognition_endpoint_url == LOCAL_FACE_INDEX:
         # Live mode on an emulator: moto has no Rekognition collections, so this
         # one port uses the embedded index (the only core.aws -> core.local link).
         from core.local.faces import LocalFaceIndex
 
-        faces = LocalFaceIndex(settings.data_dir)
+        faces = embedder = LocalFaceIndex(settings.data_dir)
     if faces is None:
         faces = RekognitionFaceIndex(**common("rekognition", "rekognition"))
     notifier = SesNotifier(source=settings.ses_sender or None, **common("ses", "ses"))
@@ -96,34 +104,36 @@ def build_aws(settings: Settings, **clients: Any) -> dict[str, Any]:
         inline = bool(settings.endpoint_for("stepfunctions"))
     sfn = common("stepfunctions", "stepfunctions")
 
-    def workflow_factory(approvals: Any) -> StepFunctionsWorkflow:
+    def workflow_factory(callbacks: ApprovalCallbacks) -> StepFunctionsWorkflow:
         return StepFunctionsWorkflow(
-            approvals, state_machine_arn=settings.state_machine_arn, repos=repos, drive_inline=inline, **sfn
+            callbacks, state_machine_arn=settings.state_machine_arn, repos=repos, drive_inline=inline, **sfn
         )
 
     iot = common("iot", "iot_data")
     if not iot["endpoint_url"] and settings.iot_endpoint:
         # iot-data must be called on the account's own ATS endpoint.
         iot["endpoint_url"] = f"https://{settings.iot_endpoint.removeprefix('https://')}"
-    extras: dict[str, Any] = {"iot_publisher": IotDataPublisher(**iot)}
+    authenticator: Authenticator
+    verifier = None
     if settings.cognito_user_pool_id and settings.cognito_client_id:
-        from core.aws.cognito import CognitoVerifier
-
-        endpoint = settings.endpoint_for("cognito")
-        extras["cognito"] = CognitoVerifier(
-            region=region,
-            user_pool_id=settings.cognito_user_pool_id,
-            client_id=settings.cognito_client_id,
-            fetch_jwks=clients.get("jwks_fetcher"),
-            jwks_url=f"{endpoint.rstrip('/')}/{settings.cognito_user_pool_id}/.well-known/jwks.json"
-            if endpoint
-            else None,
+        cognito = CognitoAuthenticator(
+            settings, client=clients.get("cognito"), fetch_jwks=clients.get("jwks_fetcher")
         )
-    return {
-        "blobs": blobs,
-        "repos": repos,
-        "faces": faces,
-        "notifier": notifier,
-        "workflow_factory": workflow_factory,
-        "extras": extras,
-    }
+        authenticator, verifier = cognito, cognito.verifier
+    else:
+        authenticator = NoAuthenticator(
+            "set STORELENS_COGNITO_USER_POOL_ID and STORELENS_COGNITO_CLIENT_ID to sign in"
+        )
+    return BackendAdapters(
+        blobs=blobs,
+        repos=repos,
+        faces=faces,
+        notifier=notifier,
+        workflow=workflow_factory,
+        # DynamoDB has no GROUP BY: aggregate the date range's rows in pandas.
+        analytics=RepositoryAnalytics(repos, gap_seconds=settings.visit_gap_seconds),
+        authenticator=authenticator,
+        iot_publisher=IotDataPublisher(**iot),
+        token_verifier=verifier,
+        embedder=embedder,
+    )

@@ -42,6 +42,7 @@ approvals      pending_id     (none; Step Functions task tokens, see ``stepfunct
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,7 +52,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core.aws._common import error_code, make_client
+from core.aws._common import AwsAdapter, error_code
 from core.errors import BackendError, ConflictError, NotFoundError
 from core.models import (
     TRACK_LINK_RETENTION,
@@ -152,7 +153,8 @@ class _Codec:
         return {k: self._ser.serialize(_to_dynamo(v)) for k, v in data.items() if v is not None}
 
     def value(self, value: Any) -> dict[str, Any]:
-        return self._ser.serialize(_to_dynamo(value))
+        serialized: dict[str, Any] = self._ser.serialize(_to_dynamo(value))
+        return serialized
 
     def from_item(self, item: dict[str, Any]) -> dict[str, Any]:
         return {k: _from_dynamo(self._de.deserialize(v)) for k, v in item.items()}
@@ -579,7 +581,7 @@ class DynamoDbPending(_Repo):
             return sorted(items, key=lambda p: p.last_seen_at, reverse=True)
         return [_pending(i) for i in self._t.query("by_status", "status", status.value, descending=True)]
 
-    def expired(self, now: datetime) -> list[PendingIdentity]:
+    def expired(self, now: datetime) -> builtins.list[PendingIdentity]:
         items = [p for p in self.list(PendingStatus.PENDING) if p.expires_at < now]
         return sorted(items, key=lambda p: p.expires_at)
 
@@ -859,12 +861,14 @@ class DynamoDbTracks(_Repo):
 # ------------------------------------------------------------------ container
 
 
-class DynamoDbRepositories:
+class DynamoDbRepositories(AwsAdapter):
     """Every repository on DynamoDB. Implements ``core.ports.Repositories``.
 
     ``prefix`` is ``Settings.dynamodb_table_prefix``; ``pending_ttl`` sets the
     TTL of unapproved faces (``Settings.pending_ttl_days``).
     """
+
+    service = "dynamodb"
 
     def __init__(
         self,
@@ -878,10 +882,7 @@ class DynamoDbRepositories:
     ) -> None:
         self.prefix = prefix
         self.pending_ttl = pending_ttl
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
         self._codec: _Codec | None = None
         self.customers = DynamoDbCustomers(self)
         self.faces = DynamoDbFaces(self)
@@ -892,15 +893,6 @@ class DynamoDbRepositories:
         self.audit = DynamoDbAudit(self)
         self.tokens = DynamoDbTokens(self)
         self.tracks = DynamoDbTracks(self)
-
-    @property
-    def client(self) -> Any:
-        """The DynamoDB client, built on first use."""
-        if self._client is None:
-            self._client = make_client(
-                "dynamodb", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
 
     @property
     def codec(self) -> _Codec:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.aws._common import make_client
+from core.aws._common import AwsAdapter, make_client
 from core.errors import NotFoundError, SettingsError
 from core.models import FaceEvent
 from core.schema import MAX_IOT_PAYLOAD_BYTES
@@ -138,11 +138,13 @@ def describe_data_endpoint(
     return str(iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"])
 
 
-class IotDataPublisher:
+class IotDataPublisher(AwsAdapter):
     """Implements ``core.ports.EventPublisher`` with ``iot-data`` ``Publish`` (QoS 1).
 
     For cloud-side publishing and tests; a camera uses MQTT with :class:`IotMqttConfig`.
     """
+
+    service = "iot-data"
 
     def __init__(
         self,
@@ -153,20 +155,9 @@ class IotDataPublisher:
         endpoint_url: str | None = None,
         qos: int = 1,
     ) -> None:
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
         self.qos = qos
         self.published = 0
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(
-                "iot-data", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
 
     def publish(self, event: FaceEvent) -> None:
         from core.errors import PayloadTooLargeError

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from core.aws._common import error_code, error_message, make_client
+from core.aws._common import AwsAdapter, error_code, error_message
 from core.errors import (
     ConflictError,
     FaceNotFoundError,
@@ -117,13 +117,15 @@ def _per_crop(crops: Sequence[FaceCrop], call: Callable[[FaceCrop], _T], missing
     return out
 
 
-class RekognitionFaceIndex:
+class RekognitionFaceIndex(AwsAdapter):
     """Implements ``core.ports.FaceIndex`` on Rekognition collections.
 
     >>> index = RekognitionFaceIndex(client=rekognition_client)      # doctest: +SKIP
     >>> index.index_face("storelens-faces", jpeg, "pid_3f2a")         # doctest: +SKIP
     IndexedFace(face_id='...', external_id='pid_3f2a', ...)
     """
+
+    service = "rekognition"
 
     def __init__(
         self,
@@ -134,19 +136,8 @@ class RekognitionFaceIndex:
         endpoint_url: str | None = None,
         quality_filter: str = "AUTO",
     ) -> None:
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
         self.quality_filter = quality_filter
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(
-                "rekognition", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Call Rekognition, translating its error codes into StoreLens errors."""

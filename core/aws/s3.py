@@ -17,15 +17,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core.aws._common import error_code, make_client
+from core.aws._common import AwsAdapter, error_code
 from core.crop_keys import PENDING_PREFIX
 from core.errors import BackendError, NotFoundError, ValidationError
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
-class S3BlobStore:
+class S3BlobStore(AwsAdapter):
     """Implements ``core.ports.BlobStore`` on one S3 bucket."""
+
+    service = "s3"
 
     def __init__(
         self,
@@ -41,18 +43,7 @@ class S3BlobStore:
             raise ValidationError("S3BlobStore needs a bucket name (STORELENS_S3_BUCKET)")
         self.bucket = bucket
         self.kms_key_id = kms_key_id
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(
-                "s3", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
 
     @staticmethod
     def _check(key: str) -> str:

@@ -14,18 +14,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core.aws._common import error_code, error_message, make_client
+from core.aws._common import AwsAdapter, error_code, error_message
 from core.errors import BackendError, ValidationError
 from core.ports import OutgoingMail
 
 
-class SesNotifier:
+class SesNotifier(AwsAdapter):
     """Implements ``core.ports.Notifier`` with ``SendRawEmail``.
 
     ``source`` overrides the envelope sender (else the MIME ``From`` is used);
     it must be an SES-verified identity. ``configuration_set`` enables SES
     event publishing if the stack defines one.
     """
+
+    service = "ses"
 
     def __init__(
         self,
@@ -37,20 +39,9 @@ class SesNotifier:
         source: str | None = None,
         configuration_set: str | None = None,
     ) -> None:
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
         self.source = source or None
         self.configuration_set = configuration_set
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(
-                "ses", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
 
     def send(self, mail: OutgoingMail) -> str:
         """Send the MIME bytes to ``mail.to``; return SES's message id."""

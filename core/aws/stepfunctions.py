@@ -8,7 +8,7 @@ The state machine is ``infra/statemachine/approval.asl.json``:
 2. A human decides (dashboard or e-mail link); :meth:`submit` looks the token up
    and calls ``SendTaskSuccess`` with the decision as output.
 3. ``RecordDecision`` invokes the *record_decision* Lambda, which calls
-   ``ApprovalService.record_decision``. If the identity is still pending ("not
+   ``record_decision`` of the approval callbacks. If the identity is still pending ("not
    this person" turns a review item into a new one and mails again) the
    machine loops back to 1 without another e-mail.
 4. ``TimeoutSeconds`` / ``HeartbeatSeconds`` on the wait, or :meth:`cancel`
@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from core.aws._common import error_code, error_message, make_client
+from core.aws._common import AwsAdapter, error_code, error_message
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.models import CustomerDetails, PendingIdentity, PendingStatus, utcnow
-from core.ports import Decision
+from core.ports import ApprovalCallbacks, Decision, DecisionAction
 
 if TYPE_CHECKING:
-    from core.approvals import ApprovalService
     from core.aws.dynamodb import DynamoDbRepositories
 
 #: The error name ``cancel`` sends with SendTaskFailure (caught in the ASL).
@@ -48,7 +47,7 @@ _STALE_TOKEN = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 
 def decision_to_dict(decision: Decision) -> dict[str, Any]:
     """A JSON-ready form of a decision (the SendTaskSuccess output)."""
-    data: dict[str, Any] = {"action": decision.action, "actor": decision.actor}
+    data: dict[str, Any] = {"action": decision.action.value, "actor": decision.actor}
     if decision.details is not None:
         data["details"] = asdict(decision.details)
     if decision.customer_id:
@@ -70,7 +69,7 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             raise ValidationError(f"unknown detail field(s): {', '.join(unknown)}")
         details = CustomerDetails(**details)
     return Decision(
-        action=data["action"],
+        action=DecisionAction.parse(data["action"]),
         actor=str(data.get("actor") or "unknown"),
         details=details,
         customer_id=data.get("customer_id"),
@@ -87,16 +86,18 @@ def wait_seconds(pending: PendingIdentity, now: datetime | None = None) -> int:
     return max(MIN_WAIT_SECONDS, int(left))
 
 
-class StepFunctionsWorkflow:
+class StepFunctionsWorkflow(AwsAdapter):
     """Implements ``core.ports.ApprovalWorkflow`` on AWS Step Functions.
 
     ``repos`` is the DynamoDB container; its ``approvals`` table keeps the task
     token of each waiting execution.
     """
 
+    service = "stepfunctions"
+
     def __init__(
         self,
-        approvals: ApprovalService,
+        approvals: ApprovalCallbacks,
         *,
         state_machine_arn: str,
         repos: DynamoDbRepositories,
@@ -110,21 +111,10 @@ class StepFunctionsWorkflow:
         self.state_machine_arn = state_machine_arn
         self.repos = repos
         self.drive_inline = drive_inline
-        self._client = client
-        self._session = session
-        self._region = region
-        self._endpoint_url = endpoint_url
+        self._use_client(client=client, session=session, region=region, endpoint_url=endpoint_url)
         from core.aws.dynamodb import _Table
 
         self._tokens = _Table(repos, "approvals")
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(
-                "stepfunctions", session=self._session, region=self._region, endpoint_url=self._endpoint_url
-            )
-        return self._client
 
     def execution_arn(self, pending_id: str) -> str:
         return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{pending_id}"
@@ -191,6 +181,13 @@ class StepFunctionsWorkflow:
                     raise
         else:
             self._stop(pending_id, reason)
+
+    def forget(self, pending_id: str) -> None:
+        """Erasure: drop the stored task token of ``pending_id``'s approval (as the inline workflow does).
+
+        The execution history stays with Step Functions; it names only opaque ids.
+        """
+        self._tokens.delete(pending_id)
 
     # ----------------------------------------------------- used by the Lambdas
     def register_task_token(self, pending_id: str, task_token: str) -> None:

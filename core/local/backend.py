@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core.adapters import BackendAdapters
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from core.local.faces import LocalFaceIndex
 
-def build_local(settings: Settings, *, face_index: Any = None, **_unused: Any) -> dict[str, Any]:
+
+def build_local(
+    settings: Settings, *, face_index: LocalFaceIndex | None = None, **_unused: Any
+) -> BackendAdapters:
     """The local adapters for :func:`core.bootstrap.build_services`.
 
     ``face_index`` lets callers share one loaded index (and its models)
     between service instances, e.g. across tests.
     """
+    from core.auth import LocalAuthenticator
     from core.local.analytics import SqliteAnalytics
     from core.local.blobs import FileBlobStore
     from core.local.outbox import OutboxNotifier
     from core.local.sqlite import SqliteRepositories
     from core.local.workflow import InlineWorkflow
+    from core.users import UserStore
 
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
@@ -34,12 +42,18 @@ def build_local(settings: Settings, *, face_index: Any = None, **_unused: Any) -
         from core.local.faces import LocalFaceIndex
 
         face_index = LocalFaceIndex(data, db=repos.db)
-    return {
-        "blobs": FileBlobStore(data / "blobs"),
-        "repos": repos,
-        "faces": face_index,
-        "notifier": OutboxNotifier(data / "outbox"),
-        "workflow_factory": lambda approvals: InlineWorkflow(repos, approvals),
+    outbox = OutboxNotifier(data / "outbox")
+    return BackendAdapters(
+        blobs=FileBlobStore(data / "blobs"),
+        repos=repos,
+        faces=face_index,
+        notifier=outbox,
+        workflow=lambda callbacks: InlineWorkflow(repos, callbacks),
         # Dashboard aggregation runs in SQL over indexes, never pandas over tables.
-        "extras": {"analytics": SqliteAnalytics(repos.connection)},
-    }
+        analytics=SqliteAnalytics(repos.connection, gap_seconds=settings.visit_gap_seconds),
+        authenticator=LocalAuthenticator(UserStore.for_data_dir(data)),
+        outbox=outbox,
+        embedder=face_index,
+        purges_in_process=True,
+        close=repos.close,
+    )

@@ -65,7 +65,9 @@ import numpy as np
 
 from core.errors import FaceNotFoundError, ImageDecodeError, MissingDependencyError, ValidationError
 from core.local.dlib_onnx import CHIP_SIZE, OnnxFaceDescriptor
-from core.models import BoundingBox, DetectedFace
+from core.models import CROP_MARGIN, BoundingBox, DetectedFace
+from core.models import distance_to_similarity as distance_to_similarity
+from core.models import similarity_to_distance as similarity_to_distance
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -109,27 +111,6 @@ CROP_FACE_FRACTION = 0.55
 #: Confidence reported for a face that was *assumed* (``assume_face=True``)
 #: rather than detected: it is not a detection, so it carries no confidence.
 ASSUMED_FACE_CONFIDENCE = 0.0
-#: Margin assumed around the face when ``assume_face=True`` falls back to the
-#: central region of a crop (the middle of the edge agent's 25-40 % range).
-ASSUMED_CROP_MARGIN = 0.3
-
-
-def distance_to_similarity(distance: float) -> float:
-    """The common 0..1 similarity of a Euclidean template distance: ``clip(1 - d, 0, 1)``.
-
-    >>> round(distance_to_similarity(0.35), 2)
-    0.65
-    """
-    return float(min(1.0, max(0.0, 1.0 - float(distance))))
-
-
-def similarity_to_distance(similarity: float) -> float:
-    """Inverse of :func:`distance_to_similarity` (a similarity of 0 maps to distance 1).
-
-    >>> similarity_to_distance(0.55)
-    0.45
-    """
-    return float(round(1.0 - min(1.0, max(0.0, float(similarity))), 12))
 
 
 def predictor_box_from_yunet(box: BoundingBox) -> BoundingBox:
@@ -321,7 +302,7 @@ class DlibFaceEngine:
         where nothing is found, detection is retried once with one more upsample
         step (tight or small crops are the usual misses). If there is still no
         face and ``assume_face`` is true, the central region of a crop
-        (``ASSUMED_CROP_MARGIN`` margin) is returned with confidence
+        (:data:`core.models.CROP_MARGIN` around it) is returned with confidence
         :data:`ASSUMED_FACE_CONFIDENCE` -- only for callers that know the image
         is a face crop (never for frames).
         """
@@ -335,7 +316,7 @@ class DlibFaceEngine:
         if not faces and upsample is None and is_crop and chosen < MAX_UPSAMPLE:
             faces = self._run_hog(img, chosen + 1)
         if not faces and assume_face and is_crop:
-            side = 1.0 + 2.0 * ASSUMED_CROP_MARGIN
+            side = 1.0 + 2.0 * CROP_MARGIN
             w, h = round(width / side), round(height / side)
             box = BoundingBox((width - w) // 2, (height - h) // 2, w, h)
             faces = [DetectedFace(bbox=box, confidence=ASSUMED_FACE_CONFIDENCE)]

@@ -23,6 +23,7 @@ so that text order is time order and ``substr(t, 1, 10)`` is the UTC day.
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -700,7 +701,7 @@ class SqlitePending(_Base):
             )
         return [_pending(r) for r in rows]
 
-    def expired(self, now: datetime) -> list[PendingIdentity]:
+    def expired(self, now: datetime) -> builtins.list[PendingIdentity]:
         rows = self._conn().execute(
             "SELECT * FROM pending_identities WHERE status=? AND expires_at < ? ORDER BY expires_at",
             (PendingStatus.PENDING.value, to_db_time(now)),
@@ -813,7 +814,8 @@ class SqliteEvents(_Base):
         outcome: str | None = None,
         since: datetime | None = None,
     ) -> list[SeenEvent]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | None] = []
         if camera_id:
             where.append("e.camera_id=?")
             args.append(camera_id)

@@ -169,7 +169,8 @@ class VectorIndex:
     def vector(self, item_id: str) -> NDArray[np.float32]:
         """A copy of the vector stored under ``item_id``; ``KeyError`` if unknown."""
         with self._lock:
-            return self._vectors[self._row[item_id]].copy()
+            copy: NDArray[np.float32] = self._vectors[self._row[item_id]].copy()
+            return copy
 
     # ------------------------------------------------------------------ writes
     def add(self, item_id: str, vector: NDArray[Any] | Sequence[float], meta: str = "") -> None:

@@ -9,15 +9,11 @@ pending, as "not this person" does); *cancel* ends it without a decision.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from core.errors import ConflictError, NotFoundError
 from core.local.sqlite import SqliteRepositories, to_db_time
 from core.models import PendingIdentity, PendingStatus, utcnow
-from core.ports import Decision
-
-if TYPE_CHECKING:
-    from core.approvals import ApprovalService
+from core.ports import ApprovalCallbacks, Decision
 
 WAITING, DONE, CANCELLED = "waiting", "done", "cancelled"
 
@@ -25,7 +21,7 @@ WAITING, DONE, CANCELLED = "waiting", "done", "cancelled"
 class InlineWorkflow:
     """Implements ``core.ports.ApprovalWorkflow`` on the local database."""
 
-    def __init__(self, repos: SqliteRepositories, approvals: ApprovalService) -> None:
+    def __init__(self, repos: SqliteRepositories, approvals: ApprovalCallbacks) -> None:
         self.repos = repos
         self.approvals = approvals
 
@@ -58,6 +54,10 @@ class InlineWorkflow:
 
     def cancel(self, pending_id: str, reason: str) -> None:
         self._finish(pending_id, CANCELLED, {"reason": reason})
+
+    def heartbeat(self, pending_id: str) -> bool:
+        """Nothing times out in-process: the retention sweep expires old identities."""
+        return False
 
     def forget(self, pending_id: str) -> None:
         self.repos.connection().execute("DELETE FROM approvals WHERE pending_id=?", (pending_id,))

@@ -193,6 +193,8 @@ def test_ses_rejection_becomes_backend_error() -> None:
 
 def test_build_aws_points_iot_data_at_the_account_endpoint(tmp_path: Path) -> None:
     from core.aws.backend import build_aws
+    from core.aws.iot import IotDataPublisher
+    from core.errors import AuthError
     from core.settings import Settings
 
     settings = Settings.from_env(
@@ -204,8 +206,12 @@ def test_build_aws_points_iot_data_at_the_account_endpoint(tmp_path: Path) -> No
         iot_endpoint="abc123-ats.iot.eu-west-1.amazonaws.com",
     )
     parts = build_aws(settings)
-    assert parts["extras"]["iot_publisher"]._endpoint_url == "https://abc123-ats.iot.eu-west-1.amazonaws.com"
-    assert set(parts) == {"blobs", "repos", "faces", "notifier", "workflow_factory", "extras"}
+    assert isinstance(parts.iot_publisher, IotDataPublisher)
+    assert parts.iot_publisher._endpoint_url == "https://abc123-ats.iot.eu-west-1.amazonaws.com"
+    # Without a Cognito pool nobody can sign in, and the approval API has no verifier.
+    assert parts.token_verifier is None
+    with pytest.raises(AuthError, match="STORELENS_COGNITO_USER_POOL_ID"):
+        parts.authenticator.login("ann", "password")
     with pytest.raises(SettingsError, match="STORELENS_S3_BUCKET"):
         build_aws(Settings.from_env({}, backend="aws", data_dir=tmp_path))
     with pytest.raises(TypeError, match="unknown client"):

@@ -124,7 +124,7 @@ def test_analytics_page_on_an_empty_aws_store(live_env: dict[str, str]) -> None:
 
 def test_dashboard_login_on_the_moto_server(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """The login page's authenticator signs in against the emulator's Cognito and its keys."""
-    from core.auth import LoginRateLimiter, build_authenticator
+    from core.auth import CognitoAuthenticator, LoginRateLimiter
     from core.errors import AuthError
     from core.settings import Settings
     from infra.local_stack import create
@@ -136,7 +136,7 @@ def test_dashboard_login_on_the_moto_server(moto_server: str, monkeypatch: pytes
         admin=("ann", "Passw0rd!x1"),
     )
     env = {k: v for k, v in stack.environment().items() if k.startswith("STORELENS_")}
-    auth = build_authenticator(Settings.from_env(env), limiter=LoginRateLimiter(max_failures=3))
+    auth = CognitoAuthenticator(Settings.from_env(env), limiter=LoginRateLimiter(max_failures=3))
     user = auth.login("ann", "Passw0rd!x1")
     assert (user.name, user.role) == ("ann", "admin")
     with pytest.raises(AuthError, match="wrong user name or password"):
@@ -149,7 +149,7 @@ def test_a_user_made_with_admin_create_user_sets_a_password_at_first_sign_in(
     """NEW_PASSWORD_REQUIRED: the documented ``admin-create-user`` path ends signed in."""
     import boto3
 
-    from core.auth import LoginRateLimiter, build_authenticator
+    from core.auth import CognitoAuthenticator, LoginRateLimiter
     from core.aws.cognito import NewPasswordRequiredError
     from core.errors import AuthError
     from core.settings import Settings
@@ -168,12 +168,12 @@ def test_a_user_made_with_admin_create_user_sets_a_password_at_first_sign_in(
     idp.admin_create_user(
         UserPoolId=pool, Username="bob", TemporaryPassword="Temp0rary!pass", MessageAction="SUPPRESS"
     )
-    auth = build_authenticator(Settings.from_env(env), limiter=LoginRateLimiter(max_failures=3))
+    auth = CognitoAuthenticator(Settings.from_env(env), limiter=LoginRateLimiter(max_failures=3))
     with pytest.raises(NewPasswordRequiredError) as info:
         auth.login("bob", "Temp0rary!pass")
     assert info.value.username == "bob" and info.value.session
     with pytest.raises(AuthError, match="refused the new password"):
-        auth.set_new_password(info.value, "short")  # type: ignore[attr-defined]
-    user = auth.set_new_password(info.value, "N3w-password!ok")  # type: ignore[attr-defined]
+        auth.set_new_password(info.value, "short")
+    user = auth.set_new_password(info.value, "N3w-password!ok")
     assert (user.name, user.role) == ("bob", "viewer")
     assert auth.login("bob", "N3w-password!ok").name == "bob"

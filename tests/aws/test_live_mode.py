@@ -159,7 +159,7 @@ def test_cognito_sign_in_on_the_server_verifies_with_the_servers_keys(live: Any)
         ClientId=settings.cognito_client_id,
         AuthParameters={"USERNAME": "ann", "PASSWORD": "Live-mode-passw0rd"},
     )
-    who = live.extras["cognito"].verify(resp["AuthenticationResult"]["IdToken"], token_use="id")
+    who = live.token_verifier.verify(resp["AuthenticationResult"]["IdToken"], token_use="id")
     assert who.username == "ann" and "admin" in who.groups
 
 

@@ -23,7 +23,6 @@ from core.aws.rekognition import (
 )
 from core.errors import ConflictError, FaceNotFoundError, ImageDecodeError, NotFoundError
 from core.models import BoundingBox, FaceCrop
-from core.ports import FaceIndex
 
 FACE_A = "11111111-1111-1111-1111-111111111111"
 FACE_B = "22222222-2222-2222-2222-222222222222"
@@ -49,10 +48,6 @@ def rek() -> Iterator[tuple[RekognitionFaceIndex, Stubber]]:
 
 def _box(left: float, top: float, width: float, height: float) -> dict[str, float]:
     return {"Left": left, "Top": top, "Width": width, "Height": height}
-
-
-def test_implements_the_port() -> None:
-    assert isinstance(RekognitionFaceIndex(client=object()), FaceIndex)
 
 
 def test_calibration_maps_aws_thresholds_onto_the_policy_bands() -> None:

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-URL_PATHS = ["live", "approvals", "customers", "analytics", "demo", "outbox", ""]
+URL_PATHS = ["live", "approvals", "customers", "analytics", "demo", "outbox", "audit", "users", ""]
 PASSWORD = "ann-password"
 
 
@@ -132,7 +132,7 @@ def _login_form_only(page, base: str, path: str) -> None:
     expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
     page.wait_for_timeout(1500)  # let any page script that slipped through render
     body = page.locator("body").inner_text()
-    for leak in ("Barack Obama", "New person", "Visitors today", "Demo store data", "Outbox"):
+    for leak in ("Barack Obama", "New person", "Store visits", "Demo store data", "Outbox", "Audit log"):
         assert leak not in body, f"/{path} leaked {leak!r} without login"
     assert page.locator("h1", has_text="StoreLens").count() == 1
 
@@ -146,7 +146,7 @@ def test_page_urls_refuse_when_logged_out(server: str, browser) -> None:
         context.close()
 
 
-def test_login_live_approve_customer_analytics(server: str, browser) -> None:
+def test_login_live_approve_edit_two_customers_analytics(server: str, browser, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -159,7 +159,7 @@ def test_login_live_approve_customer_analytics(server: str, browser) -> None:
     # Live: both faces, one named.
     expect(page.locator("h1", has_text="Live")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Barack Obama").first).to_be_visible(timeout=30_000)
-    expect(page.get_by_text("pending approval").first).to_be_visible()
+    expect(page.get_by_text("awaiting approval").first).to_be_visible()
     expect(page.locator("[data-testid='stImage'] img").nth(1)).to_be_visible(timeout=30_000)
 
     # Approvals: approve the unknown person with details.
@@ -179,8 +179,39 @@ def test_login_live_approve_customer_analytics(server: str, browser) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("h2", has_text="Joe Biden")).to_be_visible(timeout=30_000)
 
+    # Edit two customers in a row: each one's form holds that customer's values.
+    page.get_by_label("Search by name, e-mail or loyalty id").fill("")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("2 customer(s)")).to_be_visible(timeout=30_000)
+
+    def pick(label: str, name: str) -> None:
+        page.get_by_test_id("stSelectbox").filter(has_text="Profile").click()
+        page.get_by_role("option", name=label).click()
+        expect(page.locator("h2", has_text=name)).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(2000)  # the rerun finishes; the last profile's elements leave the page
+        page.get_by_role("tab", name="Edit / merge / erase").click()
+        expect(page.get_by_test_id("stForm").get_by_label("Name *", exact=True)).to_have_value(
+            name, timeout=30_000
+        )
+
+    pick("Joe Biden (L-1003)", "Joe Biden")
+    expect(page.get_by_test_id("stForm").get_by_label("Loyalty id", exact=True)).to_have_value("L-1003")
+    page.get_by_test_id("stForm").get_by_label("Notes", exact=True).fill("first edit")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("notes: first edit")).to_be_visible(timeout=30_000)
+    pick("Barack Obama (L-1001)", "Barack Obama")
+    expect(page.get_by_test_id("stForm").get_by_label("Loyalty id", exact=True)).to_have_value("L-1001")
+    expect(page.get_by_test_id("stForm").get_by_label("Notes", exact=True)).to_have_value("")
+    page.get_by_test_id("stForm").get_by_label("E-mail", exact=True).fill("barack@example.com")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("E-mail barack@example.com")).to_be_visible(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "customers-edit.png"))
+    pick("Joe Biden (L-1003)", "Joe Biden")
+    expect(page.get_by_test_id("stForm").get_by_label("Notes", exact=True)).to_have_value("first edit")
+    expect(page.get_by_test_id("stForm").get_by_label("E-mail", exact=True)).to_have_value("joe@example.com")
+
     # Analytics opens with its KPIs and the floor-plan heatmap.
     page.get_by_role("link", name="Analytics").click()
-    expect(page.get_by_text("Visitors today")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Store visits").first).to_be_visible(timeout=60_000)
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
     context.close()

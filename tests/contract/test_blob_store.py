@@ -27,10 +27,6 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
         yield store
 
 
-def test_implements_the_port(blobs: BlobStore) -> None:
-    assert isinstance(blobs, BlobStore)
-
-
 def test_put_get_roundtrip_and_overwrite(blobs: BlobStore) -> None:
     blobs.put("pending/pid_1/a.jpg", b"\xff\xd8one")
     assert blobs.get("pending/pid_1/a.jpg") == b"\xff\xd8one"

@@ -79,10 +79,6 @@ def collection(face_index: FaceIndex) -> Iterator[str]:
         face_index.delete_collection(collection_id)
 
 
-def test_implements_the_port(face_index: FaceIndex) -> None:
-    assert isinstance(face_index, FaceIndex)
-
-
 def test_create_list_delete_collection(face_index: FaceIndex) -> None:
     name = f"storelens-test-{uuid.uuid4().hex[:12]}"
     face_index.create_collection(name)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import ConflictError
+from core.errors import ConflictError, StoreLensError
 from core.models import CustomerDetails, PendingIdentity, PendingKind, PendingStatus, new_id
 from core.ports import ApprovalWorkflow, Decision
 
@@ -95,7 +95,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
 
         repos = SqliteRepositories(tmp_path / "storelens.db")
         approvals = FakeApprovals(repos)
-        yield Harness(InlineWorkflow(repos, approvals), approvals, repos)  # type: ignore[arg-type]
+        yield Harness(InlineWorkflow(repos, approvals), approvals, repos)
         repos.close()
         return
     from core.aws import approval_steps
@@ -137,12 +137,6 @@ def _pending(repos: Any, kind: PendingKind = PendingKind.NEW) -> PendingIdentity
     )
     repos.pending.add(p)
     return p
-
-
-def test_implements_the_port(harness: Harness) -> None:
-    assert isinstance(harness.workflow.start, Callable)  # type: ignore[arg-type]
-    for name in ("start", "submit", "cancel"):
-        assert callable(getattr(harness.workflow, name))
 
 
 def test_start_notifies_once_per_pending_identity(harness: Harness) -> None:
@@ -193,4 +187,16 @@ def test_cancel_refuses_later_decisions(harness: Harness) -> None:
     time.sleep(0.3)
     with pytest.raises(ConflictError):
         harness.workflow.submit(p.pending_id, Decision(action="reject", actor="bob"))
+    assert harness.approvals.recorded == []
+
+
+def test_forget_drops_the_waiting_approval(harness: Harness) -> None:
+    # Erasure: nothing about the identity stays with the workflow, so no decision lands.
+    p = _pending(harness.repos)
+    harness.workflow.start(p)
+    harness.waiting(p.pending_id)
+    harness.workflow.forget(p.pending_id)
+    with pytest.raises(StoreLensError):
+        harness.workflow.submit(p.pending_id, Decision(action="reject", actor="bob"))
+    time.sleep(0.2)
     assert harness.approvals.recorded == []

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from core.analytics import COLUMNS, AnalyticsFilter, AnalyticsQueries, RepositoryAnalytics
+from core.analytics import COLUMNS, AnalyticsFilter, RepositoryAnalytics
 from core.local.analytics import SqliteAnalytics
 from core.local.sqlite import SqliteRepositories
 from core.models import Customer, Transaction, Visit, new_id
@@ -74,102 +74,201 @@ FILTERS = [
     AnalyticsFilter(date(2026, 10, 1), TODAY),
     AnalyticsFilter(date(2026, 10, 20), date(2026, 11, 3), ("cam-aisle", "cam-checkout")),
     AnalyticsFilter(date(2025, 1, 1), date(2025, 1, 31)),  # empty
-    AnalyticsFilter(date(2026, 10, 5), date(2026, 11, 10), ("cam-aisle",)),  # one camera: roll-up
+    AnalyticsFilter(date(2026, 10, 5), date(2026, 11, 10), ("cam-aisle",), tz="America/New_York"),
+]
+METHODS = [
+    ("visits_per_day", {}),
+    ("visits_per_hour", {}),
+    ("weekday_hour", {}),
+    ("visit_frequency", {}),
+    ("top_customers", {"by": "visits"}),
+    ("top_customers", {"by": "spend"}),
+    ("spend_per_customer", {"period": "week"}),
+    ("spend_per_customer", {"period": "month"}),
+    ("zone_density", {}),
+    ("dwell_per_zone", {}),
 ]
 
 
-def test_both_satisfy_the_protocol(store):
-    for impl in implementations(store):
-        assert isinstance(impl, AnalyticsQueries)
-
-
 @pytest.mark.parametrize("f", FILTERS)
-@pytest.mark.parametrize(
-    ("method", "kwargs"),
-    [
-        ("visits_per_day", {}),
-        ("visits_per_hour", {}),
-        ("visit_frequency", {}),
-        ("top_customers", {"by": "visits"}),
-        ("top_customers", {"by": "spend"}),
-        ("spend_per_customer", {"period": "week"}),
-        ("spend_per_customer", {"period": "month"}),
-        ("zone_density", {}),
-        ("dwell_per_zone", {}),
-    ],
-)
-def test_sql_and_pandas_agree(store, f, method, kwargs):
-    sql_impl, pandas_impl = implementations(store)
+@pytest.mark.parametrize(("method", "kwargs"), METHODS)
+def test_sql_and_repository_reads_agree(store, f, method, kwargs):
+    sql_impl, repo_impl = implementations(store)
     a = getattr(sql_impl, method)(f, **kwargs)
-    b = getattr(pandas_impl, method)(f, **kwargs)
-    name = method
-    assert list(a.columns) == COLUMNS[name] == list(b.columns)
-    pd.testing.assert_frame_equal(
-        a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False, atol=0.11
-    )
+    b = getattr(repo_impl, method)(f, **kwargs)
+    assert list(a.columns) == COLUMNS[method] == list(b.columns)
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
 
 
 @pytest.mark.parametrize("f", FILTERS)
 def test_kpis_agree(store, f):
-    sql_impl, pandas_impl = implementations(store)
-    a, b = sql_impl.kpis(f, today=TODAY), pandas_impl.kpis(f, today=TODAY)
-    assert a == b
+    sql_impl, repo_impl = implementations(store)
+    assert sql_impl.kpis(f) == repo_impl.kpis(f)
 
 
-def test_figures_make_sense(store):
-    sql_impl = SqliteAnalytics(store.path)  # also works from a bare path
+def test_figures_are_consistent(store):
+    a = SqliteAnalytics(store.path)  # also works from a bare path
     f = AnalyticsFilter(date(2026, 10, 1), TODAY)
-    per_day = sql_impl.visits_per_day(f)
-    assert per_day["visits"].sum() == sql_impl.kpis(f, TODAY).visits_in_range
-    hours = sql_impl.visits_per_hour(f)
-    assert list(hours["hour"]) == list(range(24))
-    freq = sql_impl.visit_frequency(f)
-    assert (freq["visits_per_customer"] * freq["customers"]).sum() == per_day["visits"].sum()
-    weeks = sql_impl.spend_per_customer(f, "week")
+    k = a.kpis(f)
+    per_day = a.visits_per_day(f)
+    assert len(per_day) == f.days  # every day, zero-filled
+    assert per_day["store_visits"].sum() == k.store_visits == a.weekday_hour(f)["store_visits"].sum()
+    assert k.store_visits < k.zone_visits  # zone visits join into fewer stays
+    freq = a.visit_frequency(f)
+    assert (freq["store_visits"] * freq["visitors"]).sum() == k.store_visits
+    assert freq["visitors"].sum() == k.visitors
+    weeks = a.spend_per_customer(f, "week")
     assert all(date.fromisoformat(w).weekday() == 0 for w in weeks["period"])
-    assert sql_impl.cameras() == sorted(CAMERAS)
-    later = sql_impl.kpis(AnalyticsFilter(date(2026, 11, 1), TODAY), TODAY)
-    assert 0 < later.returning_visitors <= later.visitors_in_range
+    assert a.cameras() == sorted(CAMERAS)
+    assert a.zone_density(f)["zone_visits"].sum() == k.zone_visits
 
 
-def test_queries_use_the_range_index(store):
-    conn = store.connection()
+def test_range_read_uses_the_covering_index(store):
     SqliteAnalytics(store.connection).ensure_indexes()
     plan = " ".join(
         str(tuple(r))
-        for r in conn.execute(
-            "EXPLAIN QUERY PLAN SELECT substr(started_at,1,10) d, COUNT(*) FROM visits "
-            "WHERE started_at >= '2026-10-01' AND started_at < '2026-11-01' GROUP BY d"
+        for r in store.connection().execute(
+            "EXPLAIN QUERY PLAN SELECT customer_id, camera_id, zone, unixepoch(started_at), "
+            "unixepoch(last_seen_at) FROM visits INDEXED BY analytics_visits_range "
+            "WHERE started_at >= '2026-10-01' AND started_at < '2026-11-01'"
         )
     )
     assert "USING COVERING INDEX" in plan
 
 
-def test_filter_rejects_inverted_range():
+def test_filter_rejects_inverted_range_and_unknown_zone():
     with pytest.raises(ValueError):
         AnalyticsFilter(date(2026, 2, 1), date(2026, 1, 1))
+    with pytest.raises(Exception, match="Mars"):
+        AnalyticsFilter(date(2026, 1, 1), date(2026, 1, 2), tz="Mars/Olympus")
 
 
-def test_rollup_follows_late_changes(tmp_path):
-    """Closed days come from the roll-up; visits added or erased later are picked up."""
+# ---------------------------------------------------------------- a hand-made store
+#
+# Store time zone Europe/Madrid (UTC+1 in November). The week Mon 9 - Sun 15
+# November 2026; the previous period is Mon 2 - Sun 8.
+#
+#   Ana   3 Nov 10:00 UTC (previous week). 10 Nov 09:00-09:01 entrance, 09:10-09:20
+#         aisles, 09:25-09:30 checkout: ONE store visit of three zone visits; buys
+#         25.00 at 09:30. 12 Nov 17:00 entrance: a second store visit.
+#   Ben   11 Nov 23:30 UTC = Thu 12 Nov 00:30 local: his first visit ever.
+#   Cleo  15 Nov 23:30 UTC = Mon 16 Nov 00:30 local: after the range (UTC would count it);
+#         buys at 23:40 UTC, also outside.
+#   Dan   8 Nov 22:50-22:55 UTC, then 23:10 UTC (9 Nov 00:10 local) at the aisles: one
+#         stay that began in the previous week; its second zone visit is in range.
+#   Eve   13 Nov 10:00 and 11:00 UTC: an hour apart, more than the 30 min gap: two stays.
+#   An anonymous sale of 10.00 on 12 Nov.
+#
+# This week: visitors Ana, Ben, Eve = 3; store visits 2 + 1 + 2 = 5; zone visits
+# Ana 4 + Ben 1 + Dan 1 + Eve 2 = 8; returning Ana (earlier week) and Eve (an earlier
+# visit this week) = 2; new (first visit ever this week) Ben and Eve = 2; days between
+# visits: Ana 56 h, Eve 1 h -> 28.5 h = 1.1875 days; spend linked 2500, unattributed
+# 1000; buyers Ana -> conversion 1/3.
+# Previous week: Ana (3 Nov) and Dan (8 Nov): 2 visitors, 2 store visits, both new.
+
+TZ = "Europe/Madrid"
+WEEK = AnalyticsFilter(date(2026, 11, 9), date(2026, 11, 15), tz=TZ)
+
+
+def _utc(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture
+def hand_made(tmp_path):
     repos = SqliteRepositories(tmp_path / "storelens.db")
-    a = SqliteAnalytics(repos.connection)
-    a.memo_seconds = 0.0
-    day = date(2026, 1, 5)
-    f = AnalyticsFilter(day, day)
-    at = datetime(2026, 1, 5, 10, tzinfo=UTC)
-    repos.visits.add(Visit("vis_1", "cus_a", "store-1", "cam-a", "entrance", at, at + timedelta(seconds=60)))
-    assert a.zone_density(f)["visits"].tolist() == [1]
-    rolled = repos.connection().execute("SELECT SUM(visits) FROM analytics_zone_hours").fetchone()[0]
-    assert rolled == 1
-    # A late approval turns an old sighting into a visit on that closed day.
-    repos.visits.add(Visit("vis_2", "cus_b", "store-1", "cam-a", "entrance", at, at + timedelta(seconds=120)))
-    assert a.zone_density(f)["visits"].tolist() == [2]
-    assert a.dwell_per_zone(f)["avg_dwell_s"].tolist() == [90.0]
-    # Erasure removes one: the roll-up follows.
-    repos.visits.delete_by_customer("cus_a")
-    assert a.zone_density(f)["visits"].tolist() == [1]
-    assert a.visits_per_hour(f).set_index("hour").loc[10, "visits"] == 1
-    assert a.visits_per_day(f)[["visits", "visitors"]].values.tolist() == [[1, 1]]
-    assert a.visits_per_day(AnalyticsFilter(day, day, ("cam-a",)))["visits"].tolist() == [1]
+    for cid, name in [("ana", "Ana"), ("ben", "Ben"), ("cleo", "Cleo"), ("dan", "Dan"), ("eve", "Eve")]:
+        repos.customers.add(Customer(cid, name, consent=True, created_at=_utc(1, 0)))
+    visits = [
+        ("ana", "cam-entrance", "entrance", _utc(3, 10), _utc(3, 10, 5)),
+        ("ana", "cam-entrance", "entrance", _utc(10, 9), _utc(10, 9, 1)),
+        ("ana", "cam-aisles", "aisles", _utc(10, 9, 10), _utc(10, 9, 20)),
+        ("ana", "cam-checkout", "checkout", _utc(10, 9, 25), _utc(10, 9, 30)),
+        ("ana", "cam-entrance", "entrance", _utc(12, 17), _utc(12, 17, 2)),
+        ("ben", "cam-entrance", "entrance", _utc(11, 23, 30), _utc(11, 23, 31)),
+        ("cleo", "cam-entrance", "entrance", _utc(15, 23, 30), _utc(15, 23, 35)),
+        ("dan", "cam-entrance", "entrance", _utc(8, 22, 50), _utc(8, 22, 55)),
+        ("dan", "cam-aisles", "aisles", _utc(8, 23, 10), _utc(8, 23, 20)),
+        ("eve", "cam-entrance", "entrance", _utc(13, 10), _utc(13, 10, 1)),
+        ("eve", "cam-entrance", "entrance", _utc(13, 11), _utc(13, 11, 1)),
+    ]
+    for i, (cid, cam, zone, t0, t1) in enumerate(visits):
+        repos.visits.add(Visit(f"vis_{i}", cid, "store-1", cam, zone, t0, t1))
+    for tid, at, cents, cid in [
+        ("t1", _utc(10, 9, 30), 2500, "ana"),
+        ("t2", _utc(12, 12), 1000, None),
+        ("t3", _utc(15, 23, 40), 4000, "cleo"),
+    ]:
+        repos.transactions.add(Transaction(tid, "store-1", at, cents, "EUR", None, cid))
+    yield repos
     repos.close()
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["sqlite", "repositories"])
+def test_kpis_of_a_hand_made_store(hand_made, which):
+    a = implementations(hand_made)[which]
+    k = a.kpis(WEEK)
+    assert (k.visitors, k.store_visits, k.zone_visits) == (3, 5, 8)
+    assert (k.returning_visitors, k.new_customers) == (2, 2)
+    assert k.returning_rate == pytest.approx(2 / 3)
+    assert k.avg_days_between_visits == pytest.approx(28.5 / 24)
+    assert (k.spend_linked_cents, k.spend_unattributed_cents, k.spend_cents) == (2500, 1000, 3500)
+    assert k.buyers == 1 and k.conversion == pytest.approx(1 / 3)
+    before = a.kpis(WEEK.previous())
+    assert (before.visitors, before.store_visits, before.new_customers, before.returning_visitors) == (
+        2,
+        2,
+        2,
+        0,
+    )
+    assert before.avg_days_between_visits is None
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["sqlite", "repositories"])
+def test_charts_of_a_hand_made_store(hand_made, which):
+    a = implementations(hand_made)[which]
+    per_day = a.visits_per_day(WEEK).set_index("day")
+    assert per_day.loc["2026-11-12"].tolist() == [2, 2]  # Ana 18:00 and Ben 00:30 local
+    assert per_day.loc["2026-11-13"].tolist() == [2, 1]  # Eve twice
+    assert per_day["store_visits"].sum() == 5 and len(per_day) == 7
+    hours = a.visits_per_hour(WEEK).set_index("hour")["store_visits"]
+    assert {h: n for h, n in hours.items() if n} == {0: 1, 10: 1, 11: 1, 12: 1, 18: 1}
+    grid = a.weekday_hour(WEEK)
+    assert len(grid) == 7 * 24
+    cells = {(d, h): n for d, h, n in grid.itertuples(index=False) if n}
+    assert cells == {(1, 10): 1, (3, 18): 1, (3, 0): 1, (4, 11): 1, (4, 12): 1}
+    assert a.visit_frequency(WEEK).values.tolist() == [[1, 1], [2, 2]]
+    top = a.top_customers(WEEK, by="visits")
+    assert top[["name", "store_visits", "spend_cents"]].values.tolist() == [
+        ["Ana", 2, 2500],
+        ["Eve", 2, 0],
+        ["Ben", 1, 0],
+    ]
+    assert a.top_customers(WEEK, by="spend")["name"].tolist() == ["Ana"]
+    assert a.spend_per_customer(WEEK, "week").values.tolist() == [["2026-11-09", "ana", "Ana", 1, 2500]]
+    density = a.zone_density(WEEK)
+    assert density.values.tolist() == [
+        ["cam-entrance", "entrance", 5],
+        ["cam-aisles", "aisles", 2],
+        ["cam-checkout", "checkout", 1],
+    ]
+    dwell = a.dwell_per_zone(WEEK).set_index("zone")
+    assert dwell.loc["aisles", "avg_dwell_s"] == 600.0 and dwell.loc["checkout", "max_dwell_s"] == 300.0
+
+
+def test_the_time_zone_moves_visits_between_days(hand_made):
+    a = implementations(hand_made)[0]
+    utc_week = AnalyticsFilter(WEEK.start, WEEK.end)  # UTC: Cleo's 23:30 counts, Ben's is the 11th
+    k = a.kpis(utc_week)
+    assert k.visitors == 4 and k.spend_linked_cents == 6500
+    assert a.visits_per_day(utc_week).set_index("day").loc["2026-11-11", "store_visits"] == 1
+
+
+def test_empty_range_gives_zero_filled_frames(hand_made):
+    a = implementations(hand_made)[0]
+    f = AnalyticsFilter(date(2025, 1, 1), date(2025, 1, 3), tz=TZ)
+    k = a.kpis(f)
+    assert (k.visitors, k.store_visits, k.returning_rate, k.conversion) == (0, 0, None, None)
+    assert a.visits_per_day(f)["store_visits"].tolist() == [0, 0, 0]
+    assert a.visits_per_hour(f)["store_visits"].sum() == 0 and len(a.weekday_hour(f)) == 168
+    assert a.top_customers(f).empty and a.zone_density(f).empty and a.spend_per_customer(f).empty

@@ -115,3 +115,62 @@ def test_first_admin_needs_setup_code(tmp_path):
     assert setup_code(tmp_path) is None and not (tmp_path / "setup-code").exists()
     with pytest.raises(ConflictError):
         create_first_admin(tmp_path, code, "root2", "root-password", "root-password")
+
+
+def test_parallel_logins_check_at_most_the_limit(tmp_path):
+    """12 attempts at once: the attempt is reserved before the password check, so only 5 get checked."""
+    import threading
+
+    store = UserStore.for_data_dir(tmp_path, iterations=20_000)
+    store.add("ann", "ann-password", "admin")
+    checked = []
+    real_verify = store.verify
+
+    def counting_verify(name, password):
+        checked.append(password)
+        return real_verify(name, password)
+
+    store.verify = counting_verify  # count the password checks that actually run
+    auth = LocalAuthenticator(store, LoginRateLimiter(max_failures=5, window_seconds=300))
+    barrier = threading.Barrier(12)
+    refused = []
+
+    def attempt(i):
+        barrier.wait()
+        try:
+            auth.login("ann", f"guess-{i:02d}", client=f"10.0.0.{i}")
+        except AuthError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(checked) == 5
+    assert sum("too many failed" in r for r in refused) == 7
+    with pytest.raises(AuthError, match="too many failed"):
+        auth.login("ann", "ann-password")
+
+
+def test_right_password_takes_back_its_reservation(tmp_path):
+    store = UserStore.for_data_dir(tmp_path, iterations=1000)
+    store.add("ann", "ann-password", "admin")
+    limiter = LoginRateLimiter(max_failures=2, window_seconds=300)
+    auth = LocalAuthenticator(store, limiter)
+    for _ in range(5):
+        assert auth.login("ann", "ann-password", client="1.2.3.4").name == "ann"
+    with pytest.raises(AuthError, match="wrong"):
+        auth.login("ann", "nope", client="1.2.3.4")
+    assert auth.login("ann", "ann-password", client="1.2.3.4").name == "ann"
+
+
+def test_setup_code_is_rate_limited(tmp_path):
+    code = setup_code(tmp_path)
+    limiter = LoginRateLimiter(max_failures=3, window_seconds=300)
+    for guess in ("00000000", "11111111", "22222222"):
+        with pytest.raises(AuthError, match="wrong setup code"):
+            create_first_admin(tmp_path, guess, "root", "root-password", "root-password", limiter=limiter)
+    with pytest.raises(AuthError, match="too many failed"):
+        create_first_admin(tmp_path, code, "root", "root-password", "root-password", limiter=limiter)
+    assert UserStore.for_data_dir(tmp_path).is_empty()

@@ -11,9 +11,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from core.models import BoundingBox, FaceEvent
+from core.models import CROP_MARGIN, BoundingBox, FaceEvent
 from deeplens_lambda.pipeline import encode_jpeg
-from deeplens_lambda.tracker import CROP_MARGIN
 from simulator.synth import compose, store_background
 
 

@@ -8,15 +8,19 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from core.customers import CROP_MARGIN, crop_face
 from core.models import BoundingBox, FaceCrop, FaceEvent
 
+if TYPE_CHECKING:
+    from core.local.faces import LocalFaceIndex
+
 
 @lru_cache(maxsize=1)
-def _detector():  # type: ignore[no-untyped-def]
+def _detector() -> LocalFaceIndex:
     from core.local.faces import LocalFaceIndex
 
     return LocalFaceIndex(tempfile.mkdtemp(prefix="storelens-detector-"))

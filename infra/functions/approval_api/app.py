@@ -27,7 +27,7 @@ from core.errors import (
     ValidationError,
 )
 from core.models import CustomerDetails
-from core.ports import Decision
+from core.ports import Decision, DecisionAction
 from infra.functions.runtime import log_json, services
 
 _STATUS = (
@@ -63,7 +63,7 @@ def _actor(event: dict[str, Any]) -> str:
     claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
     if claims:
         return str(claims.get("cognito:username") or claims.get("email") or claims.get("sub"))
-    verifier = services().extras.get("cognito")
+    verifier = services().token_verifier
     header = (event.get("headers") or {}).get("Authorization") or (event.get("headers") or {}).get(
         "authorization", ""
     )
@@ -105,7 +105,7 @@ def _decide(event: dict[str, Any]) -> dict[str, Any]:
         if set(raw) - allowed:
             raise ValidationError(f"unknown detail field(s): {', '.join(sorted(set(raw) - allowed))}")
         details = CustomerDetails(**raw)
-    decision = Decision(action=str(body["action"]), actor=actor, details=details)
+    decision = Decision(action=DecisionAction.parse(str(body["action"])), actor=actor, details=details)
     claims = services().approvals.decide_with_token(str(body["token"]), decision)
     log_json(msg="decision submitted", pending_id=claims.pending_id, action=decision.action, actor=actor)
     return _response(202, {"status": "submitted", "pending_id": claims.pending_id, "action": decision.action})

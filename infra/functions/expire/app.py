@@ -22,9 +22,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return result
     report = svc.privacy.purge(actor="retention")
     beats = 0
-    heartbeat = getattr(svc.workflow, "heartbeat", None)
-    if callable(heartbeat):
-        for pending in svc.repos.pending.list():
-            beats += bool(heartbeat(pending.pending_id))
+    for pending in svc.repos.pending.list():
+        beats += svc.workflow.heartbeat(pending.pending_id)
     log_json(msg="retention sweep", expired=report.expired, heartbeats=beats)
     return {"expired": list(report.expired), "heartbeats": beats}
