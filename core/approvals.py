@@ -266,6 +266,7 @@ class DecisionRecorder:
             for face in faces:
                 self.repos.faces.delete(face.face_id)
             self.repos.events.forget_pending(pending.pending_id)
+            self.repos.tracks.forget(pending.pending_id)
             pending.status = status
             pending.decided_at = utcnow()
             pending.decided_by = actor
@@ -292,6 +293,7 @@ class DecisionRecorder:
             for face in drop:
                 self.repos.faces.delete(face.face_id)
             self.repos.events.forget_pending(pending.pending_id)
+            self.repos.tracks.forget(pending.pending_id)
             pending.status = PendingStatus.NOT_A_CUSTOMER
             pending.decided_at = utcnow()
             pending.decided_by = actor

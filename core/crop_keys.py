@@ -10,10 +10,15 @@ PENDING_PREFIX = "pending/"
 CROPS_PREFIX = "crops/"
 
 
-def crop_key_for(event: FaceEvent, *, pending: bool = False) -> str:
-    """Where an event's crop is stored: ``crops|pending/YYYY/MM/DD/<event_id>.jpg``."""
+def crop_key_for(event: FaceEvent, *, pending: bool = False, index: int = 0) -> str:
+    """Where an event's ``index``-th crop is stored.
+
+    ``crops|pending/YYYY/MM/DD/<event_id>.jpg`` for the best crop (the key a v1
+    event always had), ``<event_id>-<index>.jpg`` for the others.
+    """
     prefix = PENDING_PREFIX if pending else CROPS_PREFIX
-    return f"{prefix}{event.captured_at:%Y/%m/%d}/{event.event_id}.jpg"
+    suffix = f"-{index}" if index else ""
+    return f"{prefix}{event.captured_at:%Y/%m/%d}/{event.event_id}{suffix}.jpg"
 
 
 def approved_key(crop_key: str) -> str:

@@ -16,9 +16,10 @@ Conventions that hold everywhere (convert only at adapter edges):
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -463,6 +464,41 @@ class DeadLetter:
     error_type: str
     event_id: str | None = None
     payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackLink:
+    """What one camera track was decided to be: a customer or a pending identity.
+
+    Ingest stores it with the track's first decision; later events of the same
+    ``(store_id, camera_id, track_id)`` join that owner instead of deciding
+    again, so one track never makes two identities. Exactly one of
+    ``customer_id`` / ``pending_id`` is set.
+    """
+
+    store_id: str
+    camera_id: str
+    track_id: str
+    customer_id: str | None
+    pending_id: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+    @property
+    def key(self) -> str:
+        """The link's one-string key (unambiguous whatever the ids contain)."""
+        return track_key(self.store_id, self.camera_id, self.track_id)
+
+
+#: How long a track link is kept after the track's last crop. Ingest stops
+#: joining a track after ``visit_gap_seconds`` (30 min by default); the link
+#: outlives that only so a late redelivery still finds it.
+TRACK_LINK_RETENTION = timedelta(days=2)
+
+
+def track_key(store_id: str, camera_id: str, track_id: str) -> str:
+    """The storage key of a track: a JSON list, so no separator can collide."""
+    return json.dumps([store_id, camera_id, track_id], separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from core.models import (
     DeadLetter,
     DetectedFace,
     Face,
+    FaceCrop,
     FaceEvent,
     FaceMatch,
     FaceStatus,
@@ -34,6 +35,7 @@ from core.models import (
     PendingIdentity,
     PendingStatus,
     SeenEvent,
+    TrackLink,
     Transaction,
     Visit,
 )
@@ -100,6 +102,38 @@ class FaceIndex(Protocol):
         self, collection_id: str, face_id: str, threshold: float, max_results: int
     ) -> list[FaceMatch]:
         """Faces similar to an indexed face (itself excluded), best first."""
+
+    def search_crops(
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        threshold: float,
+        max_results: int,
+        *,
+        detector: str | None = None,
+    ) -> list[list[FaceMatch]]:
+        """One hit list per crop (same order), each best first: the crops of one tracked person.
+
+        A crop's face is its ``face`` box when it has one (no detection again;
+        ``detector`` is the event's, whose box convention an aligner may need),
+        else the largest face of its JPEG. A crop without a usable face gets an
+        empty list; only when every crop fails is the first crop's error raised
+        (``FaceNotFoundError``, ``ImageDecodeError``). ``NotFoundError`` for a
+        missing collection.
+        """
+
+    def index_crops(
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        external_id: str,
+        *,
+        detector: str | None = None,
+    ) -> list[IndexedFace | None]:
+        """Index several crops of one owner; ``None`` for a crop without a usable face.
+
+        Raises as :meth:`search_crops` does when every crop fails.
+        """
 
     def list_faces(self, collection_id: str) -> list[IndexedFace]: ...
 
@@ -241,6 +275,27 @@ class EventLog(Protocol):
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
 
 
+class TrackRepository(Protocol):
+    """Which owner each camera track was decided to be (see :class:`core.models.TrackLink`)."""
+
+    def get(self, store_id: str, camera_id: str, track_id: str) -> TrackLink | None: ...
+
+    def claim(self, link: TrackLink) -> TrackLink:
+        """Store ``link`` unless its track already has one; return the stored link.
+
+        The first decision wins, also between processes (an insert-if-absent).
+        """
+
+    def put(self, link: TrackLink) -> None:
+        """Store ``link``, replacing the track's previous one (a later event, a stale owner)."""
+
+    def forget(self, owner_id: str) -> int:
+        """Drop the links to a customer or pending identity (erasure, rejection). Return count."""
+
+    def prune(self, before: datetime) -> int:
+        """Drop links last seen before ``before`` (a track that old never joins again)."""
+
+
 class AuditLog(Protocol):
     def append(self, entry: AuditEntry) -> None: ...
 
@@ -301,6 +356,9 @@ class Repositories(Protocol):
 
     @property
     def anonymous(self) -> AnonymousSightingRepository: ...
+
+    @property
+    def tracks(self) -> TrackRepository: ...
 
     def atomic(self) -> AbstractContextManager[None]: ...
 

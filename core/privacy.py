@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.consent import inactive_customers
-from core.models import AuditEntry, PendingStatus, new_id, utcnow
+from core.models import TRACK_LINK_RETENTION, AuditEntry, PendingStatus, new_id, utcnow
 from core.ports import ApprovalWorkflow, BlobStore, FaceIndex, Notifier, Repositories
 from core.settings import Settings
 
@@ -104,8 +104,10 @@ class PrivacyService:
             visits = self.repos.visits.delete_by_customer(customer_id)
             unlinked = self.repos.transactions.unlink_customer(customer_id)
             events = self.repos.events.forget_customer(customer_id)
+            self.repos.tracks.forget(customer_id)
             for pending in origins:
                 events += self.repos.events.forget_pending(pending.pending_id)
+                self.repos.tracks.forget(pending.pending_id)
                 self.workflow.forget(pending.pending_id)
                 if pending.status is PendingStatus.PENDING:
                     # A review item that suggested this person: keep the item,
@@ -134,8 +136,8 @@ class PrivacyService:
 
     def purge(self, now: datetime | None = None, actor: str = "retention") -> PurgeReport:
         """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows),
-        and the photos and templates of customers not seen for
-        ``STORELENS_CUSTOMER_RETENTION_DAYS`` (:meth:`forget_biometrics`).
+        track links older than ``TRACK_LINK_RETENTION``, and the photos and templates of
+        customers not seen for ``STORELENS_CUSTOMER_RETENTION_DAYS`` (:meth:`forget_biometrics`).
 
         The TTL is the current setting: an item is expired when its stored
         ``expires_at`` has passed *or* it is older than today's TTL, so
@@ -149,6 +151,8 @@ class PrivacyService:
             if pending.created_at < cutoff:
                 due.setdefault(pending.pending_id, pending)
         expired = []
+        # Which identity a camera track was is only needed while the track lasts.
+        self.repos.tracks.prune(now - TRACK_LINK_RETENTION)
         for pending_id in due:
             self.workflow.cancel(pending_id, "expired")
             self.approvals.expire(pending_id, actor)

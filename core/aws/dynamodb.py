@@ -21,6 +21,7 @@ events         event_id       ``by_feed`` (feed, captured_at),
 dead_letters   dead_letter_id ``by_feed`` (feed, received_at)
 audit          audit_id       ``by_subject`` (subject_id, at), ``by_feed`` (feed, at)
 tokens         nonce          (none; TTL on ``ttl``)
+tracks         track_key      (none; TTL on ``ttl``: a track's owner, see ``TrackLink``)
 approvals      pending_id     (none; Step Functions task tokens, see ``stepfunctions.py``)
 anonymous_     sighting_id    ``by_day`` (day, first_seen_at); consent-first mode,
 sightings                     no face and no identity
@@ -56,6 +57,7 @@ from botocore.exceptions import ClientError
 from core.aws._common import AwsAdapter, error_code
 from core.errors import BackendError, ConflictError, NotFoundError
 from core.models import (
+    TRACK_LINK_RETENTION,
     AnonymousSighting,
     AuditEntry,
     Customer,
@@ -67,16 +69,21 @@ from core.models import (
     PendingKind,
     PendingStatus,
     SeenEvent,
+    TrackLink,
     Transaction,
     Visit,
     from_stored_time,
     to_stored_time,
+    track_key,
 )
 
 #: Extra time after ``expires_at`` before DynamoDB TTL may delete an item: the
 #: expiry sweep must see it first to remove crops and face-index entries.
 TTL_GRACE = timedelta(days=7)
 FEED = "all"
+#: A track link outlives its last crop by this much before DynamoDB TTL removes
+#: it (ingest stops joining a track long before: after ``visit_gap_seconds``).
+TRACK_TTL = TRACK_LINK_RETENTION
 #: Dead-letter payloads are cut to this many bytes (DynamoDB items max out at 400 KB).
 MAX_DEAD_LETTER_PAYLOAD = 300_000
 
@@ -116,6 +123,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, str | None]], str | None]] = {
     "dead_letters": ("dead_letter_id", [("by_feed", "feed", "received_at")], None),
     "audit": ("audit_id", [("by_subject", "subject_id", "at"), ("by_feed", "feed", "at")], None),
     "tokens": ("nonce", [], "ttl"),
+    "tracks": ("track_key", [], "ttl"),
     "approvals": ("pending_id", [], None),
     "anonymous_sightings": ("sighting_id", [("by_day", "day", "first_seen_at")], None),
 }
@@ -854,6 +862,39 @@ class DynamoDbAnonymousSightings(_Repo):
         return sorted(out, key=lambda s: s.first_seen_at)
 
 
+class DynamoDbTracks(_Repo):
+    table_name = "tracks"
+
+    def get(self, store_id: str, camera_id: str, track_id: str) -> TrackLink | None:
+        item = self._t.get(track_key(store_id, camera_id, track_id))
+        return _track(item) if item else None
+
+    def claim(self, link: TrackLink) -> TrackLink:
+        # A conditional put: of two Lambdas deciding one track at once, one wins.
+        if self._t.put(_track_item(link), if_new=True):
+            return link
+        stored = self.get(link.store_id, link.camera_id, link.track_id)
+        return stored if stored is not None else link
+
+    def put(self, link: TrackLink) -> None:
+        self._t.put(_track_item(link))
+
+    def forget(self, owner_id: str) -> int:
+        # No index: the table holds only tracks of the last TRACK_TTL, so a scan is small.
+        gone = [i for i in self._t.scan() if owner_id in (i.get("customer_id"), i.get("pending_id"))]
+        for item in gone:
+            self._t.delete(item["track_key"])
+        return len(gone)
+
+    def prune(self, before: datetime) -> int:
+        cutoff = to_db_time(before)
+        assert cutoff is not None
+        gone = [i for i in self._t.scan() if i.get("last_seen_at", "") < cutoff]
+        for item in gone:
+            self._t.delete(item["track_key"])
+        return len(gone)
+
+
 # ------------------------------------------------------------------ container
 
 
@@ -889,6 +930,7 @@ class DynamoDbRepositories(AwsAdapter):
         self.audit = DynamoDbAudit(self)
         self.tokens = DynamoDbTokens(self)
         self.anonymous = DynamoDbAnonymousSightings(self)
+        self.tracks = DynamoDbTracks(self)
 
     @property
     def codec(self) -> _Codec:
@@ -1108,4 +1150,30 @@ def _transaction(r: dict[str, Any]) -> Transaction:
         loyalty_id=r.get("loyalty_id"),
         customer_id=r.get("customer_id"),
         camera_id=r.get("camera_id"),
+    )
+
+
+def _track_item(t: TrackLink) -> dict[str, Any]:
+    return {
+        "track_key": t.key,
+        "store_id": t.store_id,
+        "camera_id": t.camera_id,
+        "track_id": t.track_id,
+        "customer_id": t.customer_id,
+        "pending_id": t.pending_id,
+        "first_seen_at": to_db_time(t.first_seen_at),
+        "last_seen_at": to_db_time(t.last_seen_at),
+        "ttl": _epoch(t.last_seen_at + TRACK_TTL),
+    }
+
+
+def _track(r: dict[str, Any]) -> TrackLink:
+    return TrackLink(
+        store_id=r["store_id"],
+        camera_id=r["camera_id"],
+        track_id=r["track_id"],
+        customer_id=r.get("customer_id"),
+        pending_id=r.get("pending_id"),
+        first_seen_at=_req_time(r["first_seen_at"]),
+        last_seen_at=_req_time(r["last_seen_at"]),
     )

@@ -35,10 +35,11 @@ Two conversions happen here and nowhere else:
 
 from __future__ import annotations
 
+import copy
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -49,11 +50,15 @@ from core.errors import (
     ImageDecodeError,
     NotFoundError,
     PayloadTooLargeError,
+    StoreLensError,
 )
-from core.models import BoundingBox, DetectedFace, FaceMatch, IndexedFace
+from core.models import BoundingBox, DetectedFace, FaceCrop, FaceMatch, IndexedFace
 
 #: (Rekognition similarity %, common-scale similarity) knots, increasing in both.
 CALIBRATION: tuple[tuple[float, float], ...] = ((0.0, 0.0), (80.0, 0.42), (99.0, 0.55), (100.0, 0.80))
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
 #: Rekognition accepts at most 4096 face ids per DeleteFaces call.
 _DELETE_BATCH = 4096
 
@@ -93,6 +98,23 @@ def _from_rekognition_box(box: dict[str, float], width: int, height: int) -> Bou
     w = round(float(box.get("Width", 0.0)) * width)
     h = round(float(box.get("Height", 0.0)) * height)
     return BoundingBox(left, top, w, h).clip(width, height)
+
+
+def _per_crop(crops: Sequence[FaceCrop], call: Callable[[FaceCrop], _T], missing: _U) -> list[_T | _U]:
+    """``call`` on every crop; ``missing`` for a crop without a usable face, unless all fail."""
+    out: list[_T | _U] = []
+    errors: list[StoreLensError] = []
+    for crop in crops:
+        try:
+            out.append(call(crop))
+        except (FaceNotFoundError, ImageDecodeError) as exc:
+            # NotFoundError (no collection) and service errors are not about the
+            # crop: they propagate at once.
+            errors.append(exc)
+            out.append(copy.copy(missing))
+    if errors and len(errors) == len(out):
+        raise errors[0]
+    return out
 
 
 class RekognitionFaceIndex(AwsAdapter):
@@ -216,6 +238,38 @@ class RekognitionFaceIndex(AwsAdapter):
             FaceMatchThreshold=similarity_to_rekognition(threshold),
         )
         return [m for m in self._matches(resp, threshold) if m.face_id != face_id]
+
+    def search_crops(
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        threshold: float,
+        max_results: int,
+        *,
+        detector: str | None = None,
+    ) -> list[list[FaceMatch]]:
+        """One SearchFacesByImage per crop (Rekognition finds the crop's largest face itself).
+
+        Similarities go through the same calibration as :meth:`search_by_image`;
+        a crop Rekognition finds no face in gets ``[]`` (all failing raises).
+        """
+        return _per_crop(
+            crops, lambda crop: self.search_by_image(collection_id, crop.jpeg, threshold, max_results), []
+        )
+
+    def index_crops(
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        external_id: str,
+        *,
+        detector: str | None = None,
+    ) -> list[IndexedFace | None]:
+        """One IndexFaces per crop; ``None`` where Rekognition finds (or keeps) no face.
+
+        ``detector`` is not needed: Rekognition detects the face in each crop itself.
+        """
+        return _per_crop(crops, lambda crop: self.index_face(collection_id, crop.jpeg, external_id), None)
 
     @staticmethod
     def _matches(resp: dict[str, Any], threshold: float) -> list[FaceMatch]:

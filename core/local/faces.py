@@ -55,17 +55,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import ConflictError, NotFoundError, ValidationError
+from core.errors import (
+    ConflictError,
+    FaceNotFoundError,
+    ImageDecodeError,
+    NotFoundError,
+    StoreLensError,
+    ValidationError,
+)
 from core.local.engine import (
     EMBEDDING_DIM,
     DlibFaceEngine,
     distance_to_similarity,
     get_engine,
+    predictor_box_from_yunet,
     similarity_to_distance,
 )
 from core.local.sqlite import SqliteDatabase, database, to_db_time
 from core.local.vectors import VectorIndex
-from core.models import BoundingBox, DetectedFace, FaceMatch, IndexedFace, utcnow
+from core.models import BoundingBox, DetectedFace, FaceCrop, FaceMatch, IndexedFace, utcnow
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -253,6 +261,117 @@ class LocalFaceIndex:
             collection_id, [(f, e, None, 1.0) for f, e in zip(face_ids, external_ids, strict=True)], matrix
         )
         return face_ids
+
+    # ---------------------------------------------------- crops of one track
+    def embed_crops(
+        self, crops: Sequence[FaceCrop], *, detector: str | None = None
+    ) -> list[NDArray[np.float32] | None]:
+        """One template per crop (``None`` for a crop without a usable face).
+
+        A crop with a ``face`` box is aligned and embedded at that box directly:
+        re-detecting the small faces of real footage (40-60 px) with HOG fails
+        far more often than the edge's detector did. A YuNet box (``detector``
+        ``yunet``) is first mapped onto the box dlib's 5-point predictor expects
+        (:func:`~core.local.engine.predictor_box_from_yunet`). All boxed crops go
+        through the ResNet in one batch (``embed_many``). A crop without a box
+        (a v1 event) falls back to its largest detected face. Raises the first
+        crop's error when no crop is usable.
+        """
+        vectors: list[NDArray[np.float32] | None] = [None] * len(crops)
+        errors: list[StoreLensError] = []
+        todo: list[tuple[int, str, NDArray[np.uint8], BoundingBox]] = []
+        engine = self.engine
+        for i, crop in enumerate(crops):
+            try:
+                if crop.face is None:
+                    vectors[i] = self.embed_image(crop.jpeg)
+                    continue
+                box = _predictor_box(crop.face, detector)
+                key = f"{hashlib.sha256(crop.jpeg).hexdigest()}@{box.left},{box.top},{box.width},{box.height}"
+                cached = self._cached(key)
+                if cached is not None:
+                    vectors[i] = cached
+                    continue
+                todo.append((i, key, engine.decode(crop.jpeg), box))
+            except (FaceNotFoundError, ImageDecodeError, ValidationError) as exc:
+                errors.append(exc)
+        if todo:
+            try:
+                batch = list(engine.embed_many([(rgb, box) for _i, _k, rgb, box in todo]))
+            except (FaceNotFoundError, ValidationError):
+                batch = []  # one bad box fails the batch: embed one by one to find it
+                for _i, _k, rgb, box in todo:
+                    try:
+                        batch.append(engine.embed(rgb, box))
+                    except (FaceNotFoundError, ValidationError) as exc:
+                        errors.append(exc)
+                        batch.append(None)
+            for (i, key, _rgb, box), vector in zip(todo, batch, strict=True):
+                if vector is not None:
+                    vectors[i] = self._remember(key, vector, DetectedFace(bbox=box, confidence=0.0))
+        if errors and all(v is None for v in vectors):
+            raise errors[0]
+        return vectors
+
+    def search_crops(
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        threshold: float,
+        max_results: int,
+        *,
+        detector: str | None = None,
+    ) -> list[list[FaceMatch]]:
+        """One hit list per crop, best first; ``[]`` for a crop without a usable face."""
+        self.count(collection_id)  # NotFoundError before any model work
+        return [
+            [] if vector is None else self.search_by_vector(collection_id, vector, threshold, max_results)
+            for vector in self.embed_crops(crops, detector=detector)
+        ]
+
+    def index_crops(
+        self,
+        collection_id: str,
+        crops: Sequence[FaceCrop],
+        external_id: str,
+        *,
+        detector: str | None = None,
+    ) -> list[IndexedFace | None]:
+        """Index several crops of one owner; ``None`` for a crop without a usable face."""
+        self.count(collection_id)
+        vectors = self.embed_crops(crops, detector=detector)
+        usable: list[int] = []
+        rows: list[NDArray[np.float32]] = []
+        for i, vector in enumerate(vectors):
+            if vector is not None:
+                usable.append(i)
+                rows.append(vector)
+        matrix = np.stack(rows) if rows else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        face_ids = self.add_vectors(collection_id, matrix, [external_id] * len(usable))
+        out: list[IndexedFace | None] = [None] * len(crops)
+        for i, face_id in zip(usable, face_ids, strict=True):
+            out[i] = IndexedFace(
+                face_id=face_id, external_id=external_id, bbox=crops[i].face, confidence=crops[i].confidence
+            )
+        return out
+
+    def _cached(self, key: str) -> NDArray[np.float32] | None:
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                return None
+            self._cache.move_to_end(key)
+            return hit[0]
+
+    def _remember(self, key: str, vector: NDArray[np.float32], face: DetectedFace) -> NDArray[np.float32]:
+        vector = np.asarray(vector, dtype=np.float32)
+        vector.setflags(write=False)
+        with self._cache_lock:
+            self._cache[key] = (vector, face)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vector
 
     def list_faces(self, collection_id: str) -> list[IndexedFace]:
         """Every face in the collection."""
@@ -529,3 +648,10 @@ def _check_external_id(external_id: str) -> None:
         raise ValidationError(
             f"external_id {external_id!r} must be 1-255 characters of letters, digits, _ . - :"
         )
+
+
+def _predictor_box(face: BoundingBox, detector: str | None) -> BoundingBox:
+    """The box to align a crop's face at: YuNet boxes sit higher and narrower than HOG's."""
+    if detector is not None and detector.lower().startswith("yunet"):
+        return predictor_box_from_yunet(face)
+    return face

@@ -49,10 +49,12 @@ from core.models import (
     PendingKind,
     PendingStatus,
     SeenEvent,
+    TrackLink,
     Transaction,
     Visit,
     from_stored_time,
     to_stored_time,
+    track_key,
 )
 
 SCHEMA_VERSION = 1
@@ -218,6 +220,21 @@ CREATE TABLE IF NOT EXISTS face_deletions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     face_id TEXT NOT NULL
 );
+
+-- Which owner a camera track was decided to be (core.models.TrackLink).
+CREATE TABLE IF NOT EXISTS tracks (
+    track_key TEXT PRIMARY KEY,
+    store_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    track_id TEXT NOT NULL,
+    customer_id TEXT,
+    pending_id TEXT,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracks_last_seen ON tracks(last_seen_at);
+CREATE INDEX IF NOT EXISTS tracks_customer ON tracks(customer_id);
+CREATE INDEX IF NOT EXISTS tracks_pending ON tracks(pending_id);
 
 CREATE TABLE IF NOT EXISTS approvals (
     pending_id TEXT PRIMARY KEY,
@@ -1069,6 +1086,36 @@ class SqliteAnonymousSightings(_Base):
         ]
 
 
+class SqliteTracks(_Base):
+    def get(self, store_id: str, camera_id: str, track_id: str) -> TrackLink | None:
+        row = (
+            self._conn()
+            .execute("SELECT * FROM tracks WHERE track_key=?", (track_key(store_id, camera_id, track_id),))
+            .fetchone()
+        )
+        return _track(row) if row else None
+
+    def claim(self, link: TrackLink) -> TrackLink:
+        with self._db.atomic():  # insert-if-absent and read back in one transaction
+            self._conn().execute("INSERT OR IGNORE INTO tracks VALUES (?,?,?,?,?,?,?,?)", _track_row(link))
+            stored = self.get(link.store_id, link.camera_id, link.track_id)
+        assert stored is not None
+        return stored
+
+    def put(self, link: TrackLink) -> None:
+        self._conn().execute("INSERT OR REPLACE INTO tracks VALUES (?,?,?,?,?,?,?,?)", _track_row(link))
+
+    def forget(self, owner_id: str) -> int:
+        cur = self._conn().execute(
+            "DELETE FROM tracks WHERE customer_id=? OR pending_id=?", (owner_id, owner_id)
+        )
+        return cur.rowcount
+
+    def prune(self, before: datetime) -> int:
+        cur = self._conn().execute("DELETE FROM tracks WHERE last_seen_at < ?", (to_db_time(before),))
+        return cur.rowcount
+
+
 class SqliteRepositories:
     """Every repository over one SQLite file. Implements ``core.ports.Repositories``."""
 
@@ -1094,6 +1141,7 @@ class SqliteRepositories:
         self.audit = SqliteAudit(self)
         self.tokens = SqliteTokens(self)
         self.anonymous = SqliteAnonymousSightings(self)
+        self.tracks = SqliteTracks(self)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit outside ``atomic()``)."""
@@ -1232,6 +1280,31 @@ def _pending(r: sqlite3.Row) -> PendingIdentity:
         decided_at=from_db_time(r["decided_at"]),
         decided_by=r["decided_by"],
         customer_id=r["customer_id"],
+    )
+
+
+def _track_row(t: TrackLink) -> tuple[Any, ...]:
+    return (
+        t.key,
+        t.store_id,
+        t.camera_id,
+        t.track_id,
+        t.customer_id,
+        t.pending_id,
+        to_db_time(t.first_seen_at),
+        to_db_time(t.last_seen_at),
+    )
+
+
+def _track(r: sqlite3.Row) -> TrackLink:
+    return TrackLink(
+        store_id=r["store_id"],
+        camera_id=r["camera_id"],
+        track_id=r["track_id"],
+        customer_id=r["customer_id"],
+        pending_id=r["pending_id"],
+        first_seen_at=_req_time(r["first_seen_at"]),
+        last_seen_at=_req_time(r["last_seen_at"]),
     )
 
 

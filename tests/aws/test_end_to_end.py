@@ -61,6 +61,31 @@ def face_event(crop: bytes, **overrides: Any) -> dict[str, Any]:
     return doc
 
 
+def track_event(crops: list[bytes], track_id: str, second: int = 0) -> dict[str, Any]:
+    """A schema-v2 event: several crops of one track, best first."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "schema_version": 2,
+        "store_id": "store-1",
+        "camera_id": "cam-entrance",
+        "zone": "entrance",
+        "frame": {"width": 640, "height": 480},
+        "detector": "yunet",
+        "track_id": track_id,
+        "crops": [
+            {
+                "captured_at": f"2026-11-23T10:15:{second + i:02d}.000Z",
+                "bbox": {"left": 100 + 5 * i, "top": 80, "width": 120, "height": 140},
+                "face": {"left": 20, "top": 10, "width": 120, "height": 140},
+                "confidence": 0.95,
+                "quality": 0.9 - 0.1 * i,
+                "jpeg_b64": base64.b64encode(crop).decode("ascii"),
+            }
+            for i, crop in enumerate(crops)
+        ],
+    }
+
+
 def _face_record(face_id: str, external_id: str) -> dict[str, Any]:
     box = {"Width": 0.6, "Height": 0.7, "Left": 0.2, "Top": 0.1}
     return {
@@ -169,13 +194,14 @@ def _eventually(check: Any, timeout: float = 20.0) -> None:
 def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> None:
     from core.aws.rekognition import similarity_to_rekognition
     from core.models import PendingStatus
-    from core.recognition import SEARCH_DEPTH
+    from core.recognition import EVIDENCE_MARGIN, SEARCH_DEPTH
     from infra.functions.approval_api import app as approval_api
     from infra.functions.ingest import app as ingest_app
 
     svc, stub = stack.services, stack.stub
     crop = jpeg()
-    floor = min(svc.settings.review_threshold, svc.settings.cluster_threshold)
+    # An event's crops are searched below the policy's lowest threshold (see core.recognition).
+    floor = min(svc.settings.review_threshold, svc.settings.cluster_threshold) - EVIDENCE_MARGIN
     stub.add_response(
         "search_faces_by_image",
         {
@@ -303,6 +329,89 @@ def test_unknown_face_is_approved_by_mail_link_into_a_customer(stack: Stack) -> 
         }
     )
     assert again["statusCode"] in (403, 409)
+
+
+def test_multi_crop_events_of_one_track_make_one_pending_identity(stack: Stack) -> None:
+    from core.aws.rekognition import similarity_from_rekognition, similarity_to_rekognition
+    from core.models import FaceMatch
+    from core.recognition import EVIDENCE_MARGIN, SEARCH_DEPTH
+    from infra.functions.ingest import app as ingest_app
+
+    svc, stub = stack.services, stack.stub
+    floor = min(svc.settings.review_threshold, svc.settings.cluster_threshold) - EVIDENCE_MARGIN
+    crops = [jpeg(160, shade) for shade in (100, 130, 160)]
+
+    def search(crop: bytes, matches: list[dict[str, Any]]) -> None:
+        stub.add_response(
+            "search_faces_by_image",
+            {"FaceMatches": matches},
+            {
+                "CollectionId": COLLECTION,
+                "Image": {"Bytes": crop},
+                "MaxFaces": SEARCH_DEPTH,
+                "FaceMatchThreshold": similarity_to_rekognition(floor),
+                "QualityFilter": "NONE",
+            },
+        )
+
+    def index(crop: bytes, face_id: str | None) -> None:
+        records = [_face_record(face_id, "pid")] if face_id else []
+        unindexed = [] if face_id else [{"Reasons": ["LOW_SHARPNESS"]}]
+        stub.add_response(
+            "index_faces",
+            {"FaceRecords": records, "UnindexedFaces": unindexed},
+            {
+                "CollectionId": COLLECTION,
+                "Image": {"Bytes": crop},
+                "ExternalImageId": _StartsWith("pid_"),
+                "DetectionAttributes": ["DEFAULT"],
+                "MaxFaces": 1,
+                "QualityFilter": "AUTO",
+            },
+        )
+
+    # Event 1: three crops, one SearchFacesByImage each; Rekognition sees no face
+    # in the second, which is no evidence rather than an error.
+    search(crops[0], [])
+    stub.add_client_error(
+        "search_faces_by_image", "InvalidParameterException", "There are no faces in the image."
+    )
+    search(crops[2], [])
+    face_ids = [str(uuid.uuid4()) for _ in range(4)]
+    index(crops[0], face_ids[0])
+    index(crops[1], None)  # filtered by IndexFaces' quality filter: kept as a photo only
+    index(crops[2], face_ids[1])
+    first = ingest_app.handler(track_event(crops, "cam-entrance-ab12-7"))
+    assert first["status"] == "ok" and first["outcome"] == "pending"
+    pending_id = first["pending_id"]
+    eid = first["event_id"]
+    assert sorted(stack.objects()) == [f"pending/2026/11/23/{eid}{s}.jpg" for s in ("-1", "-2", "")]
+    faces = svc.repos.faces.by_pending(pending_id)
+    assert len(faces) == 3
+    assert sorted(f.index_face_id or "" for f in faces) == sorted(["", face_ids[0], face_ids[1]])
+    link = svc.repos.tracks.get("store-1", "cam-entrance", "cam-entrance-ab12-7")
+    assert link is not None and link.pending_id == pending_id and link.customer_id is None
+
+    # Event 2 of the same track: Rekognition's 85 % for one crop is 0.46 on the
+    # common scale, and the other crop has no hit, so on their own these crops
+    # would not even join the pending identity (cluster threshold 0.50) -- the
+    # track joins it anyway instead of opening a second identity.
+    later = [jpeg(160, 190), jpeg(160, 210)]
+    weak = {"Similarity": 85.0, "Face": {"FaceId": face_ids[0], "ExternalImageId": pending_id}}
+    hit = FaceMatch(face_ids[0], pending_id, similarity_from_rekognition(85.0))
+    alone = svc.ingest.recognition.decide_crops([[hit], []], [0.9, 0.8])
+    assert alone.pending_id is None
+    search(later[0], [weak])
+    search(later[1], [])
+    index(later[0], face_ids[2])
+    index(later[1], face_ids[3])
+    second = ingest_app.handler(track_event(later, "cam-entrance-ab12-7", second=30))
+    assert second["status"] == "ok" and second["pending_id"] == pending_id
+    assert len(svc.repos.faces.by_pending(pending_id)) == 5
+    assert svc.repos.pending.get(pending_id).face_count == 5
+    assert [p.pending_id for p in svc.repos.pending.list()] == [pending_id]
+    _eventually(lambda: len(stack.sent_mail()) == 1)  # one approval request for the person
+    stub.assert_no_pending_responses()
 
 
 class _StartsWith:

@@ -22,7 +22,7 @@ from core.aws.rekognition import (
     similarity_to_rekognition,
 )
 from core.errors import ConflictError, FaceNotFoundError, ImageDecodeError, NotFoundError
-from core.models import BoundingBox
+from core.models import BoundingBox, FaceCrop
 
 FACE_A = "11111111-1111-1111-1111-111111111111"
 FACE_B = "22222222-2222-2222-2222-222222222222"
@@ -269,3 +269,68 @@ def test_a_concurrent_cold_start_creating_the_collection_first_is_success() -> N
     policy = RecognitionPolicy(settings=settings, faces=RekognitionFaceIndex(client=rekognition), repos=None)  # type: ignore[arg-type]
     policy.ensure_collection()  # does not raise
     stub.assert_no_pending_responses()
+
+
+def _crop(image: bytes) -> FaceCrop:
+    from datetime import UTC, datetime
+
+    return FaceCrop(image, BoundingBox(10, 10, 60, 60), BoundingBox(20, 5, 60, 70), datetime.now(UTC), 0.9)
+
+
+def test_search_crops_searches_each_crop_and_tolerates_a_faceless_one(rek: Rek) -> None:
+    index, stub = rek
+    images = [jpeg(200, 100), jpeg(120, 120), jpeg(90, 100)]
+    params = {"CollectionId": "c", "MaxFaces": 5, "FaceMatchThreshold": 80.0, "QualityFilter": "NONE"}
+    stub.add_response(
+        "search_faces_by_image",
+        {"FaceMatches": [{"Similarity": 99.5, "Face": {"FaceId": FACE_A, "ExternalImageId": "cus_1"}}]},
+        {**params, "Image": {"Bytes": images[0]}},
+    )
+    stub.add_client_error(
+        "search_faces_by_image", "InvalidParameterException", "There are no faces in the image."
+    )
+    stub.add_response(
+        "search_faces_by_image",
+        {"FaceMatches": [{"Similarity": 85.0, "Face": {"FaceId": FACE_A, "ExternalImageId": "cus_1"}}]},
+        {**params, "Image": {"Bytes": images[2]}},
+    )
+    hits = index.search_crops("c", [_crop(i) for i in images], 0.42, 5)
+    assert [[h.external_id for h in crop] for crop in hits] == [["cus_1"], [], ["cus_1"]]
+    assert hits[0][0].similarity == pytest.approx(similarity_from_rekognition(99.5))
+    assert hits[2][0].similarity == pytest.approx(similarity_from_rekognition(85.0))
+
+
+def test_search_crops_raises_when_every_crop_fails_or_the_collection_is_missing(rek: Rek) -> None:
+    index, stub = rek
+    for _ in range(2):
+        stub.add_client_error("search_faces_by_image", "InvalidParameterException", "There are no faces.")
+    with pytest.raises(FaceNotFoundError):
+        index.search_crops("c", [_crop(jpeg()), _crop(jpeg())], 0.42, 5)
+    stub.add_client_error("search_faces_by_image", "ResourceNotFoundException", "no collection")
+    with pytest.raises(NotFoundError):  # not about the crop: raised at once, the rest not searched
+        index.search_crops("c", [_crop(jpeg()), _crop(jpeg())], 0.42, 5)
+
+
+def test_index_crops_indexes_each_crop_under_one_owner(rek: Rek) -> None:
+    index, stub = rek
+    images = [jpeg(200, 100), jpeg(120, 120)]
+    params = {
+        "CollectionId": "c",
+        "ExternalImageId": "pid_1",
+        "DetectionAttributes": ["DEFAULT"],
+        "MaxFaces": 1,
+        "QualityFilter": "AUTO",
+    }
+    stub.add_response(
+        "index_faces",
+        {"FaceRecords": [{"Face": {"FaceId": FACE_A, "ExternalImageId": "pid_1", "Confidence": 99.0}}]},
+        {**params, "Image": {"Bytes": images[0]}},
+    )
+    stub.add_response(
+        "index_faces",
+        {"FaceRecords": [], "UnindexedFaces": [{"Reasons": ["LOW_SHARPNESS"]}]},
+        {**params, "Image": {"Bytes": images[1]}},
+    )
+    got = index.index_crops("c", [_crop(i) for i in images], "pid_1")
+    assert got[0] is not None and got[0].face_id == FACE_A and got[0].external_id == "pid_1"
+    assert got[1] is None

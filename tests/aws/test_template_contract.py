@@ -305,11 +305,12 @@ def _ingest_unknown(st: e2e.Stack) -> tuple[str, str]:
     import uuid
 
     from core.aws.rekognition import similarity_to_rekognition
-    from core.recognition import SEARCH_DEPTH
+    from core.recognition import EVIDENCE_MARGIN, SEARCH_DEPTH
     from infra.functions.ingest import app as ingest_app
 
     crop, settings = e2e.jpeg(), st.services.settings
-    floor = min(settings.review_threshold, settings.cluster_threshold)
+    # An event's crops are searched below the policy's lowest threshold (core.recognition).
+    floor = min(settings.review_threshold, settings.cluster_threshold) - EVIDENCE_MARGIN
     box = {"Width": 0.6, "Height": 0.7, "Left": 0.2, "Top": 0.1}
     st.stub.add_response(
         "search_faces_by_image",

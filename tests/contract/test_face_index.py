@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConflictError, FaceNotFoundError, ImageDecodeError, NotFoundError
-from core.models import IndexedFace
+from core.models import FaceCrop, IndexedFace
 from core.ports import FaceIndex
 from core.settings import Settings
+from tests.support.events import make_crop
 from tests.support.photos import photo_bytes
 
 MATCH = Settings().match_threshold  # the policy's own threshold (0.55)
@@ -189,3 +190,69 @@ def test_no_face_raises_face_not_found(face_index: FaceIndex, collection: str) -
     with pytest.raises(ImageDecodeError):
         face_index.index_face(collection, photo_bytes("obama")[:5000], "cus_cut")
     assert face_index.list_faces(collection) == []
+
+
+# ----------------------------------------------------- crops of one track (v2)
+
+
+def _blank_crop() -> FaceCrop:
+    """A crop with no face in it and no face box (so no backend trusts a box)."""
+    import io
+    from datetime import UTC, datetime
+
+    from PIL import Image
+
+    from core.models import BoundingBox
+
+    out = io.BytesIO()
+    Image.new("RGB", (160, 160), (90, 120, 150)).save(out, format="JPEG")
+    return FaceCrop(out.getvalue(), BoundingBox(0, 0, 160, 160), None, datetime.now(UTC), 0.9, 0.5)
+
+
+def _crop(name: str) -> FaceCrop:
+    return make_crop(photo_bytes(name))[0]
+
+
+def test_search_crops_gives_one_hit_list_per_crop(face_index: FaceIndex, collection: str) -> None:
+    obama = face_index.index_face(collection, photo_bytes("obama"), "cus_obama")
+    face_index.index_face(collection, photo_bytes("biden"), "cus_biden")
+
+    crops = [_crop("obama2"), _blank_crop(), _crop("obama3"), _crop("grace_hopper")]
+    hits = face_index.search_crops(collection, crops, MATCH, 5)
+    assert len(hits) == 4  # one list per crop, in order
+    for i in (0, 2):
+        assert hits[i] and hits[i][0].face_id == obama.face_id and hits[i][0].external_id == "cus_obama"
+        assert MATCH <= hits[i][0].similarity <= 1.0
+    assert hits[1] == []  # no usable face: no hits, not an error
+    assert hits[3] == []  # a stranger
+    # The same crop searched alone scores as it does in a batch (same 0..1 scale).
+    (alone,) = face_index.search_crops(collection, [crops[0]], 0.0, 5)
+    assert [h.external_id for h in alone] == ["cus_obama", "cus_biden"]
+    assert alone[0].similarity == pytest.approx(hits[0][0].similarity, abs=1e-6)
+
+
+def test_search_crops_fails_only_when_every_crop_fails(face_index: FaceIndex, collection: str) -> None:
+    face_index.index_face(collection, photo_bytes("obama"), "cus_obama")
+    with pytest.raises(FaceNotFoundError):
+        face_index.search_crops(collection, [_blank_crop(), _blank_crop()], MATCH, 5)
+    with pytest.raises(NotFoundError):
+        face_index.search_crops(f"storelens-missing-{uuid.uuid4().hex[:12]}", [_crop("obama2")], MATCH, 5)
+
+
+def test_index_crops_indexes_every_usable_crop_under_one_owner(
+    face_index: FaceIndex, collection: str
+) -> None:
+    indexed = face_index.index_crops(
+        collection, [_crop("obama"), _blank_crop(), _crop("obama3")], "pid_track"
+    )
+    assert len(indexed) == 3 and indexed[1] is None
+    first, third = indexed[0], indexed[2]
+    assert first is not None and third is not None and first.face_id != third.face_id
+    assert first.external_id == third.external_id == "pid_track"
+    listed = {f.face_id: f.external_id for f in face_index.list_faces(collection)}
+    assert listed == {first.face_id: "pid_track", third.face_id: "pid_track"}
+    hits = face_index.search_by_image(collection, photo_bytes("obama2"), MATCH, 5)
+    assert {h.face_id for h in hits} == {first.face_id, third.face_id}
+    with pytest.raises(FaceNotFoundError):
+        face_index.index_crops(collection, [_blank_crop()], "pid_none")
+    assert len(face_index.list_faces(collection)) == 2

@@ -21,6 +21,7 @@ from core.models import (
     PendingIdentity,
     PendingKind,
     PendingStatus,
+    TrackLink,
     Transaction,
     Visit,
     new_id,
@@ -406,3 +407,33 @@ def test_atomic_groups_writes(repos: Any) -> None:
         repos.customers.add(c)
         repos.audit.append(AuditEntry("aud_x", T0, "t", "approve", c.customer_id, {}))
     assert repos.customers.get(c.customer_id).name == "Unit"
+
+
+def test_track_links_first_decision_wins_and_can_be_moved_on(repos: Any) -> None:
+    pid = new_id("pid")
+    # Ids that would collide if the key were a plain join of the three.
+    link = TrackLink("store-1", "cam/1", "t-7", None, pid, T0, T0 + timedelta(seconds=2))
+    assert repos.tracks.get("store-1", "cam/1", "t-7") is None
+    assert repos.tracks.claim(link) == link
+    assert repos.tracks.get("store-1", "cam", "1/t-7") is None
+    rival = TrackLink("store-1", "cam/1", "t-7", None, new_id("pid"), T0, T0)
+    assert repos.tracks.claim(rival) == link  # the first decision stays
+    assert repos.tracks.get("store-1", "cam/1", "t-7") == link
+
+    cid = new_id("cus")
+    moved = TrackLink("store-1", "cam/1", "t-7", cid, None, T0, T0 + timedelta(minutes=1))
+    repos.tracks.put(moved)
+    assert repos.tracks.get("store-1", "cam/1", "t-7") == moved
+
+
+def test_track_links_are_forgotten_by_owner_and_pruned_by_age(repos: Any) -> None:
+    cid, pid = new_id("cus"), new_id("pid")
+    repos.tracks.put(TrackLink("s", "c", "t1", cid, None, T0, T0))
+    repos.tracks.put(TrackLink("s", "c", "t2", None, pid, T0, T0 + timedelta(hours=1)))
+    repos.tracks.put(TrackLink("s", "c", "t3", None, pid, T0, T0 + timedelta(days=3)))
+    assert repos.tracks.forget(cid) == 1
+    assert repos.tracks.get("s", "c", "t1") is None
+    assert repos.tracks.prune(T0 + timedelta(days=1)) == 1
+    assert repos.tracks.get("s", "c", "t2") is None
+    assert repos.tracks.get("s", "c", "t3") is not None
+    assert repos.tracks.forget(pid) == 1 and repos.tracks.forget(pid) == 0

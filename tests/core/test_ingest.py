@@ -9,11 +9,11 @@ import pytest
 
 from core.bootstrap import Services, build_services
 from core.errors import EventSchemaError, FaceNotFoundError, ImageDecodeError, PayloadTooLargeError
-from core.models import CustomerDetails, FaceStatus, IngestOutcome, PendingKind, PendingStatus
+from core.models import Band, CustomerDetails, FaceStatus, IngestOutcome, PendingKind, PendingStatus
 from core.ports import Decision
 from core.schema import event_to_dict, event_to_json
 from tests.conftest import make_settings
-from tests.support.events import make_event
+from tests.support.events import make_crop, make_event, make_track_event
 from tests.support.photos import photo_bytes
 
 APPROVE = Decision(
@@ -259,3 +259,158 @@ def test_hostile_inputs_are_refused_one_by_one_and_the_batch_goes_on(services: S
     assert all(d.reason and d.source == "batch" for d in letters)
     counts = services.repos.table_counts()
     assert counts["events"] == counts["faces"] == 1
+
+
+# ------------------------------------------------ v2: several crops, one track
+
+
+def _blur(radius: float):  # type: ignore[no-untyped-def]
+    from PIL import ImageFilter
+
+    return lambda im: im.filter(ImageFilter.GaussianBlur(radius))
+
+
+def _pixelate(factor: int):  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    def degrade(im):  # type: ignore[no-untyped-def]
+        w, h = im.size
+        return im.resize((max(1, w // factor), max(1, h // factor)), Image.BILINEAR).resize(
+            (w, h), Image.BILINEAR
+        )
+
+    return degrade
+
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+
+def _crops(*specs: tuple[str, object, float], start: datetime = T0) -> list:
+    """``(photo, degrade or None, quality)`` -> make_crop results, one second apart."""
+    return [
+        make_crop(
+            photo_bytes(name), degrade=degrade, quality=quality, captured_at=start + timedelta(seconds=i)
+        )
+        for i, (name, degrade, quality) in enumerate(specs)
+    ]
+
+
+def test_several_crops_of_an_enrolled_customer_make_a_visit_where_a_poor_crop_alone_is_review(
+    services: Services,
+) -> None:
+    customer = services.customers.enroll("Barack Obama", [photo_bytes("obama")], actor="t")
+    crops = _crops(("obama2", _blur(8), 0.9), ("obama2", None, 0.8), ("obama3", None, 0.7))
+    policy = services.ingest.recognition
+    # One blurred frame on its own is only a "possible" match: a human would have to review it.
+    poor = policy.recognise_crops([crops[0][0]])
+    assert poor.band is Band.REVIEW and poor.customer_id == customer.customer_id
+
+    result = services.ingest.ingest(make_track_event(crops))
+    assert result.outcome is IngestOutcome.VISIT and result.customer_id == customer.customer_id
+    assert result.similarity is not None and result.similarity >= services.settings.match_threshold
+    assert services.approvals.list_pending() == []
+    # Every crop is kept as a face of the customer and indexed as a template (under the cap).
+    faces = [f for f in services.repos.faces.by_customer(customer.customer_id) if f.event_id]
+    assert len(faces) == 3 and all(f.index_face_id for f in faces)
+    assert sorted(f.crop_key for f in faces) == sorted(
+        f"crops/2026/11/02/{result.event_id}{s}.jpg" for s in ("", "-1", "-2")
+    )
+    assert all(services.blobs.exists(f.crop_key) for f in faces)
+    # The visit spans the crops' times.
+    (visit,) = services.repos.visits.by_customer(customer.customer_id)
+    assert visit.dwell_seconds == 2
+    (seen,) = services.repos.events.recent()
+    assert seen.crop_key == f"crops/2026/11/02/{result.event_id}.jpg"
+
+
+def test_one_lucky_crop_does_not_name_anyone(services: Services) -> None:
+    customer = services.customers.enroll("Barack Obama", [photo_bytes("obama")], actor="t")
+    # Four crops of Biden and one of Obama in one "track": the odd one out is trimmed.
+    crops = _crops(
+        ("obama2", None, 1.0),
+        ("biden", None, 0.9),
+        ("biden", _blur(2), 0.8),
+        ("biden", _pixelate(4), 0.7),
+        ("biden", _blur(3), 0.6),
+    )
+    # Alone, the lucky crop would be a confident match.
+    assert services.ingest.recognition.recognise_crops([crops[0][0]]).band is Band.MATCH
+    result = services.ingest.ingest(make_track_event(crops))
+    assert result.outcome is IngestOutcome.PENDING and result.customer_id is None
+    assert services.repos.visits.by_customer(customer.customer_id) == []
+
+
+def test_events_of_one_track_make_one_pending_identity(services: Services) -> None:
+    first = services.ingest.ingest(
+        make_track_event(_crops(("biden", None, 0.9), ("biden", _blur(2), 0.6)), track_id="cam-entrance-r1-4")
+    )
+    assert first.outcome is IngestOutcome.PENDING
+    # Later crops of the track are so poor that on their own they would open a second identity ...
+    later = _crops(
+        ("biden", _pixelate(16), 0.3), ("biden", _pixelate(14), 0.2), start=T0 + timedelta(seconds=20)
+    )
+    alone = services.ingest.recognition.recognise_crops([c for c, _w, _h in later])
+    assert alone.pending_id is None
+    # ... but the track has already decided who this is.
+    second = services.ingest.ingest(make_track_event(later, track_id="cam-entrance-r1-4"))
+    assert second.outcome is IngestOutcome.PENDING and second.pending_id == first.pending_id
+    (pending,) = services.approvals.list_pending()
+    assert pending.face_count == 4 and pending.last_seen_at == T0 + timedelta(seconds=21)
+    faces = services.approvals.faces_of(pending.pending_id)
+    assert len({f.crop_key for f in faces}) == 4 and all(services.blobs.exists(f.crop_key) for f in faces)
+    assert len(services.notifier.messages()) == 1
+    # Another camera's track with the same id is someone else's track.
+    other = services.ingest.ingest(
+        make_track_event(
+            _crops(("grace_hopper", None, 0.9)), camera_id="cam-aisle", track_id="cam-entrance-r1-4"
+        )
+    )
+    assert other.pending_id != first.pending_id
+
+
+def test_concurrent_events_of_one_new_track_make_one_pending_identity(services: Services) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    events = [
+        make_track_event(_crops((name, None, 0.8), start=T0 + timedelta(seconds=i)), track_id="t-same")
+        for i, name in enumerate(["biden", "biden", "obama", "grace_hopper"])
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(services.ingest.ingest, events))
+    assert len({r.pending_id for r in results}) == 1
+    assert len(services.approvals.list_pending()) == 1
+
+
+def test_a_track_that_was_approved_or_matched_keeps_making_visits(services: Services) -> None:
+    first = services.ingest.ingest(make_track_event(_crops(("obama", None, 0.9)), track_id="t-walk"))
+    services.approvals.decide(first.pending_id, APPROVE)
+    customer_id = services.approvals.get(first.pending_id).customer_id
+    assert customer_id
+    # The same track, still in view after the approval: a visit of the new customer,
+    # even from a crop that alone would only be a review.
+    later = make_track_event(
+        _crops(("obama2", _blur(8), 0.5), start=T0 + timedelta(seconds=30)), track_id="t-walk"
+    )
+    assert services.ingest.recognition.recognise_crops(later.all_crops).band is Band.REVIEW
+    result = services.ingest.ingest(later)
+    assert result.outcome is IngestOutcome.VISIT and result.customer_id == customer_id
+    (visit,) = services.repos.visits.by_customer(customer_id)
+    assert visit.last_seen_at == T0 + timedelta(seconds=30)
+
+    # Long after (beyond the visit gap) the same track id is decided afresh.
+    much_later = T0 + timedelta(seconds=services.settings.visit_gap_seconds + 120)
+    again = services.ingest.ingest(
+        make_track_event(_crops(("biden", None, 0.9), start=much_later), track_id="t-walk")
+    )
+    assert again.outcome is IngestOutcome.PENDING and again.customer_id is None
+
+
+def test_one_confident_crop_of_a_do_not_track_person_suppresses_the_event(services: Services) -> None:
+    first = services.ingest.ingest(make_event(photo_bytes("obama")))
+    services.approvals.decide(first.pending_id, Decision("not_a_customer", "tester"))
+    blobs_before = services.blobs.list()
+    # Privacy errs towards not tracking: one clear crop of the opted-out person is enough.
+    crops = _crops(("biden", None, 0.9), ("obama2", None, 0.8), ("biden", _blur(2), 0.7))
+    result = services.ingest.ingest(make_track_event(crops))
+    assert result.outcome is IngestOutcome.SUPPRESSED
+    assert services.blobs.list() == blobs_before

@@ -81,8 +81,10 @@ def test_purge_discards_expired_pending_identities(services: Services) -> None:
     pending.expires_at = later + timedelta(days=1)
     services.repos.pending.update(pending)
 
+    assert services.repos.table_counts()["tracks"] == 2
     report = services.privacy.purge(now=later)
     assert report.expired == [old.pending_id]
+    assert services.repos.table_counts()["tracks"] == 0  # old track links go with the sweep
     assert services.approvals.get(old.pending_id).status is PendingStatus.EXPIRED
     assert not any(services.blobs.exists(k) for k in keys)
     assert [p.pending_id for p in services.approvals.list_pending()] == [fresh.pending_id]
