@@ -51,7 +51,7 @@ from core.models import (
     new_id,
     utcnow,
 )
-from core.ports import BlobStore, Repositories
+from core.ports import BlobStore, Decision, DecisionAction, Repositories
 from core.recognition import Recognition, RecognitionPolicy
 from core.schema import event_to_json, parse_event
 from core.settings import Settings
@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 #: A matched customer's face is added to their templates until they have this
 #: many; more adds search cost without adding much new appearance.
 MAX_TEMPLATES_PER_CUSTOMER = 12
+#: Who the audit log names when a waiting track's later crops recognise a customer.
+TRACK_EVIDENCE_ACTOR = "system:track-evidence"
 
 
 class IngestService:
@@ -154,6 +156,9 @@ class IngestService:
         if discards(self.settings, verdict):  # consent-first: not a consented customer
             return record_anonymous(self.repos, event), None
         if link is not None and link.pending_id:
+            joined = self._recognised_later(event, verdict, link)
+            if joined is not None:
+                return self._visit(event, verdict, joined.customer_id or "", joined), None
             return self._pending(event, verdict, link.pending_id, link)
         if verdict.band is Band.MATCH:
             assert verdict.customer_id is not None
@@ -175,6 +180,27 @@ class IngestService:
         # Should the writes fail, the claim names an identity that does not
         # exist: the next event of the track finds it stale and replaces it.
         return self._pending(event, verdict, None, None, new_pending_id=fresh)
+
+    def _recognised_later(self, event: FaceEvent, verdict: Recognition, link: TrackLink) -> TrackLink | None:
+        """A waiting track whose later crops match a customer becomes that customer.
+
+        The edge sends a track's first crops early, while the person is still
+        far away and small; the larger faces of a later event are the better
+        evidence. When they reach the match band for a customer while the
+        track's identity still awaits a decision (nobody has decided it), the
+        identity is merged into that customer -- what the first event would
+        have done with these crops -- and audited as the system's decision.
+        Upgrade only: a track never moves from one customer to another.
+        Returns the track's link to the customer, or ``None`` to keep waiting.
+        """
+        if verdict.band is not Band.MATCH or not verdict.customer_id or not link.pending_id:
+            return None
+        pending = self.repos.pending.get(link.pending_id)
+        if pending.status is not PendingStatus.PENDING:
+            return None
+        decision = Decision(DecisionAction.MERGE, TRACK_EVIDENCE_ACTOR, customer_id=verdict.customer_id)
+        self.approvals.record_decision(pending.pending_id, decision)
+        return self._resolve(event, link)
 
     def _dead_letter(self, raw: bytes, source: str, exc: StoreLensError, event_id: str | None) -> None:
         self.repos.events.add_dead_letter(

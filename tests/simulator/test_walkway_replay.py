@@ -72,5 +72,7 @@ def test_person_enrolled_from_one_frame_gets_a_visit(services: Services) -> None
     visits = [cid for outcome, cid in outcomes if outcome == IngestOutcome.VISIT.value]
     assert visits and set(visits) == {boy.customer_id}, outcomes
     assert services.repos.visits.by_customer(boy.customer_id), "the visit is stored"
-    # The other people stay unknown: pending, not matched to him.
-    assert 7 <= summary.pending_identities <= 9, summary.lines()
+    # The other people stay unknown: pending, not matched to him. (His track may open a
+    # pending identity from its first, small crops; its later crops then recognise him.)
+    assert 7 <= len(services.approvals.list_pending()) <= 9, summary.lines()
+    assert all(p.customer_id is None for p in services.approvals.list_pending())
