@@ -404,8 +404,11 @@ def _synthetic_history(
     faces = _faces()
     store = services.settings.store_id
     people: list[_Synthetic] = []
+    # Distinct names while they last (2,000+ combinations), then repeats as in any town.
+    combos = [(f, la) for f in FIRST_NAMES for la in LAST_NAMES]
+    rng.shuffle(combos)
     for i in range(count):
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        first, last = combos[i % len(combos)]
         tag = f"{round_no}{i + 1:04d}"
         # Most joined before the period; the rest spread over it (new customers by first visit).
         first_day = 0 if rng.random() < 0.6 else rng.randrange(days)
@@ -621,14 +624,30 @@ def _zone_traffic(
         customer_id = _customer_of(services, result)
         if customer_id is None:
             continue
-        t = arrival + timedelta(minutes=rng.uniform(1, 4))
+        t = arrival + timedelta(minutes=rng.uniform(1, 3))
+        stay_end = arrival + timedelta(minutes=30)  # one store visit: entrance to exit within 30 min
         for camera, zone in rng.sample(ZONES, rng.randint(1, len(ZONES))):
-            dwell = timedelta(minutes=rng.uniform(2, 14))
-            services.repos.visits.add(Visit(new_id("vis"), customer_id, store, camera, zone, t, t + dwell))
+            dwell = timedelta(minutes=rng.uniform(1.5, 7))
+            if t + dwell > stay_end - timedelta(minutes=4):
+                break
+            visit = Visit(
+                new_id("vis"),
+                customer_id,
+                store,
+                camera,
+                zone,
+                t,
+                t + dwell,
+                None,
+                _similarity(rng.random(), rng),
+            )
+            services.repos.visits.add(visit)
             report.zone_visits += 1
-            t += dwell + timedelta(minutes=rng.uniform(0.5, 3))
-        dwell = timedelta(minutes=rng.uniform(1, 5))
-        visit = Visit(new_id("vis"), customer_id, store, CHECKOUT[0], CHECKOUT[1], t, t + dwell)
+            t += dwell + timedelta(minutes=rng.uniform(0.3, 1.5))
+        dwell = timedelta(minutes=rng.uniform(1, 3))
+        visit = Visit(
+            new_id("vis"), customer_id, store, *CHECKOUT, t, t + dwell, None, _similarity(rng.random(), rng)
+        )
         services.repos.visits.add(visit)
         report.zone_visits += 1
         checkout[key] = t + dwell

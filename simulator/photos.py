@@ -15,6 +15,10 @@ so it goes through whatever index or proxy pip is configured for:
 
 Once a photo is in :func:`cache_dir` no network is needed.
 
+:func:`varied_crop` cuts a face from a photo the way a camera would see it
+that time (scale, slight rotation, blur, lighting, JPEG quality), so the demo's
+sightings of one person do not all show the same picture.
+
 >>> photo("obama").name        # doctest: +SKIP
 'obama.jpg'
 """
