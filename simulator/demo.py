@@ -56,10 +56,12 @@ from core.models import (
     CustomerDetails,
     FaceCrop,
     FaceEvent,
+    FaceStatus,
     IngestOutcome,
     IngestResult,
     PendingIdentity,
     Visit,
+    face_from_event,
     new_id,
 )
 from core.ports import Decision, DecisionAction
@@ -549,6 +551,12 @@ def _store_visit(
     key = crop_key_for(event)
     puts.append(writer.submit(services.blobs.put, key, jpeg))
     services.repos.events.record(event, key, str(IngestOutcome.VISIT), customer.customer_id, None, similarity)
+    # As ingest does for a recognised visit: the crop joins the profile's photos (not a template).
+    services.repos.faces.add(
+        face_from_event(
+            event, key, FaceStatus.CUSTOMER, similarity=similarity, customer_id=customer.customer_id
+        )
+    )
     t = arrival
     dwell = timedelta(seconds=rng.uniform(4, 20))
     visits = [

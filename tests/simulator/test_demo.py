@@ -77,6 +77,17 @@ def test_demo_builds_a_store_with_patterns_varied_crops_pending_and_sales(
     assert len(crops) >= 150
     assert len({hashlib.sha256(c).hexdigest() for c in crops}) == len(crops)
 
+    # a customer's profile shows their sightings' crops (not as templates)
+    regular = max(synthetic, key=lambda c: len(services.repos.faces.by_customer(c.customer_id)))
+    faces = services.repos.faces.by_customer(regular.customer_id)
+    assert len(faces) >= 3 and services.repos.faces.count_templates(regular.customer_id) == 0
+    assert len({services.blobs.get(f.crop_key) for f in faces}) == len(faces)
+    # the pipeline's crops differ too (each replay is relit): approval cards show different pictures
+    pipeline = [
+        services.blobs.get(e.crop_key) for e in events if e.crop_key and e.customer_id not in synthetic_ids
+    ]
+    assert len(pipeline) >= 5 and len(set(pipeline)) == len(pipeline)
+
     # sales: linked by loyalty id, by the checkout camera, and unattributed
     transactions = services.repos.transactions.between(start, end)
     assert report.transactions == len(transactions) > report.store_visits // 2
