@@ -144,7 +144,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         bar.update(round(fraction * 100) - bar.n)
 
     try:
-        report = build_demo(services, days=args.days, force=args.force, progress=progress)
+        report = build_demo(
+            services, days=args.days, customers=args.customers, force=args.force, progress=progress
+        )
     finally:
         bar.close()
         services.close()
@@ -224,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--spool", default=None, help="spool file for --mqtt")
     rp.set_defaults(func=_cmd_replay)
 
-    dm = sub.add_parser("demo", help="fill the local backend with a few weeks of demo data")
-    dm.add_argument("--days", type=int, default=28)
+    dm = sub.add_parser("demo", help="fill the local backend with eight weeks of demo data")
+    dm.add_argument("--days", type=int, default=56, help="days of history (default: eight weeks)")
+    dm.add_argument("--customers", type=int, default=300, help="synthetic customers (~17 store visits each)")
     dm.add_argument("--data-dir", default=None)
     dm.add_argument("--force", action="store_true", help="add another round even if demo data exists")
     dm.set_defaults(func=_cmd_demo)

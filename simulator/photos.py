@@ -15,6 +15,10 @@ so it goes through whatever index or proxy pip is configured for:
 
 Once a photo is in :func:`cache_dir` no network is needed.
 
+:func:`varied_crop` cuts a face from a photo the way a camera would see it
+that time (scale, slight rotation, blur, lighting, JPEG quality), so the demo's
+sightings of one person do not all show the same picture.
+
 >>> photo("obama").name        # doctest: +SKIP
 'obama.jpg'
 """
@@ -22,7 +26,9 @@ Once a photo is in :func:`cache_dir` no network is needed.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
+import random
 import re
 import subprocess
 import sys
@@ -31,6 +37,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -191,3 +198,57 @@ def _extract(archive: Path, member: str) -> bytes:
             return zf.read(member)
     except (KeyError, tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
         raise PhotoUnavailableError(f"{archive.name} has no readable {member}: {exc}") from exc
+
+
+def varied_crop(
+    image: Any,
+    box: tuple[int, int, int, int],
+    rng: random.Random,
+    *,
+    margin: float = 0.35,
+) -> tuple[bytes, float]:
+    """A JPEG face crop of ``box`` in ``image`` (BGR) as a camera might cut it, and its difficulty.
+
+    Each call draws real image transforms from ``rng``: framing jitter and
+    scale (the face 48-160 px wide), a slight rotation (+-9 degrees), Gaussian
+    blur (focus, motion), lighting (gamma and a brightness/contrast shift) and
+    JPEG quality 40-92. ``difficulty`` (0 = a sharp, large, well-lit face, 1 =
+    a poor one) lets a caller make its similarity scores depend on the crop
+    the way a real engine's do.
+    """
+    import cv2
+    import numpy as np
+
+    x, y, w, h = box
+    side = max(w, h) * (1 + 2 * margin)
+    cx = x + w / 2 + rng.uniform(-0.06, 0.06) * w
+    cy = y + h / 2 + rng.uniform(-0.06, 0.06) * h
+    face_px = rng.uniform(48, 160)
+    scale = face_px / max(w, h)
+    out = max(32, round(side * scale))
+    angle = rng.uniform(-9, 9)
+    # One affine warp does crop, rotation and scale: the crop centre goes to the output centre.
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    matrix[0, 2] += out / 2 - cx
+    matrix[1, 2] += out / 2 - cy
+    crop = cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    sigma = rng.choice([0.0, 0.0, rng.uniform(0.4, 1.0), rng.uniform(0.8, 2.0)])
+    if sigma > 0:
+        crop = cv2.GaussianBlur(crop, (0, 0), sigma)
+    gamma = math.exp(rng.uniform(-0.45, 0.45))
+    table = np.clip(((np.arange(256) / 255.0) ** gamma) * 255.0, 0, 255).astype(np.uint8)
+    crop = cv2.LUT(crop, table)
+    contrast, brightness = rng.uniform(0.8, 1.15), rng.uniform(-18, 18)
+    crop = cv2.convertScaleAbs(crop, alpha=contrast, beta=brightness)
+    quality = rng.randint(40, 92)
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    difficulty = (
+        0.35 * (1 - (face_px - 48) / 112)
+        + 0.25 * min(1.0, sigma / 2.0)
+        + 0.2 * abs(math.log(gamma)) / 0.45
+        + 0.1 * abs(angle) / 9
+        + 0.1 * (92 - quality) / 52
+    )
+    return buf.tobytes(), min(1.0, max(0.0, difficulty))
