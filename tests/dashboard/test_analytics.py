@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
 
@@ -383,7 +384,7 @@ def test_kpis_of_a_random_store_match_the_definition(random_store, f):
     assert (k.visitors, k.store_visits) == (len(per), len(stays))
     assert k.returning_visitors == sum(1 for c, ss in per.items() if len(ss) >= 2 or first_ever[c] < lo)
     assert k.new_customers == sum(1 for c in per if first_ever[c] >= lo)
-    gaps = [b - a for ss in per.values() for a, b in zip(sorted(ss), sorted(ss)[1:])]
+    gaps = [b - a for ss in per.values() for a, b in itertools.pairwise(sorted(ss))]
     if gaps:
         assert k.avg_days_between_visits == pytest.approx(sum(gaps) / len(gaps) / 86400)
     else:
