@@ -184,6 +184,8 @@ class DlibFaceEngine:
         self._embed_lock = threading.Lock()
         self._dlib_net_lock = threading.Lock()
         self._models: tuple[Any, Any] | None = None
+        self._predictor: Any = None
+        self._predictor_lock = threading.Lock()
         self._dlib_net: Any = None
         self._onnx: OnnxFaceDescriptor | None = None
 
@@ -194,7 +196,7 @@ class DlibFaceEngine:
         With the ONNX descriptor this creates its session, converting dlib's
         ``.dat`` first if no cached ``.onnx`` matches it (~5 s, once per machine).
         """
-        self._get_models()
+        self._get_predictor()
         onnx = self._get_descriptor()
         if onnx is not None:
             onnx.load()
@@ -203,7 +205,7 @@ class DlibFaceEngine:
 
     @property
     def loaded(self) -> bool:
-        return self._models is not None
+        return self._predictor is not None or self._models is not None
 
     @property
     def descriptor_backend(self) -> str:
@@ -211,13 +213,29 @@ class DlibFaceEngine:
         return "onnx" if self._get_descriptor() is not None else "dlib"
 
     def _get_models(self) -> tuple[Any, Any]:
+        """dlib's HOG detector and 5-point predictor (both loaded on first call)."""
         models = self._models
         if models is not None:
             return models
         with self._load_lock:
             if self._models is None:
-                self._models = _load_models()
+                dlib, _ = _import_dlib()
+                # Building the HOG detector costs ~0.5-1 s: only photos and
+                # crops without a face box need it, so it loads on first detect.
+                self._models = (dlib.get_frontal_face_detector(), self._get_predictor())
             return self._models
+
+    def _get_predictor(self) -> Any:
+        """The 5-point shape predictor alone (embedding crops whose face box is known)."""
+        if self._models is not None:
+            return self._models[1]
+        predictor = self._predictor
+        if predictor is not None:
+            return predictor
+        with self._predictor_lock:
+            if self._predictor is None:
+                self._predictor = _load_predictor()
+            return self._predictor
 
     def _get_descriptor(self) -> OnnxFaceDescriptor | None:
         """The process-wide ONNX descriptor, or None when dlib's own network is used."""
@@ -412,7 +430,7 @@ class DlibFaceEngine:
         box = bbox.clip(width, height)
         if box.area == 0:
             raise FaceNotFoundError(f"face box {bbox.to_dict()} lies outside the {width}x{height} image")
-        _, predictor = self._get_models()
+        predictor = self._get_predictor()
         with self._embed_lock:
             shape = predictor(img, _to_dlib_rect(box))
         return img, shape
@@ -473,11 +491,9 @@ def _import_dlib() -> tuple[Any, Any]:
     return dlib, face_recognition_models
 
 
-def _load_models() -> tuple[Any, Any]:
+def _load_predictor() -> Any:
     dlib, models = _import_dlib()
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-    return detector, predictor
+    return dlib.shape_predictor(models.pose_predictor_five_point_model_location())
 
 
 def _load_dlib_net() -> Any:
