@@ -68,12 +68,18 @@ def store_visits(zone: pd.DataFrame, gap_seconds: int) -> pd.DataFrame:
     end = np.maximum(zone["end"].to_numpy(dtype="int64"), start)
     order = np.lexsort((start, codes))
     c, s, e = codes[order], start[order], end[order]
-    reach = pd.Series(e).groupby(c).cummax().to_numpy()
+    # Running maximum of ``end`` per customer in one vectorised pass: rows are
+    # sorted by customer code, so lifting each customer's ends by code * span
+    # keeps every customer above all earlier ones and a plain cumulative
+    # maximum never carries over from one customer to the next.
+    low = int(e.min())
+    span = int(e.max()) - low + 1
+    lift = c.astype("int64") * span
+    reach = np.maximum.accumulate(lift + (e - low)) - lift + low
     new = np.ones(len(c), dtype=bool)
     new[1:] = (c[1:] != c[:-1]) | (s[1:] > reach[:-1] + gap_seconds)
-    stay = np.cumsum(new) - 1
     first = np.flatnonzero(new)
-    ends = pd.Series(e).groupby(stay).max().to_numpy()
+    ends = np.maximum.reduceat(e, first)
     return pd.DataFrame(
         {"customer_id": np.asarray(uniques)[c[first]], "start": s[first], "end": ends}
     ).reset_index(drop=True)
@@ -145,12 +151,11 @@ class StoreAnalytics:
         visitors = list(per_visitor.index)
         first = self.data.first_visits(visitors) if visitors else {}
         first_in_range = stays.groupby("customer_id")["start"].min()
-        returning = sum(
-            1
-            for cid, n in per_visitor.items()
-            if n >= 2 or first.get(str(cid), int(first_in_range[cid])) < lo
-        )
-        new = sum(1 for cid in visitors if first.get(str(cid), int(first_in_range[cid])) >= lo)
+        # A visitor's first store visit ever: the stored one, else the first in range.
+        first_ever = per_visitor.index.to_series().map(first).fillna(first_in_range)
+        earlier = (first_ever < lo).to_numpy()
+        returning = int(((per_visitor.to_numpy() >= 2) | earlier).sum())
+        new = int((~earlier).sum())
         gaps = stays.sort_values(["customer_id", "start"]).groupby("customer_id")["start"].diff().dropna()
         linked = r.sales[r.sales["customer_id"].notna()]
         buyers = len(set(visitors) & set(linked["customer_id"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
 
@@ -272,3 +273,121 @@ def test_empty_range_gives_zero_filled_frames(hand_made):
     assert a.visits_per_day(f)["store_visits"].tolist() == [0, 0, 0]
     assert a.visits_per_hour(f)["store_visits"].sum() == 0 and len(a.weekday_hour(f)) == 168
     assert a.top_customers(f).empty and a.zone_density(f).empty and a.spend_per_customer(f).empty
+
+
+# --- The vectorised store-visit join against the definition, on a randomised store.
+
+
+def _reference_stays(rows, gap):
+    """Store visits by the definition, one customer and one zone visit at a time."""
+    out = []
+    for cid in sorted({r[0] for r in rows}):
+        reach = None
+        for _, s, e in sorted((r for r in rows if r[0] == cid), key=lambda r: r[1]):
+            e = max(e, s)
+            if reach is None or s > reach + gap:
+                out.append([cid, s, e])
+                reach = e
+            else:
+                reach = max(reach, e)
+                out[-1][2] = max(out[-1][2], e)
+    return out
+
+
+def test_store_visits_match_the_definition_on_random_visits():
+    from core.analytics_engine import store_visits
+
+    rng = random.Random(11)
+    for trial in range(20):
+        rows = []
+        for _ in range(rng.randint(1, 400)):
+            s = rng.randint(0, 6 * 3600)
+            # Some long zone visits swallow later ones; some end before they start (clock skew).
+            rows.append((f"c{rng.randint(0, 30):02d}", s, s + rng.choice([-60, 0, 30, 600, 1700, 5400])))
+        frame = pd.DataFrame(rows, columns=["customer_id", "start", "end"])
+        got = store_visits(frame, 1800)[["customer_id", "start", "end"]].values.tolist()
+        assert got == _reference_stays(rows, 1800), trial
+
+
+@pytest.fixture(scope="module")
+def random_store(tmp_path_factory):
+    """A few hundred zone visits in bursts around local midnight in Madrid, across the
+    end of summer time (25 Oct 2026), with gaps near the 30 min join limit."""
+    repos = SqliteRepositories(tmp_path_factory.mktemp("random") / "storelens.db")
+    rng = random.Random(2026)
+    ids = [f"cus_{i:02d}" for i in range(30)]
+    for i, cid in enumerate(ids):
+        repos.customers.add(
+            Customer(cid, f"C{i:02d}", consent=True, created_at=datetime(2026, 10, 1, tzinfo=UTC))
+        )
+    n = 0
+    for _ in range(120):
+        cid = rng.choice(ids[: rng.randint(2, 30)])
+        # Bursts near 22:00 UTC = local midnight (23:00 UTC after 25 Oct), 19..31 Oct.
+        t = datetime(2026, 10, 19, 21, tzinfo=UTC) + timedelta(
+            days=rng.randint(0, 12), minutes=rng.randint(0, 180)
+        )
+        for _ in range(rng.randint(1, 4)):
+            cam = rng.choice(CAMERAS)
+            end = t + timedelta(seconds=rng.choice([0, 20, 300, 1200, 3000]))
+            repos.visits.add(Visit(f"vis_{n:04d}", cid, "store-1", cam, ZONES[cam], t, end))
+            n += 1
+            t = t + timedelta(seconds=rng.choice([60, 900, 1790, 1800, 1810, 2400]))
+    for i in range(80):
+        cid = rng.choice(ids + [None] * 4)
+        at = datetime(2026, 10, 19, 20, tzinfo=UTC) + timedelta(minutes=rng.randint(0, 13 * 24 * 60))
+        repos.transactions.add(
+            Transaction(f"txn_{i:03d}", "store-1", at, rng.randint(100, 9000), "EUR", None, cid)
+        )
+    yield repos
+    repos.close()
+
+
+RANDOM_FILTERS = [
+    AnalyticsFilter(date(2026, 10, 22), date(2026, 10, 27), tz="Europe/Madrid"),
+    AnalyticsFilter(
+        date(2026, 10, 20), date(2026, 10, 24), ("cam-aisle", "cam-entrance"), tz="Europe/Madrid"
+    ),
+    AnalyticsFilter(date(2026, 10, 25), date(2026, 10, 31), tz="America/New_York"),
+]
+
+
+@pytest.mark.parametrize("f", RANDOM_FILTERS)
+def test_fast_path_and_repositories_agree_on_a_random_store(random_store, f):
+    sql_impl, repo_impl = implementations(random_store)
+    assert sql_impl.kpis(f) == repo_impl.kpis(f)
+    assert sql_impl.kpis(f.previous()) == repo_impl.kpis(f.previous())
+    for method, kwargs in METHODS:
+        a = getattr(sql_impl, method)(f, **kwargs)
+        b = getattr(repo_impl, method)(f, **kwargs)
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
+
+
+@pytest.mark.parametrize("f", RANDOM_FILTERS)
+def test_kpis_of_a_random_store_match_the_definition(random_store, f):
+    lo, hi = f.epochs()
+    gap = 1800
+    conn = random_store.connection()
+    rows = conn.execute(
+        "SELECT customer_id, camera_id, unixepoch(started_at), unixepoch(last_seen_at) FROM visits"
+    ).fetchall()
+    first_ever = {}
+    for cid, _, s, _ in rows:
+        first_ever[cid] = min(first_ever.get(cid, s), s)
+    # Stays are joined from the zone visits of the range read one gap early, as documented.
+    seen = [(c, s, e) for c, cam, s, e in rows if lo - gap <= s < hi and (not f.cameras or cam in f.cameras)]
+    stays = [st for st in _reference_stays(seen, gap) if lo <= st[1] < hi]
+    per = {}
+    for cid, s, _ in stays:
+        per.setdefault(cid, []).append(s)
+    k = SqliteAnalytics(random_store.connection).kpis(f)
+    assert (k.visitors, k.store_visits) == (len(per), len(stays))
+    assert k.returning_visitors == sum(1 for c, ss in per.items() if len(ss) >= 2 or first_ever[c] < lo)
+    assert k.new_customers == sum(1 for c in per if first_ever[c] >= lo)
+    gaps = [b - a for ss in per.values() for a, b in itertools.pairwise(sorted(ss))]
+    if gaps:
+        assert k.avg_days_between_visits == pytest.approx(sum(gaps) / len(gaps) / 86400)
+    else:
+        assert k.avg_days_between_visits is None
+    days = SqliteAnalytics(random_store.connection).visits_per_day(f)
+    assert days["store_visits"].sum() == len(stays)
