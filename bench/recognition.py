@@ -336,15 +336,15 @@ def _reencode(jpeg: bytes, quality: int) -> bytes:
 
 
 def bench_ingest(events: int) -> None:
-    """Ingest events/s with and without embedding (see ``bench/ingest.py``)."""
-    import importlib.util
+    """Ingest events/s with and without embedding, and with several processes (``bench/ingest.py``)."""
+    import subprocess
 
-    spec = importlib.util.spec_from_file_location("bench_ingest", Path(__file__).with_name("ingest.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    print()
-    module.main(["--events", str(events)])
+    # A subprocess, not an import: bench/ingest.py spawns workers that must
+    # import it by its own module name.
+    print(flush=True)
+    subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("ingest.py")), "--events", str(events)], check=True
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

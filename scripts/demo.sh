@@ -23,7 +23,7 @@ DATA_DIR=${STORELENS_DATA_DIR:-$PWD/data}
 export STORELENS_DATA_DIR=$DATA_DIR
 
 if [ ! -f "$DATA_DIR/.demo-built" ]; then
-    step "Building demo data in $DATA_DIR (first run only; a few minutes)"
+    step "Building demo data in $DATA_DIR (first run only; about a minute)"
     "$VENV/bin/python" -m simulator demo
     touch "$DATA_DIR/.demo-built"
 fi
