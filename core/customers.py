@@ -6,6 +6,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from core.consent import CONSENT_FIRST
 from core.errors import (
     FaceNotFoundError,
     MultipleFacesError,
@@ -118,7 +119,17 @@ class CustomerService:
         actor: str = "system",
         labels: Sequence[str] | None = None,
     ) -> Customer:
-        """Create a customer from photos of them (exactly one face per photo)."""
+        """Create a customer from photos of them (exactly one face per photo).
+
+        Refused in consent-first mode, where enrolment goes through
+        :class:`core.enrolment.ConsentService` (kiosk or staff-assisted), which
+        records the person's consent before any template exists.
+        """
+        if self.settings.privacy_mode == CONSENT_FIRST:
+            raise ValidationError(
+                "consent-first mode: enrol through the kiosk or the Privacy page, "
+                "which record the person's consent before any face template"
+            )
         from core.approvals import validate_details
         from core.models import CustomerDetails
 

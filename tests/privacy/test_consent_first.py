@@ -141,3 +141,13 @@ def test_a_bad_event_keeps_no_face_in_the_dead_letters(consent_first: Services) 
         consent_first.ingest.ingest(faceless)
     (letter,) = consent_first.ingest.dead_letters()
     assert letter.payload == b"" and letter.reason
+
+
+def test_plain_enrolment_is_refused_in_consent_first_mode(consent_first: Services) -> None:
+    """The CLI's and the Customers page's enrolment record no consent first: refused, nothing stored."""
+    from core.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="consent-first mode: enrol through the kiosk"):
+        consent_first.customers.enroll("Barack Obama", [photo_bytes("obama")])
+    assert consent_first.repos.customers.count() == 0
+    assert not list((consent_first.settings.data_dir / "blobs").rglob("*.jpg"))
