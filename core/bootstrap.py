@@ -112,7 +112,12 @@ def _assemble(settings: Settings, adapters: BackendAdapters) -> Services:
     workflow = adapters.workflow(recorder)
     approvals = ApprovalService(recorder=recorder, workflow=workflow)
     ingest = IngestService(
-        settings=settings, repos=repos, blobs=blobs, recognition=recognition, approvals=approvals
+        settings=settings,
+        repos=repos,
+        blobs=blobs,
+        recognition=recognition,
+        approvals=approvals,
+        embedder=adapters.embedder,
     )
     customers = CustomerService(
         settings=settings,

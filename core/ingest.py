@@ -51,7 +51,7 @@ from core.models import (
     new_id,
     utcnow,
 )
-from core.ports import BlobStore, Decision, DecisionAction, Repositories
+from core.ports import BlobStore, Decision, DecisionAction, FaceEmbedder, Repositories
 from core.recognition import Recognition, RecognitionPolicy
 from core.schema import event_to_json, parse_event
 from core.settings import Settings
@@ -78,12 +78,14 @@ class IngestService:
         blobs: BlobStore,
         recognition: RecognitionPolicy,
         approvals: ApprovalService,
+        embedder: FaceEmbedder | None = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
         self.blobs = blobs
         self.recognition = recognition
         self.approvals = approvals
+        self.embedder = embedder
         # Recognise-then-write must not interleave: two sightings of the same
         # unknown person at once would otherwise open two pending identities.
         self._lock = threading.Lock()
@@ -143,10 +145,9 @@ class IngestService:
     def _embed_ahead(self, event: FaceEvent) -> None:
         # Embedding is the slow part; doing it before taking the write lock
         # (the local index caches it by content) keeps the lock short.
-        embed = getattr(self.recognition.faces, "embed_crops", None)
-        if embed is not None:
+        if self.embedder is not None:
             with suppress(StoreLensError):
-                embed(event.all_crops, detector=event.detector)  # a bad crop fails again, inside
+                self.embedder.embed_crops(event.all_crops, detector=event.detector)  # fails again, inside
 
     def _decide(self, event: FaceEvent, verdict: Recognition) -> tuple[IngestResult, PendingIdentity | None]:
         """Follow the track's owner, or the verdict; return the result and any new pending identity."""
@@ -156,9 +157,10 @@ class IngestService:
         if discards(self.settings, verdict):  # consent-first: not a consented customer
             return record_anonymous(self.repos, event), None
         if link is not None and link.pending_id:
-            joined = self._recognised_later(event, verdict, link)
-            if joined is not None:
-                return self._visit(event, verdict, joined.customer_id or "", joined), None
+            customer_id = self._recognised_later(verdict, link.pending_id)
+            if customer_id is not None:
+                joined = replace(link, customer_id=customer_id, pending_id=None)
+                return self._visit(event, verdict, customer_id, joined), None
             return self._pending(event, verdict, link.pending_id, link)
         if verdict.band is Band.MATCH:
             assert verdict.customer_id is not None
@@ -181,7 +183,7 @@ class IngestService:
         # exist: the next event of the track finds it stale and replaces it.
         return self._pending(event, verdict, None, None, new_pending_id=fresh)
 
-    def _recognised_later(self, event: FaceEvent, verdict: Recognition, link: TrackLink) -> TrackLink | None:
+    def _recognised_later(self, verdict: Recognition, pending_id: str) -> str | None:
         """A waiting track whose later crops match a customer becomes that customer.
 
         The edge sends a track's first crops early, while the person is still
@@ -191,16 +193,14 @@ class IngestService:
         identity is merged into that customer -- what the first event would
         have done with these crops -- and audited as the system's decision.
         Upgrade only: a track never moves from one customer to another.
-        Returns the track's link to the customer, or ``None`` to keep waiting.
+        Returns the customer's id, or ``None`` to keep waiting.
         """
-        if verdict.band is not Band.MATCH or not verdict.customer_id or not link.pending_id:
+        if verdict.band is not Band.MATCH or not verdict.customer_id:
             return None
-        pending = self.repos.pending.get(link.pending_id)
-        if pending.status is not PendingStatus.PENDING:
-            return None
+        # _track_link only hands out links whose identity is still pending.
         decision = Decision(DecisionAction.MERGE, TRACK_EVIDENCE_ACTOR, customer_id=verdict.customer_id)
-        self.approvals.record_decision(pending.pending_id, decision)
-        return self._resolve(event, link)
+        self.approvals.record_decision(pending_id, decision)
+        return verdict.customer_id
 
     def _dead_letter(self, raw: bytes, source: str, exc: StoreLensError, event_id: str | None) -> None:
         self.repos.events.add_dead_letter(

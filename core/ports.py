@@ -481,6 +481,11 @@ class FaceEmbedder(Protocol):
     def embed_image(self, image: bytes) -> NDArray[np.float32]:
         """Raise ``FaceNotFoundError`` when there is no face."""
 
+    def embed_crops(
+        self, crops: Sequence[FaceCrop], *, detector: str | None = None
+    ) -> list[NDArray[np.float32] | None]:
+        """One template per crop (``None`` for a crop without a usable face)."""
+
 
 class EventPublisher(Protocol):
     """How an edge agent hands a FaceEvent to the pipeline."""
