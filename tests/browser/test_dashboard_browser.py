@@ -10,36 +10,23 @@ opens. Needs ``/usr/bin/chromium`` (``apt-get install chromium``); never runs
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.bootstrap import build_services
-from core.settings import TOOL_VARIABLES
 from core.users import UserStore
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import make_settings
+from tests.support.dashboard_server import dashboard_server
 from tests.support.events import make_event
 from tests.support.photos import photo_bytes
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 URL_PATHS = ["live", "approvals", "customers", "analytics", "demo", "outbox", "audit", "users", ""]
 PASSWORD = "ann-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -53,56 +40,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     services.close()
     UserStore.for_data_dir(data).add("ann", PASSWORD, "admin")
 
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORELENS_") or k in TOOL_VARIABLES}
-    env.update(
-        STORELENS_DATA_DIR=str(data),
-        STORELENS_SECRET_KEY=TEST_SECRET,
-        STORELENS_PUBLIC_URL=f"http://127.0.0.1:{port}",
-    )
-    log = (data.parent / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "dashboard.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start:\n{(data.parent / 'streamlit.log').read_text()}")
-            time.sleep(0.3)
+    with dashboard_server(data) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,6 @@ a forged link shows an error and no form, and the kiosk run reaches no other pag
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,55 +14,21 @@ import pytest
 
 from core.bootstrap import build_services
 from core.enrolment import consent_service
-from core.settings import TOOL_VARIABLES
-from tests.browser.test_dashboard_browser import CHROMIUM, _free_port, browser  # noqa: F401 (fixture)
-from tests.conftest import TEST_SECRET, make_settings
+from tests.browser.test_dashboard_browser import CHROMIUM, browser  # noqa: F401 (fixture)
+from tests.conftest import make_settings
+from tests.support.dashboard_server import dashboard_server
 from tests.support.photos import photo
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def kiosk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install chromium"
     data = tmp_path_factory.mktemp("kiosk") / "data"
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORELENS_") or k in TOOL_VARIABLES}
-    env.update(
-        STORELENS_DATA_DIR=str(data),
-        STORELENS_SECRET_KEY=TEST_SECRET,
-        STORELENS_PUBLIC_URL=base,
-        STORELENS_PRIVACY_MODE="consent-first",
-    )
-    log = (data.parent / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start:\n{(data.parent / 'streamlit.log').read_text()}")
-            time.sleep(0.3)
+    with dashboard_server(data, STORELENS_PRIVACY_MODE="consent-first") as base:
         yield base, data
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_customer_joins_at_the_kiosk(kiosk_server: tuple[str, Path], browser) -> None:  # noqa: F811
