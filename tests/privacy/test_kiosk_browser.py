@@ -22,7 +22,6 @@ from tests.support.photos import photo
 pytestmark = pytest.mark.browser
 
 
-
 @pytest.fixture(scope="module")
 def kiosk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install chromium"
