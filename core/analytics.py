@@ -32,7 +32,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from core.analytics_engine import StoreAnalytics, store_visits
+from core.analytics_engine import StoreAnalytics, stay_stats_from_zone_visits, store_visits
 from core.analytics_types import (
     COLUMNS,
     DEFAULT_GAP_SECONDS,
@@ -45,6 +45,7 @@ from core.analytics_types import (
     Kpis,
     Period,
     RankBy,
+    StayStats,
     VisitData,
     day_text,
     week_start,
@@ -86,6 +87,10 @@ class RepositoryVisitData:
             for v in self._visits(lo, hi, cameras)
         ]
         return pd.DataFrame(rows, columns=ZONE_VISIT_COLUMNS).astype({"start": "int64", "end": "int64"})
+
+    def stay_stats(self, f: AnalyticsFilter, gap_seconds: int) -> StayStats:
+        lo, hi = f.epochs()
+        return stay_stats_from_zone_visits(self, lo, hi, f, gap_seconds)
 
     def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
         import pandas as pd
@@ -174,6 +179,7 @@ __all__ = [
     "RankBy",
     "RepositoryAnalytics",
     "RepositoryVisitData",
+    "StayStats",
     "StoreAnalytics",
     "VisitData",
     "ZoneShape",

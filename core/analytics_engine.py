@@ -22,6 +22,7 @@ from core.analytics_types import (
     Kpis,
     Period,
     RankBy,
+    StayStats,
     VisitData,
 )
 
@@ -37,11 +38,49 @@ def _frame(name: str, rows: Iterable[Any] = ()) -> pd.DataFrame:
 
 @dataclass(frozen=True, slots=True)
 class _Range:
-    """One filter's data: zone visits, store visits and sales, with local times."""
+    """One filter's data: zone totals, store-visit statistics and sales (with local times)."""
 
     zones: pd.DataFrame  # ZONE_TOTAL_COLUMNS
-    stays: pd.DataFrame  # customer_id, start, end, local (Timestamp, store tz)
+    stays: StayStats
     sales: pd.DataFrame  # SALE_COLUMNS + local
+
+
+def stay_stats(stays: pd.DataFrame, tz: str) -> StayStats:
+    """:class:`StayStats` of some store visits (``customer_id``, ``start``; Unix seconds)."""
+    import pandas as pd
+
+    if stays.empty:
+        return StayStats.empty()
+    local = pd.to_datetime(stays["start"], unit="s", utc=True).dt.tz_convert(tz)
+    per_customer = stays.groupby("customer_id")["start"].agg(["size", "min", "max"])
+    per_customer.columns = ["store_visits", "first", "last"]
+    # Group on the local midnight and format only the few group labels
+    # (strftime on every row is slow).
+    day = local.dt.tz_localize(None).dt.normalize()
+    per_day = (
+        stays.assign(day=day)
+        .groupby("day")
+        .agg(store_visits=("customer_id", "size"), visitors=("customer_id", "nunique"))
+    )
+    per_day.index = per_day.index.strftime("%Y-%m-%d")
+    grid = stays.groupby([local.dt.day_of_week.rename("weekday"), local.dt.hour.rename("hour")]).size()
+    return StayStats(
+        per_customer=per_customer.astype("int64"),
+        per_day=per_day.astype("int64"),
+        grid=grid.rename("store_visits").astype("int64").reset_index(),
+    )
+
+
+def stay_stats_from_zone_visits(data: VisitData, lo: int, hi: int, f: AnalyticsFilter, gap: int) -> StayStats:
+    """:class:`StayStats` of ``[lo, hi)`` joined in pandas from the zone visits (the reference way).
+
+    Reads the zone visits starting from one gap before ``lo`` so a stay that
+    began just before the range is not cut in two; stays are kept by entry time.
+    """
+    zone = data.zone_visits(lo - gap, hi, f.cameras)
+    stays = store_visits(zone, gap)
+    stays = stays[(stays["start"] >= lo) & (stays["start"] < hi)].reset_index(drop=True)
+    return stay_stats(stays, f.tz)
 
 
 def store_visits(zone: pd.DataFrame, gap_seconds: int) -> pd.DataFrame:
@@ -126,12 +165,7 @@ class StoreAnalytics:
     def _range(self, f: AnalyticsFilter) -> _Range:
         def compute() -> _Range:
             lo, hi = f.epochs()
-            # Read one gap earlier so a stay that began just before the range is
-            # not cut in two; stays are then kept by their entry time.
-            zone = self.data.zone_visits(lo - self.gap_seconds, hi, f.cameras)
-            stays = store_visits(zone, self.gap_seconds)
-            stays = stays[(stays["start"] >= lo) & (stays["start"] < hi)].reset_index(drop=True)
-            stays = stays.assign(local=_local(stays["start"], f.tz))
+            stays = self.data.stay_stats(f, self.gap_seconds)
             zones = self.data.zone_totals(lo, hi, f.cameras)
             sales = self.data.sales(lo, hi)
             sales = sales.assign(local=_local(sales["at"], f.tz))
@@ -146,27 +180,30 @@ class StoreAnalytics:
     def kpis(self, f: AnalyticsFilter) -> Kpis:
         r = self._range(f)
         lo, _hi = f.epochs()
-        stays = r.stays
-        per_visitor = stays.groupby("customer_id").size()
-        visitors = list(per_visitor.index)
+        per = r.stays.per_customer
+        visitors = list(per.index)
         first = self.data.first_visits(visitors) if visitors else {}
-        first_in_range = stays.groupby("customer_id")["start"].min()
         # A visitor's first store visit ever: the stored one, else the first in range.
-        first_ever = per_visitor.index.to_series().map(first).fillna(first_in_range)
+        first_ever = per.index.to_series().map(first).fillna(per["first"])
         earlier = (first_ever < lo).to_numpy()
-        returning = int(((per_visitor.to_numpy() >= 2) | earlier).sum())
+        counts = per["store_visits"].to_numpy()
+        returning = int(((counts >= 2) | earlier).sum())
         new = int((~earlier).sum())
-        gaps = stays.sort_values(["customer_id", "start"]).groupby("customer_id")["start"].diff().dropna()
+        # The gaps between a customer's consecutive store visits add up to their
+        # last minus their first: the mean gap needs only those and the counts.
+        several = counts >= 2
+        gap_count = int((counts[several] - 1).sum())
+        gap_sum = int((per["last"].to_numpy()[several] - per["first"].to_numpy()[several]).sum())
         linked = r.sales[r.sales["customer_id"].notna()]
         buyers = len(set(visitors) & set(linked["customer_id"]))
         currency = Counter(r.sales["currency"]).most_common(1)[0][0] if len(r.sales) else "EUR"
         return Kpis(
             visitors=len(visitors),
-            store_visits=len(stays),
+            store_visits=int(counts.sum()),
             zone_visits=int(r.zones["zone_visits"].sum()),
             returning_visitors=int(returning),
             new_customers=int(new),
-            avg_days_between_visits=float(gaps.mean()) / 86400 if len(gaps) else None,
+            avg_days_between_visits=gap_sum / gap_count / 86400 if gap_count else None,
             spend_linked_cents=int(linked["amount_cents"].sum()),
             spend_unattributed_cents=int(r.sales.loc[r.sales["customer_id"].isna(), "amount_cents"].sum()),
             buyers=buyers,
@@ -176,43 +213,34 @@ class StoreAnalytics:
     def visits_per_day(self, f: AnalyticsFilter) -> pd.DataFrame:
         import pandas as pd
 
-        stays = self._range(f).stays
+        per_day = self._range(f).stays.per_day
         days = [(f.start + timedelta(days=i)).isoformat() for i in range(f.days)]
-        if stays.empty:
+        if per_day.empty:
             return _frame("visits_per_day", [(d, 0, 0) for d in days])
-        # Group on the local midnight and format only the few group labels
-        # (strftime on every row is slow).
-        day = stays["local"].dt.tz_localize(None).dt.normalize()
-        out = (
-            stays.assign(day=day)
-            .groupby("day")
-            .agg(store_visits=("customer_id", "size"), visitors=("customer_id", "nunique"))
-        )
-        out.index = out.index.strftime("%Y-%m-%d")
-        out = out.reindex(pd.Index(days, name="day"), fill_value=0).reset_index()
+        out = per_day.reindex(pd.Index(days, name="day"), fill_value=0).reset_index()
         return out[COLUMNS["visits_per_day"]].astype({"store_visits": int, "visitors": int})
 
     def visits_per_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
-        stays = self._range(f).stays
-        counts = stays["local"].dt.hour.value_counts() if len(stays) else {}
+        grid = self._range(f).stays.grid
+        counts = grid.groupby("hour")["store_visits"].sum().to_dict() if len(grid) else {}
         return _frame("visits_per_hour", [(h, int(counts.get(h, 0))) for h in range(24)])
 
     def weekday_hour(self, f: AnalyticsFilter) -> pd.DataFrame:
-        stays = self._range(f).stays
-        counts: dict[tuple[int, int], int] = {}
-        if len(stays):
-            grid = stays.groupby([stays["local"].dt.day_of_week, stays["local"].dt.hour]).size()
-            counts = {(int(d), int(h)): int(n) for (d, h), n in grid.items()}
+        grid = self._range(f).stays.grid
+        counts = {
+            (int(d), int(h)): int(n)
+            for d, h, n in grid[["weekday", "hour", "store_visits"]].itertuples(index=False)
+        }
         return _frame("weekday_hour", [(d, h, counts.get((d, h), 0)) for d in range(7) for h in range(24)])
 
     def visit_frequency(self, f: AnalyticsFilter) -> pd.DataFrame:
-        stays = self._range(f).stays
-        counts = Counter(stays.groupby("customer_id").size().tolist())
+        per = self._range(f).stays.per_customer
+        counts = Counter(per["store_visits"].tolist())
         return _frame("visit_frequency", sorted(counts.items()))
 
     def top_customers(self, f: AnalyticsFilter, by: RankBy = "visits", limit: int = 10) -> pd.DataFrame:
         r = self._range(f)
-        visits = r.stays.groupby("customer_id").size().to_dict()
+        visits = r.stays.per_customer["store_visits"].to_dict()
         linked = r.sales[r.sales["customer_id"].notna()]
         spend = linked.groupby("customer_id")["amount_cents"].sum().to_dict()
         if by == "visits":

@@ -137,6 +137,36 @@ class Kpis:
         return self.spend_linked_cents + self.spend_unattributed_cents
 
 
+@dataclass(frozen=True, slots=True)
+class StayStats:
+    """What every store-visit figure of one range is computed from (no single stays needed).
+
+    * ``per_customer``: indexed by ``customer_id``; ``store_visits``, ``first``
+      and ``last`` (Unix seconds of their first and last store visit in the range);
+    * ``per_day``: indexed by local ``day`` (``YYYY-MM-DD``), only days with a
+      store visit; ``store_visits``, ``visitors`` (distinct customers);
+    * ``grid``: ``weekday`` (0 = Monday), ``hour``, ``store_visits`` (non-zero cells).
+    """
+
+    per_customer: pd.DataFrame
+    per_day: pd.DataFrame
+    grid: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> StayStats:
+        import pandas as pd
+
+        return cls(
+            per_customer=pd.DataFrame(
+                {"store_visits": [], "first": [], "last": []}, index=pd.Index([], name="customer_id")
+            ).astype("int64"),
+            per_day=pd.DataFrame(
+                {"store_visits": [], "visitors": []}, index=pd.Index([], name="day", dtype=object)
+            ).astype("int64"),
+            grid=pd.DataFrame({"weekday": [], "hour": [], "store_visits": []}).astype("int64"),
+        )
+
+
 @runtime_checkable
 class VisitData(Protocol):
     """The reads analytics needs from a backend; frames have plain columns, times in Unix seconds."""
@@ -146,6 +176,15 @@ class VisitData(Protocol):
 
     def zone_visits(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
         """Zone visits starting in ``[lo, hi)``, who and when only (:data:`ZONE_VISIT_COLUMNS`)."""
+
+    def stay_stats(self, f: AnalyticsFilter, gap_seconds: int) -> StayStats:
+        """Statistics of the store visits that began in ``f`` (its dates, cameras and time zone).
+
+        Store visits are joined (``gap_seconds``) from the zone visits of the
+        range and of one gap before it, of ``f.cameras`` only when given
+        (:func:`core.analytics_engine.stay_stats_from_zone_visits` is the
+        reference; a backend may answer from tables it keeps up to date).
+        """
 
     def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
         """Zone visits, dwell sum and longest dwell (s) per camera and zone (:data:`ZONE_TOTAL_COLUMNS`)."""

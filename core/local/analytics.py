@@ -21,18 +21,22 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.analytics_engine import StoreAnalytics
+from core.analytics_engine import StoreAnalytics, stay_stats, stay_stats_from_zone_visits
+from core.analytics_engine import store_visits as store_visits_of
 from core.analytics_types import (
+    COLUMNS,
     DEFAULT_GAP_SECONDS,
     SALE_COLUMNS,
     ZONE_TOTAL_COLUMNS,
     ZONE_VISIT_COLUMNS,
     AnalyticsFilter,
+    StayStats,
 )
+from core.local import store_visits
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +59,25 @@ _V = "visits INDEXED BY analytics_visits_range"
 _T = "transactions INDEXED BY analytics_transactions_range"
 
 
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def _stay_index(f: AnalyticsFilter) -> str:
+    # A short range reads its slice of the start index (then sorts by customer);
+    # a long one walks the customer index in order, skipping other dates.
+    return "store_visits_started" if f.days <= 60 else "store_visits_customer"
+
+
+def _local_days(stays: pd.DataFrame, tz: str) -> list[tuple[str, str]]:
+    """``(customer_id, local day)`` of each store visit (``customer_id``, ``start``)."""
+    import pandas as pd
+
+    if stays.empty:
+        return []
+    days = pd.to_datetime(stays["start"], unit="s", utc=True).dt.tz_convert(tz).dt.strftime("%Y-%m-%d")
+    return list(zip(stays["customer_id"], days, strict=True))
+
+
 def _text(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
@@ -67,7 +90,11 @@ class SqliteVisitData:
     repositories' per-thread connections instead of opening more.
     """
 
-    def __init__(self, source: str | Path | Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self, source: str | Path | Callable[[], sqlite3.Connection], *, timezone: str | None = None
+    ) -> None:
+        self.timezone = timezone
+        self._ready: tuple[int, str] | None = None
         if callable(source):
             self._connect: Callable[[], sqlite3.Connection] = source
         else:
@@ -119,9 +146,160 @@ class SqliteVisitData:
             {"start": "int64", "end": "int64"}
         )
 
+    # ------------------------------------------------ materialised store visits
+    def _built(self, gap: int) -> tuple[int, str] | None:
+        """``(gap, tz)`` of the derived tables when they serve ``gap`` (re-timed to ours first)."""
+        if self._ready is not None and self._ready[0] == gap:
+            return self._ready
+        conn = self._connect()
+        have = store_visits.built(conn)
+        if have is None:
+            return None  # a database never opened by SqliteDatabase: no triggers
+        want = (gap, self.timezone or have[1])
+        if have != want:
+            store_visits.ensure(conn, *want)
+        self._ready = want
+        return want
+
+    def _has_tables(self) -> bool:
+        return self._ready is not None or store_visits.built(self._connect()) is not None
+
+    def stay_counts(self, customer_ids: list[str], gap: int) -> dict[str, tuple[int, int]] | None:
+        """All-time ``(store visits, last seen)`` per customer from ``store_visits`` (None: not kept)."""
+        if self._built(gap) is None:
+            return None
+        out: dict[str, tuple[int, int]] = {}
+        for i in range(0, len(customer_ids), 500):
+            chunk = customer_ids[i : i + 500]
+            rows = self._rows(
+                "SELECT customer_id, COUNT(*), MAX(last_seen_at) FROM store_visits "
+                f"WHERE customer_id IN ({','.join('?' * len(chunk))}) GROUP BY customer_id",
+                chunk,
+            )
+            out.update({r[0]: (int(r[1]), int(r[2])) for r in rows})
+        return out
+
+    def stay_stats(self, f: AnalyticsFilter, gap_seconds: int) -> StayStats:
+        lo, hi = f.epochs()
+        built = self._built(gap_seconds)
+        every_camera = not f.cameras or set(f.cameras) >= set(self.cameras())
+        if built is None or not every_camera:
+            # Some cameras only: stays of those cameras' zone visits, joined in pandas.
+            return stay_stats_from_zone_visits(self, lo, hi, f, gap_seconds)
+        import pandas as pd
+
+        per = pd.DataFrame(
+            self._rows(
+                "SELECT customer_id, COUNT(*), MIN(started_at), MAX(started_at) "
+                f"FROM store_visits INDEXED BY {_stay_index(f)} "
+                "WHERE started_at >= ? AND started_at < ? GROUP BY customer_id",
+                [lo, hi],
+            ),
+            columns=["customer_id", "store_visits", "first", "last"],
+        ).set_index("customer_id")
+        if built[1] == f.tz:
+            day0 = (f.start - _EPOCH_DAY).days
+        else:
+            # Roll-ups in another time zone: the few figures that need local
+            # days and hours come from the store visits themselves.
+            rows = self._rows(
+                "SELECT customer_id, started_at FROM store_visits WHERE started_at >= ? AND started_at < ?",
+                [lo, hi],
+            )
+            stats = stay_stats(pd.DataFrame(rows, columns=["customer_id", "start"]), f.tz)
+            return self._with_boundary(StayStats(per, stats.per_day, stats.grid), f, gap_seconds)
+        days = self._rows(
+            "SELECT local_day, stays, visitors FROM stay_days WHERE local_day BETWEEN ? AND ? AND stays > 0",
+            [day0, day0 + f.days - 1],
+        )
+        per_day = pd.DataFrame(
+            [((_EPOCH_DAY + timedelta(days=d)).isoformat(), n, v) for d, n, v in days],
+            columns=["day", "store_visits", "visitors"],
+        ).set_index("day")
+        hours = self._rows(
+            "SELECT (local_hour / 24 + 3) % 7, local_hour % 24, SUM(stays) FROM stay_hours "
+            "WHERE local_hour BETWEEN ? AND ? GROUP BY 1, 2 HAVING SUM(stays) > 0",
+            [day0 * 24, (day0 + f.days) * 24 - 1],
+        )
+        grid = pd.DataFrame(hours, columns=["weekday", "hour", "store_visits"])
+        stats = StayStats(per.astype("int64"), per_day.astype("int64"), grid.astype("int64"))
+        return self._with_boundary(stats, f, gap_seconds)
+
+    def _with_boundary(self, stats: StayStats, f: AnalyticsFilter, gap: int) -> StayStats:
+        """Add the store visits the range's own join finds inside longer ones that began earlier.
+
+        The figures join zone visits from one gap before the range on (see
+        :func:`core.analytics_engine.stay_stats_from_zone_visits`), so a stay
+        that began before that, and still runs into the range, leaves in the
+        range the parts its later zone visits make alone. ``store_visits``
+        holds the whole stay; those parts are joined here, from the few
+        zone visits of such stays.
+        """
+        import pandas as pd
+
+        lo, hi = f.epochs()
+        longest = self._rows(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", [store_visits.LONGEST_KEY]
+        )
+        span = int(longest[0][0]) if longest else 0
+        boundary = self._rows(
+            "SELECT customer_id, ended_at FROM store_visits INDEXED BY store_visits_started "
+            "WHERE started_at >= ? AND started_at < ? AND ended_at >= ?",
+            [lo - gap - span - 1, lo - gap, lo],
+        )
+        if not boundary:
+            return stats
+        zone_rows: list[Any] = []
+        for cid, end in boundary:
+            zone_rows += self._rows(
+                "SELECT customer_id, unixepoch(started_at), unixepoch(last_seen_at) "
+                "FROM visits INDEXED BY analytics_visits_customer "
+                "WHERE customer_id = ? AND started_at >= ? AND started_at < ?",
+                [cid, _text(lo - gap), _text(min(end + 1, hi))],
+            )
+        pieces = store_visits_of(pd.DataFrame(zone_rows, columns=ZONE_VISIT_COLUMNS), gap)
+        pieces = pieces[(pieces["start"] >= lo) & (pieces["start"] < hi)]
+        if pieces.empty:
+            return stats
+        extra = stay_stats(pieces.reset_index(drop=True), f.tz)
+        per = pd.concat([stats.per_customer, extra.per_customer])
+        per = per.groupby(level=0).agg({"store_visits": "sum", "first": "min", "last": "max"})
+        per.index.name = "customer_id"
+        # Visitors per day: a customer already counted that day by a whole stay is not new.
+        ids = sorted(set(pieces["customer_id"]))
+        whole = self._rows(
+            "SELECT customer_id, started_at FROM store_visits "
+            f"WHERE customer_id IN ({','.join('?' * len(ids))}) AND started_at >= ? AND started_at < ?",
+            [*ids, lo, hi],
+        )
+        seen = {(c, d) for c, d in _local_days(pd.DataFrame(whole, columns=["customer_id", "start"]), f.tz)}
+        added: dict[str, int] = {}
+        for pair in set(_local_days(pieces, f.tz)) - seen:
+            added[pair[1]] = added.get(pair[1], 0) + 1
+        per_day = stats.per_day.add(extra.per_day.assign(visitors=0), fill_value=0)
+        per_day["visitors"] += pd.Series(added).reindex(per_day.index, fill_value=0)
+        grid = (
+            pd.concat([stats.grid, extra.grid])
+            .groupby(["weekday", "hour"], as_index=False)["store_visits"]
+            .sum()
+        )
+        return StayStats(per.astype("int64"), per_day.sort_index().astype("int64"), grid.astype("int64"))
+
     def zone_totals(self, lo: int, hi: int, cameras: tuple[str, ...]) -> pd.DataFrame:
         import pandas as pd
 
+        if lo % 900 == 0 and hi % 900 == 0 and self._has_tables():
+            # From the quarter-hour roll-up (kept by triggers; gap-independent).
+            sql = (
+                "SELECT camera_id, zone, SUM(zone_visits), SUM(dwell_sum), MAX(dwell_max) FROM zone_quarters "
+                "WHERE quarter >= ? AND quarter < ?"
+            )
+            params: list[Any] = [lo // 900, hi // 900]
+            if cameras:
+                sql += f" AND camera_id IN ({','.join('?' * len(cameras))})"
+                params.extend(cameras)
+            rows = self._rows(sql + " GROUP BY camera_id, zone", params)
+            return pd.DataFrame(rows, columns=ZONE_TOTAL_COLUMNS)
         # Parsing the two timestamps is most of this scan's cost: compute the
         # dwell once per row in a materialised CTE (SUM() and MAX() of the same
         # expression would parse them twice each; a plain subquery is flattened).
@@ -201,16 +379,41 @@ class SqliteVisitData:
 
 
 class SqliteAnalytics(StoreAnalytics):
-    """:class:`core.analytics.AnalyticsQueries` for the local backend (SQL reads, shared arithmetic)."""
+    """:class:`core.analytics.AnalyticsQueries` for the local backend (SQL reads, shared arithmetic).
+
+    ``timezone`` is the store's (``STORELENS_TIMEZONE``): the per-day and
+    per-hour roll-ups are kept in it (re-timed once when the data dir's differ).
+    Without it they stay as built; filters in another zone are then computed
+    from the store visits themselves (slower, same figures).
+    """
 
     def __init__(
         self,
         source: str | Path | Callable[[], sqlite3.Connection],
         *,
         gap_seconds: int = DEFAULT_GAP_SECONDS,
+        timezone: str | None = None,
     ) -> None:
-        self.visit_data = SqliteVisitData(source)
+        self.visit_data = SqliteVisitData(source, timezone=timezone)
         super().__init__(self.visit_data, gap_seconds=gap_seconds)
 
     def ensure_indexes(self) -> None:
         self.visit_data.ensure_indexes()
+
+    def customer_summary(self, customer_ids: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        ids = list(dict.fromkeys(customer_ids))
+        counts = self.visit_data.stay_counts(ids, self.gap_seconds)
+        if counts is None:
+            return super().customer_summary(ids)
+        spend = self.visit_data.spend_of(ids)
+        out = pd.DataFrame(
+            {
+                "customer_id": ids,
+                "store_visits": [counts.get(c, (0, None))[0] for c in ids],
+                "last_seen": pd.to_datetime([counts.get(c, (0, None))[1] for c in ids], unit="s", utc=True),
+                "spend_cents": [int(spend.get(c, 0)) for c in ids],
+            }
+        )
+        return out[COLUMNS["customer_summary"]]

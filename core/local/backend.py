@@ -50,7 +50,9 @@ def build_local(
         notifier=outbox,
         workflow=lambda callbacks: InlineWorkflow(repos, callbacks),
         # Dashboard aggregation runs in SQL over indexes, never pandas over tables.
-        analytics=SqliteAnalytics(repos.connection, gap_seconds=settings.visit_gap_seconds),
+        analytics=SqliteAnalytics(
+            repos.connection, gap_seconds=settings.visit_gap_seconds, timezone=settings.timezone
+        ),
         authenticator=LocalAuthenticator(UserStore.for_data_dir(data)),
         outbox=outbox,
         embedder=face_index,

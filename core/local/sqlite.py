@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConflictError, NotFoundError
+from core.local import store_visits
 from core.models import (
     AnonymousSighting,
     AuditEntry,
@@ -290,6 +291,8 @@ class SqliteDatabase:
         with _migrate_lock(self.path):
             conn.executescript(SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            # Materialised store visits (kept by triggers; backfilled once on an older data dir).
+            store_visits.migrate(conn)
         _restrict(self.path)
 
     def connection(self) -> sqlite3.Connection:
