@@ -32,7 +32,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from core.analytics_engine import StoreAnalytics, stay_stats_from_zone_visits, store_visits
+from core.analytics_engine import (
+    StoreAnalytics,
+    sale_stats_of,
+    spend_per_period_of,
+    stay_stats_from_zone_visits,
+    store_visits,
+)
 from core.analytics_types import (
     COLUMNS,
     DEFAULT_GAP_SECONDS,
@@ -45,6 +51,7 @@ from core.analytics_types import (
     Kpis,
     Period,
     RankBy,
+    SaleStats,
     StayStats,
     VisitData,
     day_text,
@@ -122,6 +129,13 @@ class RepositoryVisitData:
         ]
         return pd.DataFrame(rows, columns=SALE_COLUMNS).astype({"at": "int64", "amount_cents": "int64"})
 
+    def sale_stats(self, lo: int, hi: int) -> SaleStats:
+        return sale_stats_of(self.sales(lo, hi))
+
+    def spend_per_period(self, f: AnalyticsFilter, period: Period) -> pd.DataFrame:
+        lo, hi = f.epochs()
+        return spend_per_period_of(self.sales(lo, hi), f.tz, period)
+
     def first_visits(self, customer_ids: list[str]) -> dict[str, int]:
         out = {}
         for cid in customer_ids:
@@ -179,6 +193,7 @@ __all__ = [
     "RankBy",
     "RepositoryAnalytics",
     "RepositoryVisitData",
+    "SaleStats",
     "StayStats",
     "StoreAnalytics",
     "VisitData",

@@ -22,6 +22,7 @@ from core.analytics_types import (
     Kpis,
     Period,
     RankBy,
+    SaleStats,
     StayStats,
     VisitData,
 )
@@ -38,11 +39,50 @@ def _frame(name: str, rows: Iterable[Any] = ()) -> pd.DataFrame:
 
 @dataclass(frozen=True, slots=True)
 class _Range:
-    """One filter's data: zone totals, store-visit statistics and sales (with local times)."""
+    """One filter's data: zone totals, store-visit statistics and sales statistics."""
 
     zones: pd.DataFrame  # ZONE_TOTAL_COLUMNS
     stays: StayStats
-    sales: pd.DataFrame  # SALE_COLUMNS + local
+    sales: SaleStats
+
+
+def sale_stats_of(sales: pd.DataFrame) -> SaleStats:
+    """:class:`SaleStats` of a sales frame (:data:`core.analytics_types.SALE_COLUMNS`)."""
+    linked = sales[sales["customer_id"].notna()]
+    counts = sales["currency"].value_counts()
+    currency = min(counts.index[counts == counts.max()]) if len(counts) else "EUR"
+    per = linked.groupby("customer_id").agg(
+        spend_cents=("amount_cents", "sum"), transactions=("amount_cents", "size")
+    )
+    return SaleStats(
+        linked_cents=int(linked["amount_cents"].sum()),
+        unattributed_cents=int(sales.loc[sales["customer_id"].isna(), "amount_cents"].sum()),
+        currency=str(currency),
+        per_customer=per.astype("int64"),
+    )
+
+
+def spend_per_period_of(sales: pd.DataFrame, tz: str, period: Period) -> pd.DataFrame:
+    """Linked spend per local week (its Monday) or month (``YYYY-MM``) and customer."""
+    import pandas as pd
+
+    linked = sales[sales["customer_id"].notna()]
+    columns = ["period", "customer_id", "transactions", "spend_cents"]
+    if linked.empty:
+        return pd.DataFrame([], columns=columns)
+    local = _local(linked["at"], tz)
+    if period == "week":
+        day = local.dt.tz_localize(None).dt.normalize()
+        label = (day - pd.to_timedelta(day.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
+    else:
+        label = local.dt.strftime("%Y-%m")
+    out = (
+        linked.assign(period=label)
+        .groupby(["period", "customer_id"])
+        .agg(transactions=("amount_cents", "size"), spend_cents=("amount_cents", "sum"))
+        .reset_index()
+    )
+    return out[columns]
 
 
 def stay_stats(stays: pd.DataFrame, tz: str) -> StayStats:
@@ -167,9 +207,7 @@ class StoreAnalytics:
             lo, hi = f.epochs()
             stays = self.data.stay_stats(f, self.gap_seconds)
             zones = self.data.zone_totals(lo, hi, f.cameras)
-            sales = self.data.sales(lo, hi)
-            sales = sales.assign(local=_local(sales["at"], f.tz))
-            return _Range(zones, stays, sales)
+            return _Range(zones, stays, self.data.sale_stats(lo, hi))
 
         return self._memo(("range", f), compute)  # type: ignore[no-any-return]
 
@@ -194,9 +232,7 @@ class StoreAnalytics:
         several = counts >= 2
         gap_count = int((counts[several] - 1).sum())
         gap_sum = int((per["last"].to_numpy()[several] - per["first"].to_numpy()[several]).sum())
-        linked = r.sales[r.sales["customer_id"].notna()]
-        buyers = len(set(visitors) & set(linked["customer_id"]))
-        currency = Counter(r.sales["currency"]).most_common(1)[0][0] if len(r.sales) else "EUR"
+        buyers = len(set(visitors) & set(r.sales.per_customer.index))
         return Kpis(
             visitors=len(visitors),
             store_visits=int(counts.sum()),
@@ -204,10 +240,10 @@ class StoreAnalytics:
             returning_visitors=int(returning),
             new_customers=int(new),
             avg_days_between_visits=gap_sum / gap_count / 86400 if gap_count else None,
-            spend_linked_cents=int(linked["amount_cents"].sum()),
-            spend_unattributed_cents=int(r.sales.loc[r.sales["customer_id"].isna(), "amount_cents"].sum()),
+            spend_linked_cents=r.sales.linked_cents,
+            spend_unattributed_cents=r.sales.unattributed_cents,
             buyers=buyers,
-            currency=str(currency),
+            currency=r.sales.currency,
         )
 
     def visits_per_day(self, f: AnalyticsFilter) -> pd.DataFrame:
@@ -241,8 +277,7 @@ class StoreAnalytics:
     def top_customers(self, f: AnalyticsFilter, by: RankBy = "visits", limit: int = 10) -> pd.DataFrame:
         r = self._range(f)
         visits = r.stays.per_customer["store_visits"].to_dict()
-        linked = r.sales[r.sales["customer_id"].notna()]
-        spend = linked.groupby("customer_id")["amount_cents"].sum().to_dict()
+        spend = r.sales.per_customer["spend_cents"].to_dict()
         if by == "visits":
             keyed = [(int(v), int(spend.get(c, 0)), str(c)) for c, v in visits.items()]
             ranked = sorted(keyed, key=lambda t: (-t[0], -t[1], t[2]))[:limit]
@@ -257,23 +292,9 @@ class StoreAnalytics:
     def spend_per_customer(self, f: AnalyticsFilter, period: Period = "month") -> pd.DataFrame:
         if period not in ("week", "month"):
             raise ValueError("period must be 'week' or 'month'")
-        sales = self._range(f).sales
-        linked = sales[sales["customer_id"].notna()]
-        if linked.empty:
+        out = self.data.spend_per_period(f, period)
+        if out.empty:
             return _frame("spend_per_customer")
-        if period == "week":
-            import pandas as pd
-
-            day = linked["local"].dt.tz_localize(None).dt.normalize()
-            label = (day - pd.to_timedelta(day.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
-        else:
-            label = linked["local"].dt.strftime("%Y-%m")
-        out = (
-            linked.assign(period=label)
-            .groupby(["period", "customer_id"])
-            .agg(transactions=("amount_cents", "size"), spend_cents=("amount_cents", "sum"))
-            .reset_index()
-        )
         names = self.data.names(sorted(set(out["customer_id"])))
         out["name"] = out["customer_id"].map(lambda c: names.get(c, ""))
         out = out.sort_values(["period", "spend_cents", "customer_id"], ascending=[True, False, True])

@@ -167,6 +167,18 @@ class StayStats:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SaleStats:
+    """The sales of one range, summed: linked and unattributed cents, the most used currency
+    (ties: the alphabetically first), and ``per_customer`` (indexed by ``customer_id``:
+    ``spend_cents``, ``transactions``) for the linked ones."""
+
+    linked_cents: int
+    unattributed_cents: int
+    currency: str
+    per_customer: pd.DataFrame
+
+
 @runtime_checkable
 class VisitData(Protocol):
     """The reads analytics needs from a backend; frames have plain columns, times in Unix seconds."""
@@ -191,6 +203,14 @@ class VisitData(Protocol):
 
     def sales(self, lo: int, hi: int) -> pd.DataFrame:
         """Transactions in ``[lo, hi)`` (:data:`SALE_COLUMNS`; ``customer_id`` None when unlinked)."""
+
+    def sale_stats(self, lo: int, hi: int) -> SaleStats:
+        """The sales in ``[lo, hi)`` summed (:func:`core.analytics_engine.sale_stats_of` is the reference)."""
+
+    def spend_per_period(self, f: AnalyticsFilter, period: Period) -> pd.DataFrame:
+        """Linked sales of ``f`` per local week (its Monday) or month and customer:
+        ``period, customer_id, transactions, spend_cents`` (reference:
+        :func:`core.analytics_engine.spend_per_period_of`)."""
 
     def first_visits(self, customer_ids: list[str]) -> dict[str, int]:
         """Each customer's earliest zone visit start, any camera, all time."""

@@ -25,7 +25,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.analytics_engine import StoreAnalytics, stay_stats, stay_stats_from_zone_visits
+from core.analytics_engine import (
+    StoreAnalytics,
+    stay_stats,
+    stay_stats_from_zone_visits,
+)
 from core.analytics_engine import store_visits as store_visits_of
 from core.analytics_types import (
     COLUMNS,
@@ -34,6 +38,8 @@ from core.analytics_types import (
     ZONE_TOTAL_COLUMNS,
     ZONE_VISIT_COLUMNS,
     AnalyticsFilter,
+    Period,
+    SaleStats,
     StayStats,
 )
 from core.local import store_visits
@@ -66,6 +72,26 @@ def _stay_index(f: AnalyticsFilter) -> str:
     # A short range reads its slice of the start index (then sorts by customer);
     # a long one walks the customer index in order, skipping other dates.
     return "store_visits_started" if f.days <= 60 else "store_visits_customer"
+
+
+def _offsets_between(tz: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """``(since, offset)`` of ``tz`` over ``[lo, hi)``: the offset at ``lo``, then each change."""
+    rows = store_visits.tz_offsets(tz) or [(-(2**62), 0)]
+    current = [r for r in rows if r[0] <= lo][-1]
+    return [(lo, current[1]), *[r for r in rows if lo < r[0] < hi]]
+
+
+def _period_starts(f: AnalyticsFilter, period: Period) -> list[int]:
+    """Local day numbers (days since 1970-01-01) of each week's Monday / month's first in ``f``."""
+    first = f.start - timedelta(days=f.start.weekday()) if period == "week" else f.start.replace(day=1)
+    out = []
+    while first <= f.end:
+        out.append((first - _EPOCH_DAY).days)
+        if period == "week":
+            first += timedelta(days=7)
+        else:
+            first = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return out
 
 
 def _local_days(stays: pd.DataFrame, tz: str) -> list[tuple[str, str]]:
@@ -324,6 +350,53 @@ class SqliteVisitData:
             [_text(lo), _text(hi)],
         )
         return pd.DataFrame(rows, columns=SALE_COLUMNS).astype({"at": "int64", "amount_cents": "int64"})
+
+    def sale_stats(self, lo: int, hi: int) -> SaleStats:
+        import pandas as pd
+
+        # One scan of the covering index: per customer (NULL = unattributed) and currency.
+        rows = self._rows(
+            f"SELECT customer_id, currency, COUNT(*), SUM(amount_cents) FROM {_T} "
+            "WHERE occurred_at >= ? AND occurred_at < ? GROUP BY customer_id, currency",
+            [_text(lo), _text(hi)],
+        )
+        frame = pd.DataFrame(rows, columns=["customer_id", "currency", "transactions", "spend_cents"])
+        counts = frame.groupby("currency")["transactions"].sum()
+        linked = frame[frame["customer_id"].notna()]
+        per = linked.groupby("customer_id")[["spend_cents", "transactions"]].sum()
+        return SaleStats(
+            linked_cents=int(linked["spend_cents"].sum()),
+            unattributed_cents=int(frame.loc[frame["customer_id"].isna(), "spend_cents"].sum()),
+            currency=str(min(counts.index[counts == counts.max()])) if len(counts) else "EUR",
+            per_customer=per.astype("int64"),
+        )
+
+    def spend_per_period(self, f: AnalyticsFilter, period: Period) -> pd.DataFrame:
+        import pandas as pd
+
+        lo, hi = f.epochs()
+        columns = ["period", "customer_id", "transactions", "spend_cents"]
+        # Local day of each sale from the few UTC offsets the range has (a CASE of
+        # constants), the period's number in SQL, its label in Python: no sale row
+        # reaches Python.
+        t = "unixepoch(occurred_at)"
+        offsets = _offsets_between(f.tz, lo, hi)
+        shift = "CASE " + " ".join(f"WHEN {t} >= {since} THEN {off}" for since, off in reversed(offsets[1:]))
+        shift = f"{shift} ELSE {offsets[0][1]} END" if len(offsets) > 1 else str(offsets[0][1])
+        day = f"(({t} + {shift}) / 86400)"
+        firsts = _period_starts(f, period)
+        if period == "week":
+            number = f"(({day} + 3) / 7)"  # 1970-01-01 was a Thursday: weeks from Monday 1969-12-29
+            labels = {(d + 3) // 7: (_EPOCH_DAY + timedelta(days=d)).isoformat() for d in firsts}
+        else:
+            number = "CASE " + " ".join(f"WHEN {day} >= {d} THEN {d}" for d in reversed(firsts)) + " END"
+            labels = {d: (_EPOCH_DAY + timedelta(days=d)).strftime("%Y-%m") for d in firsts}
+        rows = self._rows(
+            f"SELECT {number} AS n, customer_id, COUNT(*), SUM(amount_cents) FROM {_T} "
+            "WHERE occurred_at >= ? AND occurred_at < ? AND customer_id IS NOT NULL GROUP BY n, customer_id",
+            [_text(lo), _text(hi)],
+        )
+        return pd.DataFrame([(labels[n], c, k, s) for n, c, k, s in rows], columns=columns)
 
     def first_visits(self, customer_ids: list[str]) -> dict[str, int]:
         # One MIN() per customer, each a single seek on visits(customer_id,

@@ -32,6 +32,7 @@ dir and backfills it once, logging progress.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -171,12 +172,16 @@ INSERT INTO {_COLUMNS} {stays_select(where)};
 LONGEST_KEY = "store_visit_longest"
 
 
+def local_seconds(t: str) -> str:
+    """SQL: the epoch ``t`` moved by the store's UTC offset at that moment (local wall-clock seconds)."""
+    return (
+        f"({t} + COALESCE((SELECT offset_s FROM store_tz WHERE since <= {t} ORDER BY since DESC LIMIT 1), 0))"
+    )
+
+
 def _local_hour(t: str) -> str:
     """SQL: hours since 1970-01-01 00:00 in the store's time zone of the epoch ``t``."""
-    return (
-        f"(({t} + COALESCE((SELECT offset_s FROM store_tz WHERE since <= {t} "
-        "ORDER BY since DESC LIMIT 1), 0)) / 3600)"
-    )
+    return f"({local_seconds(t)} / 3600)"
 
 
 def _other_stay_that_day(row: str) -> str:
@@ -264,6 +269,7 @@ def built(conn: sqlite3.Connection) -> tuple[int, str] | None:
     return int(rows[GAP_KEY]), str(rows.get(TZ_KEY, "UTC"))
 
 
+@functools.lru_cache(maxsize=8)
 def tz_offsets(tz: str, first_year: int = 1990, last_year: int = 2080) -> list[tuple[int, int]]:
     """``(since, offset)`` rows: the UTC offset (s) of ``tz`` from each transition on."""
     zone = ZoneInfo(tz)
