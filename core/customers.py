@@ -217,11 +217,14 @@ class CustomerService:
     def get(self, customer_id: str) -> Customer:
         return self.repos.customers.get(customer_id)
 
-    def profile(self, customer_id: str) -> CustomerProfile:
+    def profile(self, customer_id: str, *, visit_limit: int | None = None) -> CustomerProfile:
+        """A customer with photos, purchases and zone visits (all, or the ``visit_limit`` latest)."""
         return CustomerProfile(
             customer=self.repos.customers.get(customer_id),
             faces=self.repos.faces.by_customer(customer_id),
-            visits=self.repos.visits.by_customer(customer_id),
+            visits=self.repos.visits.by_customer(customer_id)
+            if visit_limit is None
+            else self.repos.visits.recent_for_customer(customer_id, visit_limit),
             transactions=self.repos.transactions.by_customer(customer_id),
         )
 

@@ -194,6 +194,10 @@ class VisitRepository(Protocol):
 
     def by_customer(self, customer_id: str) -> list[Visit]: ...
 
+    def recent_for_customer(self, customer_id: str, limit: int) -> list[Visit]:
+        """The customer's ``limit`` latest zone visits by start, newest first (a profile's
+        timeline: a regular can have tens of thousands)."""
+
     def between(self, start: datetime, end: datetime) -> list[Visit]: ...
 
     def reassign(self, from_customer_id: str, to_customer_id: str) -> int: ...

@@ -92,7 +92,7 @@ def merge_picker(p: PendingIdentity, faces: list[Face]) -> None:
         if chosen is None:
             return
         try:
-            theirs = services.customers.profile(chosen.customer_id).faces
+            theirs = services.customers.profile(chosen.customer_id, visit_limit=0).faces
         except NotFoundError:
             st.warning("That customer no longer exists.")
             return
@@ -114,7 +114,7 @@ def suggested(p: PendingIdentity) -> None:
     if not p.suggested_customer_id:
         return
     try:
-        profile = services.customers.profile(p.suggested_customer_id)
+        profile = services.customers.profile(p.suggested_customer_id, visit_limit=0)
     except NotFoundError:
         st.warning("The suggested customer no longer exists.")
         return
@@ -122,8 +122,8 @@ def suggested(p: PendingIdentity) -> None:
     with a:
         _ui.show_crop(profile.faces[0].crop_key if profile.faces else None)
     sim = f"{p.suggested_similarity:.2f}" if p.suggested_similarity is not None else "?"
-    seen = [v.last_seen_at for v in profile.visits]
-    last = _ui.local(max(seen), "%d %b %Y") if seen else "never"
+    latest = services.repos.visits.latest_for_customer(profile.customer.customer_id)
+    last = _ui.local(latest.last_seen_at, "%d %b %Y") if latest else "never"
     b.markdown(f"Possibly **{profile.customer.name}** (similarity {sim}, last seen {last})")
 
 

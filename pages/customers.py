@@ -9,7 +9,6 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.analytics import store_visits
 from core.errors import NotFoundError, StoreLensError
 from pages import _ui
 
@@ -87,7 +86,9 @@ chosen_id = st.selectbox("Profile", ids, index=index, format_func=names.__getite
 st.query_params["customer"] = chosen_id
 
 try:
-    profile = services.customers.profile(chosen_id)
+    # The latest zone visits only: a regular has tens of thousands; the counts
+    # come from the summary above (materialised store visits).
+    profile = services.customers.profile(chosen_id, visit_limit=TIMELINE)
 except NotFoundError:
     st.warning("This customer no longer exists.")
     st.stop()
@@ -98,20 +99,11 @@ customer = profile.customer
 cid = customer.customer_id
 
 st.header(customer.name)
-stays = store_visits(
-    pd.DataFrame(
-        {
-            "customer_id": [cid] * len(profile.visits),
-            "start": [int(v.started_at.timestamp()) for v in profile.visits],
-            "end": [int(v.last_seen_at.timestamp()) for v in profile.visits],
-        }
-    ),
-    services.settings.visit_gap_seconds,
-)
-last_seen = max((v.last_seen_at for v in profile.visits), default=None)
+stay_count = int(summary.at[cid, "store_visits"])
+last_seen = None if pd.isna(summary.at[cid, "last_seen"]) else summary.at[cid, "last_seen"].to_pydatetime()
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric(
-    "Store visits", f"{len(stays):,}", help="Entry-to-exit stays (sightings within 30 minutes join one)."
+    "Store visits", f"{stay_count:,}", help="Entry-to-exit stays (sightings within 30 minutes join one)."
 )
 m2.metric("Last seen", _ui.local(last_seen, "%d %b") if last_seen else "never")
 m3.metric("Spend", f"{profile.spend_cents / 100:,.2f}")
@@ -153,8 +145,8 @@ with tab_visits:
                 for v in sorted(profile.visits, key=lambda v: v.started_at, reverse=True)[:TIMELINE]
             ]
         )
-        if len(profile.visits) > TIMELINE:
-            st.caption(f"The latest {TIMELINE} of {len(profile.visits):,} zone visits.")
+        if len(profile.visits) >= TIMELINE:
+            st.caption(f"The latest {TIMELINE} zone visits.")
         fig = px.scatter(
             visits.assign(size=visits["Minutes"].clip(lower=0.5)),
             x="Seen at",
@@ -246,7 +238,7 @@ with tab_edit:
             if other is not None:
                 mine = max(profile.faces, key=lambda f: f.captured_at, default=None)
                 try:
-                    theirs_faces = services.customers.profile(other.customer_id).faces
+                    theirs_faces = services.customers.profile(other.customer_id, visit_limit=0).faces
                 except NotFoundError:
                     theirs_faces = []
                 theirs = max(theirs_faces, key=lambda f: f.captured_at, default=None)

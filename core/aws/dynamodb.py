@@ -538,6 +538,9 @@ class DynamoDbVisits(_Repo):
     def by_customer(self, customer_id: str) -> list[Visit]:
         return [_visit(i) for i in self._t.query("by_customer", "customer_id", customer_id)]
 
+    def recent_for_customer(self, customer_id: str, limit: int) -> list[Visit]:
+        return sorted(self.by_customer(customer_id), key=lambda v: v.started_at, reverse=True)[:limit]
+
     def between(self, start: datetime, end: datetime) -> list[Visit]:
         return sorted(
             (_visit(i) for i in self._t.in_range("started_at", start, end)), key=lambda v: v.started_at

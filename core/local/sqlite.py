@@ -657,6 +657,12 @@ class SqliteVisits(_Base):
         )
         return [_visit(r) for r in rows]
 
+    def recent_for_customer(self, customer_id: str, limit: int) -> list[Visit]:
+        rows = self._conn().execute(
+            "SELECT * FROM visits WHERE customer_id=? ORDER BY started_at DESC LIMIT ?", (customer_id, limit)
+        )
+        return [_visit(r) for r in rows]
+
     def between(self, start: datetime, end: datetime) -> list[Visit]:
         rows = self._conn().execute(
             "SELECT * FROM visits WHERE started_at >= ? AND started_at < ? ORDER BY started_at",

@@ -219,6 +219,9 @@ def test_visits_by_customer_latest_extend_and_between(repos: Any) -> None:
     latest = repos.visits.latest_for_customer("cus_1")
     assert latest is not None and latest.visit_id == v2.visit_id
     assert repos.visits.latest_for_customer("cus_none") is None
+    assert [v.visit_id for v in repos.visits.recent_for_customer("cus_1", 1)] == [v2.visit_id]
+    assert [v.visit_id for v in repos.visits.recent_for_customer("cus_1", 5)] == [v2.visit_id, v1.visit_id]
+    assert repos.visits.recent_for_customer("cus_none", 5) == []
     later = v2.started_at + timedelta(minutes=20)
     repos.visits.extend(v2.visit_id, later)
     repos.visits.extend(v2.visit_id, v2.started_at)  # never moves backwards
