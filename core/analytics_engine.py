@@ -296,7 +296,7 @@ class StoreAnalytics:
         if out.empty:
             return _frame("spend_per_customer")
         names = self.data.names(sorted(set(out["customer_id"])))
-        out["name"] = out["customer_id"].map(lambda c: names.get(c, ""))
+        out["name"] = out["customer_id"].map(names).fillna("").astype(str)
         out = out.sort_values(["period", "spend_cents", "customer_id"], ascending=[True, False, True])
         return out[COLUMNS["spend_per_customer"]].reset_index(drop=True)
 

@@ -381,7 +381,10 @@ class SqliteVisitData:
         # reaches Python.
         t = "unixepoch(occurred_at)"
         offsets = _offsets_between(f.tz, lo, hi)
-        shift = "CASE " + " ".join(f"WHEN {t} >= {since} THEN {off}" for since, off in reversed(offsets[1:]))
+        # Text comparisons: the stored times are fixed-width UTC text, cheaper than parsing twice.
+        shift = "CASE " + " ".join(
+            f"WHEN occurred_at >= '{_text(since)}' THEN {off}" for since, off in reversed(offsets[1:])
+        )
         shift = f"{shift} ELSE {offsets[0][1]} END" if len(offsets) > 1 else str(offsets[0][1])
         day = f"(({t} + {shift}) / 86400)"
         firsts = _period_starts(f, period)
