@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.analytics import AnalyticsFilter  # noqa: E402
+from core.local import store_visits  # noqa: E402
 from core.local.analytics import SqliteAnalytics  # noqa: E402
 from core.local.sqlite import SqliteRepositories, to_db_time  # noqa: E402
 
@@ -61,7 +62,12 @@ def generate(db: Path, customers: int, visits: int, transactions: int, events: i
     # Zipf-ish: a few regulars, many occasional visitors.
     weights = [1.0 / (1 + i) ** 0.8 for i in range(customers)]
     cams = list(CAMERAS)
+    # Bulk load without the store-visit triggers (a row at a time they would cost
+    # minutes); store_visits.migrate() below recreates them and backfills once.
     conn.execute("BEGIN")
+    for name in ("store_visits_insert", "store_visits_extend", "store_visits_change", "store_visits_delete"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.execute("DELETE FROM meta WHERE key LIKE 'store_visit%'")
     conn.executemany(
         "INSERT INTO customers (customer_id, name, email, loyalty_id, consent, consent_at, notes, "
         "created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, '', ?, ?)",
@@ -139,6 +145,7 @@ def generate(db: Path, customers: int, visits: int, transactions: int, events: i
             (f"pid_{n:020x}", t, t, to_db_time(now + timedelta(days=30))),
         )
     conn.execute("COMMIT")
+    store_visits.migrate(conn)
     SqliteAnalytics(repos.connection).ensure_indexes()
     conn.execute("ANALYZE")
     repos.close()
@@ -159,7 +166,7 @@ def time_it(fn, repeat: int) -> float:
 
 
 def bench_queries(db: Path, repeat: int) -> None:
-    a = SqliteAnalytics(db)
+    a = SqliteAnalytics(db, timezone="UTC")  # the dashboard's default STORELENS_TIMEZONE
     today = datetime.now(UTC).date()
     ranges = [
         AnalyticsFilter.last_days(30, today),
@@ -199,6 +206,11 @@ def bench_queries(db: Path, repeat: int) -> None:
         f"  {'all of them, as one page':28s} "
         + " ".join(f"{time_it(lambda f=f: page(f), repeat):7.3f}" for f in ranges)
     )
+    repos = SqliteRepositories(db)
+    ids = [c.customer_id for c in repos.customers.list(None, limit=500)]
+    summary = time_it(lambda: a.customer_summary(ids), repeat)
+    print(f"  {'customer_summary(500)':28s} {summary:7.3f}  (the Customers table)")
+    repos.close()
 
 
 def bench_pages(data_dir: Path, repeat: int) -> None:

@@ -20,10 +20,13 @@ All days and hours are in the store's time zone (``AnalyticsFilter.tz``, from
 ``STORELENS_TIMEZONE``); a filter's ``end`` day is inclusive.
 
 :class:`core.analytics_engine.StoreAnalytics` computes everything from a
-:class:`core.analytics_types.VisitData` (narrow range reads and a first-visit
-lookup) in pandas; the local backend reads them with SQL
-(:class:`core.local.analytics.SqliteAnalytics`), any other backend through the
-repositories (:class:`RepositoryAnalytics`, here). The types live in
+:class:`core.analytics_types.VisitData`, which answers with summaries of a
+range (store-visit and sale statistics, zone totals, first visits); the local
+backend answers from tables SQLite keeps up to date
+(:class:`core.local.analytics.SqliteAnalytics`, :mod:`core.local.store_visits`),
+any other backend computes them in pandas from the repositories
+(:class:`RepositoryAnalytics`, here, with the reference functions of
+:mod:`core.analytics_engine`). The types live in
 :mod:`core.analytics_types` and are re-exported.
 """
 

@@ -152,6 +152,9 @@ class StayStats:
     per_day: pd.DataFrame
     grid: pd.DataFrame
 
+    def __post_init__(self) -> None:
+        _plain_ids(self.per_customer)
+
     @classmethod
     def empty(cls) -> StayStats:
         import pandas as pd
@@ -177,6 +180,16 @@ class SaleStats:
     unattributed_cents: int
     currency: str
     per_customer: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        _plain_ids(self.per_customer)
+
+
+def _plain_ids(frame: pd.DataFrame) -> None:
+    # Customer ids as plain Python strings: the KPIs iterate them (sets, dicts),
+    # and iterating an Arrow-backed string index costs a call per element.
+    if frame.index.dtype != object:
+        frame.index = frame.index.astype(object)
 
 
 @runtime_checkable

@@ -1,9 +1,13 @@
 """Analytics for the embedded backend: the reads of :class:`core.analytics.VisitData` in SQL.
 
-The arithmetic (store visits, KPIs, time zones) is shared with every backend
-in :class:`core.analytics.StoreAnalytics`; this module only reads narrow rows
-from SQLite. Range scans use covering indexes created here on first use
-(``IF NOT EXISTS``, so they cost nothing afterwards)::
+The KPI arithmetic is shared with every backend in
+:class:`core.analytics.StoreAnalytics`; this module answers its summaries from
+the store visits and roll-ups SQLite keeps by triggers
+(:mod:`core.local.store_visits`): a grouped scan per visitor, the per-day and
+per-hour roll-ups, the quarter-hour zone roll-up, grouped scans of sales. A
+camera filter that leaves cameras out, or a time zone other than the
+roll-ups', is computed the reference way from narrow reads. Range scans use
+covering indexes (``IF NOT EXISTS``, so they cost nothing afterwards)::
 
     visits(started_at, camera_id, customer_id, zone, last_seen_at)
     visits(customer_id, started_at, last_seen_at)
