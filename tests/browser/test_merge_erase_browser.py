@@ -89,6 +89,17 @@ def _choose(page, box: str, option: str) -> None:
     raise AssertionError(f"no option {option!r} in {box!r}")
 
 
+def _edit_tab(page) -> None:
+    """Open the profile's edit tab once the rerun has replaced the last profile's elements."""
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name="Edit / merge / erase")
+    expect(tab).to_have_count(1, timeout=30_000)
+    page.wait_for_timeout(500)
+    expect(tab).to_have_count(1, timeout=30_000)
+    tab.click()
+
+
 def test_merge_from_approvals_and_customers_then_erase(
     store: tuple[str, Path], browser, tmp_path: Path
 ) -> None:
@@ -107,20 +118,20 @@ def test_merge_from_approvals_and_customers_then_erase(
     # Approvals: the camera's sighting of Joe goes to the customer enrolled at the counter.
     page.get_by_role("link", name="Approvals").first.click()
     expect(page.locator("h1", has_text="Approvals")).to_be_visible(timeout=30_000)
-    page.get_by_role("button", name="This is an existing customer...").click()
+    page.get_by_text("This is an existing customer...").click()
     page.get_by_label("Search customers by name, e-mail or loyalty id").fill("Biden")
     page.keyboard.press("Enter")
     _choose(page, "Customer", "Joe Biden (L-2001)")
     merge = page.get_by_role("button", name="Add these photos to Joe Biden")
     expect(merge).to_be_disabled(timeout=30_000)  # nothing merges on one click
-    popover = page.get_by_test_id("stPopoverBody")
-    expect(popover.get_by_text("This person")).to_be_visible()
-    expect(popover.locator("[data-testid='stImage'] img")).to_have_count(2, timeout=30_000)
+    picker = page.get_by_test_id("stExpander").filter(has_text="This is an existing customer...").last
+    expect(picker.get_by_text("This person")).to_be_visible()
+    expect(picker.locator("[data-testid='stImage'] img")).to_have_count(2, timeout=30_000)
     page.screenshot(path=str(tmp_path / "approvals-merge.png"))
     page.get_by_text("Yes, this is Joe Biden").click()
     expect(merge).to_be_enabled(timeout=30_000)
     merge.click()
-    expect(page.get_by_text("Added to the chosen customer.")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Added to Joe Biden.")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("tab", name="New people (0)")).to_be_visible()
 
     # Customers: fold the duplicate "B. Obama" into Barack Obama.
@@ -128,8 +139,7 @@ def test_merge_from_approvals_and_customers_then_erase(
     expect(page.locator("h1", has_text="Customers")).to_be_visible(timeout=30_000)
     _choose(page, "Profile", "Barack Obama (L-1001)")
     expect(page.locator("h2", has_text="Barack Obama")).to_be_visible(timeout=30_000)
-    page.wait_for_timeout(1500)
-    page.get_by_role("tab", name="Edit / merge / erase").click()
+    _edit_tab(page)
     _choose(page, "Duplicate to fold in", "B. Obama (bo@example.com)")
     expect(page.get_by_text("B. Obama (folded in)")).to_be_visible(timeout=30_000)
     expect(page.get_by_role("button", name="Merge", exact=True)).to_be_disabled()
@@ -140,8 +150,7 @@ def test_merge_from_approvals_and_customers_then_erase(
     # Erase Joe Biden: the button waits for his name.
     _choose(page, "Profile", "Joe Biden (L-2001)")
     expect(page.locator("h2", has_text="Joe Biden")).to_be_visible(timeout=30_000)
-    page.wait_for_timeout(1500)
-    page.get_by_role("tab", name="Edit / merge / erase").click()
+    _edit_tab(page)
     erase = page.get_by_role("button", name="Erase this customer")
     expect(erase).to_be_disabled(timeout=30_000)
     page.get_by_label("Type 'Joe Biden' to confirm").fill("Joe Biden")
