@@ -25,9 +25,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from core.analytics_engine import (
     StoreAnalytics,
@@ -76,13 +77,6 @@ def _stay_index(f: AnalyticsFilter) -> str:
     # A short range reads its slice of the start index (then sorts by customer);
     # a long one walks the customer index in order, skipping other dates.
     return "store_visits_started" if f.days <= 60 else "store_visits_customer"
-
-
-def _offsets_between(tz: str, lo: int, hi: int) -> list[tuple[int, int]]:
-    """``(since, offset)`` of ``tz`` over ``[lo, hi)``: the offset at ``lo``, then each change."""
-    rows = store_visits.tz_offsets(tz) or [(-(2**62), 0)]
-    current = [r for r in rows if r[0] <= lo][-1]
-    return [(lo, current[1]), *[r for r in rows if lo < r[0] < hi]]
 
 
 def _period_starts(f: AnalyticsFilter, period: Period) -> list[int]:
@@ -379,31 +373,31 @@ class SqliteVisitData:
         import pandas as pd
 
         lo, hi = f.epochs()
-        columns = ["period", "customer_id", "transactions", "spend_cents"]
-        # Local day of each sale from the few UTC offsets the range has (a CASE of
-        # constants), the period's number in SQL, its label in Python: no sale row
-        # reaches Python.
-        t = "unixepoch(occurred_at)"
-        offsets = _offsets_between(f.tz, lo, hi)
-        # Text comparisons: the stored times are fixed-width UTC text, cheaper than parsing twice.
-        shift = "CASE " + " ".join(
-            f"WHEN occurred_at >= '{_text(since)}' THEN {off}" for since, off in reversed(offsets[1:])
+        # Each period's first local midnight as stored UTC text: the period of a
+        # sale is then a few text comparisons in SQL (no time parsing, any time
+        # zone), and no single sale reaches Python.
+        zone = ZoneInfo(f.tz)
+        starts = _period_starts(f, period)
+        labels = [
+            d.isoformat() if period == "week" else d.strftime("%Y-%m")
+            for d in (_EPOCH_DAY + timedelta(days=n) for n in starts)
+        ]
+        bounds = [
+            _text(int(datetime.combine(_EPOCH_DAY + timedelta(days=n), time(), zone).timestamp()))
+            for n in starts
+        ]
+        number = "CASE " + " ".join(
+            f"WHEN occurred_at >= '{b}' THEN {i}" for i, b in reversed(list(enumerate(bounds)))
         )
-        shift = f"{shift} ELSE {offsets[0][1]} END" if len(offsets) > 1 else str(offsets[0][1])
-        day = f"(({t} + {shift}) / 86400)"
-        firsts = _period_starts(f, period)
-        if period == "week":
-            number = f"(({day} + 3) / 7)"  # 1970-01-01 was a Thursday: weeks from Monday 1969-12-29
-            labels = {(d + 3) // 7: (_EPOCH_DAY + timedelta(days=d)).isoformat() for d in firsts}
-        else:
-            number = "CASE " + " ".join(f"WHEN {day} >= {d} THEN {d}" for d in reversed(firsts)) + " END"
-            labels = {d: (_EPOCH_DAY + timedelta(days=d)).strftime("%Y-%m") for d in firsts}
         rows = self._rows(
-            f"SELECT {number} AS n, customer_id, COUNT(*), SUM(amount_cents) FROM {_T} "
+            f"SELECT {number} ELSE 0 END AS n, customer_id, COUNT(*), SUM(amount_cents) FROM {_T} "
             "WHERE occurred_at >= ? AND occurred_at < ? AND customer_id IS NOT NULL GROUP BY n, customer_id",
             [_text(lo), _text(hi)],
         )
-        return pd.DataFrame([(labels[n], c, k, s) for n, c, k, s in rows], columns=columns)
+        return pd.DataFrame(
+            [(labels[n], c, k, v) for n, c, k, v in rows],
+            columns=["period", "customer_id", "transactions", "spend_cents"],
+        )
 
     def first_visits(self, customer_ids: list[str]) -> dict[str, int]:
         # One MIN() per customer, each a single seek on visits(customer_id,
