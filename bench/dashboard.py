@@ -231,8 +231,9 @@ def bench_pages(data_dir: Path, repeat: int) -> None:
         at.switch_page(f"pages/{page}.py")
 
         def render(at=at, page=page):
-            # Cold numbers: AppTest keeps no st.cache_data between runs; also
-            # forget the analytics' shared range reads.
+            # Cold numbers: st.cache_data outlives AppTest runs in this process
+            # (memory storage), so clear it, and the analytics' shared range reads.
+            st.cache_data.clear()
             _ui.analytics().forget()  # type: ignore[attr-defined]
             at.run()
             if at.exception:
