@@ -19,9 +19,9 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from core.models import FaceCrop, FaceEvent, utcnow
+from core.models import DetectedFace, FaceCrop, FaceEvent, utcnow
 from core.schema import event_to_json
-from deeplens_lambda.detectors import Detector
+from deeplens_lambda.detectors import Detector, RegionDetector
 from deeplens_lambda.tracker import Candidate, Emission, Tracker, TrackerConfig
 
 #: The most bytes one serialised event (``core.schema.event_to_json``) may take:
@@ -41,12 +41,17 @@ class EdgeContext:
     camera_id: str
     zone: str
     every: int = 3  # run the detector on every Nth frame, track in between
+    #: scan the whole frame at least this often (seconds); on the detection frames
+    #: in between, a detector that can (YuNet) scans only around live tracks; 0 = always whole
+    full_frame_seconds: float = 0.35
     jpeg_quality: int = JPEG_QUALITIES[0]
     max_event_bytes: int = EVENT_BUDGET_BYTES
 
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError("every must be >= 1")
+        if self.full_frame_seconds < 0:
+            raise ValueError("full_frame_seconds must be >= 0")
 
 
 @dataclass(slots=True)
@@ -55,6 +60,7 @@ class PipelineStats:
 
     frames: int = 0
     detect_frames: int = 0
+    region_frames: int = 0  # detection frames scanned only around live tracks
     faces: int = 0
     events: int = 0
     tracks: int = 0
@@ -131,6 +137,29 @@ def build_event(emission: Emission, context: EdgeContext, detector_name: str) ->
     return build_events(emission, context, detector_name)[0]
 
 
+def detect_faces(
+    frame: np.ndarray, detector: Detector, tracker: Tracker, context: EdgeContext, when: datetime, index: int
+) -> tuple[list[DetectedFace], bool]:
+    """Faces of a detection frame, and whether only regions around live tracks were scanned.
+
+    The whole frame is scanned every ``context.full_frame_seconds`` (newcomers
+    are found there); on the detection frames in between, a
+    :class:`~deeplens_lambda.detectors.RegionDetector` scans only the regions
+    where live tracks can be (:meth:`Tracker.search_regions`), each at the
+    scale its face size needs, unless that would cost as much as a full pass.
+    With no live track there is nothing to scan until the next full pass.
+    """
+    last = tracker.last_full_scan
+    due = last is None or (when - last).total_seconds() >= context.full_frame_seconds - 1e-6
+    if not due and isinstance(detector, RegionDetector):
+        height, width = frame.shape[:2]
+        regions = tracker.search_regions(index, width, height, when)
+        if detector.region_cost(width, height, regions) < 1.0:
+            return (detector.detect_regions(frame, regions) if regions else []), True
+    tracker.last_full_scan = when
+    return detector.detect(frame), False
+
+
 def process_frame(
     frame: np.ndarray | None,
     detector: Detector,
@@ -154,11 +183,12 @@ def process_frame(
         return []
     if frame is None:
         raise ValueError(f"frame {index} is a detection frame and needs its pixels")
-    detections = detector.detect(frame)
+    detections, regional = detect_faces(frame, detector, tracker, context, when, index)
     emissions = tracker.update(detections, frame, when, frame_index=index)
     events = [ev for e in emissions for ev in build_events(e, context, detector.name)]
     if stats is not None:
         stats.detect_frames += 1
+        stats.region_frames += int(regional)
         stats.faces += len(detections)
         stats.events += len(events)
         stats.tracks = tracker.tracks_started

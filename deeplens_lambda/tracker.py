@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from core.models import CROP_MARGIN, BoundingBox, DetectedFace
+from deeplens_lambda.detectors import SearchRegion
 from deeplens_lambda.quality import Quality, crop_quality, face_patch
 
 #: Crops are scaled down so the face is at most this many pixels: the embedder
@@ -178,6 +179,8 @@ class Tracker:
         self.detections_seen = 0
         self._ids = itertools.count(1)
         self._run = uuid.uuid4().hex[:6]
+        #: when the detector last scanned a whole frame (see deeplens_lambda.pipeline.detect_faces)
+        self.last_full_scan: datetime | None = None
 
     # ----------------------------------------------------------------- stepping
     def step(self) -> int:
@@ -189,6 +192,32 @@ class Tracker:
     def current_boxes(self) -> dict[str, BoundingBox]:
         """Predicted boxes of live tracks at the current frame (for drawing)."""
         return {tid: t.predicted(self.frame_index - 1) for tid, t in self.tracks.items()}
+
+    def search_regions(self, frame_index: int, width: int, height: int, now: datetime) -> list[SearchRegion]:
+        """Where each live track's face can be at ``frame_index``, for a detector that scans regions.
+
+        A region holds every face :func:`_associate` could match to the track:
+        a centre within the track's reach (:meth:`_reach`) of its predicted or
+        last box, at up to ``max_size_ratio`` times its size. ``face_px`` is the
+        predicted face side. Tracks predicted out of the frame get none.
+        """
+        cfg = self.config
+        regions: list[SearchRegion] = []
+        for track in self.tracks.values():
+            pred = track.predicted(frame_index)
+            cx, cy = pred.center
+            if not (0 <= cx < width and 0 <= cy < height):
+                continue
+            last = track.bbox
+            side = max(1.0, (pred.width + pred.height + last.width + last.height) / 4.0)
+            left, top = min(pred.left, last.left), min(pred.top, last.top)
+            right, bottom = max(pred.right, last.right), max(pred.bottom, last.bottom)
+            # centre reach plus half the largest face the size gate lets through, beyond the boxes' own half
+            margin = round((self._reach(track, now) + 0.5 * cfg.max_size_ratio - 0.5) * side)
+            w, h = right - left + 2 * margin, bottom - top + 2 * margin
+            box = BoundingBox(left - margin, top - margin, w, h)
+            regions.append(SearchRegion(box.clip(width, height), (pred.width + pred.height) / 2.0))
+        return regions
 
     def update(
         self,
