@@ -31,6 +31,10 @@ EVENT_BUDGET_BYTES = 120_000
 #: JPEG qualities tried in turn until an emission's crops fit one event; below
 #: the last one the crops are split over several events of the same track.
 JPEG_QUALITIES = (90, 80, 70)
+#: Scan regions instead of the whole frame only if they cost less than this
+#: fraction of a full pass: where regions save little (small frames, crowds),
+#: the full pass is as cheap and sees everything.
+MAX_REGION_COST = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,7 @@ class EdgeContext:
     every: int = 3  # run the detector on every Nth frame, track in between
     #: scan the whole frame at least this often (seconds); on the detection frames
     #: in between, a detector that can (YuNet) scans only around live tracks; 0 = always whole
-    full_frame_seconds: float = 0.35
+    full_frame_seconds: float = 0.5
     jpeg_quality: int = JPEG_QUALITIES[0]
     max_event_bytes: int = EVENT_BUDGET_BYTES
 
@@ -145,16 +149,16 @@ def detect_faces(
     The whole frame is scanned every ``context.full_frame_seconds`` (newcomers
     are found there); on the detection frames in between, a
     :class:`~deeplens_lambda.detectors.RegionDetector` scans only the regions
-    where live tracks can be (:meth:`Tracker.search_regions`), each at the
-    scale its face size needs, unless that would cost as much as a full pass.
-    With no live track there is nothing to scan until the next full pass.
+    where live tracks can be (:meth:`Tracker.search_regions`), unless they
+    would cost over :data:`MAX_REGION_COST` of a full pass. With no live
+    track there is nothing to scan until the next full pass.
     """
     last = tracker.last_full_scan
     due = last is None or (when - last).total_seconds() >= context.full_frame_seconds - 1e-6
     if not due and isinstance(detector, RegionDetector):
         height, width = frame.shape[:2]
         regions = tracker.search_regions(index, width, height, when)
-        if detector.region_cost(width, height, regions) < 1.0:
+        if detector.region_cost(width, height, regions) < MAX_REGION_COST:
             return (detector.detect_regions(frame, regions) if regions else []), True
     tracker.last_full_scan = when
     return detector.detect(frame), False

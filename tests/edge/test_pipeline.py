@@ -116,7 +116,7 @@ def test_between_full_passes_yunet_scans_only_around_live_tracks() -> None:
 
 def test_with_nobody_in_view_the_rounds_between_full_passes_scan_nothing() -> None:
     frames = [store_background()] * 30
-    events, stats, detector, _ = run(frames, detector=CountingYuNet())
+    events, stats, detector, _ = run(frames, detector=CountingYuNet(), full_frame_seconds=0.35)
     assert events == [] and stats.detect_frames == 10
     assert (detector.calls, detector.region_calls, stats.region_frames) == (5, 0, 5)
 
