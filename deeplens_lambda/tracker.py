@@ -78,6 +78,9 @@ class TrackerConfig:
     max_size_ratio: float = 1.6
     #: a person hidden (or not detected) for longer than this ends their track
     max_missed_seconds: float = 1.5
+    #: between full-frame passes, a track missed on more detection rounds than this
+    #: is not searched around (it is hidden; the next full pass finds it if it is back)
+    max_missed_search: int = 2
     min_hits: int = 2
     crops_per_track: int = DEFAULT_CROPS_PER_TRACK
     min_crop_gap_seconds: float = 0.2
@@ -199,11 +202,14 @@ class Tracker:
         A region holds every face :func:`_associate` could match to the track:
         a centre within the track's reach (:meth:`_reach`) of its predicted or
         last box, at up to ``max_size_ratio`` times its size. ``face_px`` is the
-        predicted face side. Tracks predicted out of the frame get none.
+        predicted face side. Tracks predicted out of the frame, or missed on more
+        than ``max_missed_search`` rounds (hidden), get none.
         """
         cfg = self.config
         regions: list[SearchRegion] = []
         for track in self.tracks.values():
+            if track.missed > cfg.max_missed_search:
+                continue
             pred = track.predicted(frame_index)
             cx, cy = pred.center
             if not (0 <= cx < width and 0 <= cy < height):
