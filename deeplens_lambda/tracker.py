@@ -236,6 +236,12 @@ class Tracker:
         cfg = self.config
         index = self.frame_index - 1 if frame_index is None else frame_index
         self.detections_seen += len(detections)
+        emissions: list[Emission] = []
+        for track in list(self.tracks.values()):
+            # Hidden for longer than max_missed_seconds: gone, before it can claim a newcomer's
+            # face (with few detection rounds in between, its reach has grown wide by now).
+            if captured_at - track.last_seen_at > timedelta(seconds=cfg.max_missed_seconds):
+                emissions.extend(self._finish(track))
         tracks = list(self.tracks.values())
         predicted = [t.predicted(index) for t in tracks]
         reach = [self._reach(t, captured_at) for t in tracks]
@@ -245,7 +251,6 @@ class Tracker:
         )
         matched_tracks = set()
         matched_dets = set()
-        emissions: list[Emission] = []
         for ti, di in pairs:
             track = tracks[ti]
             det = detections[di]
