@@ -61,6 +61,8 @@ def record_anonymous(repos: Repositories, event: FaceEvent) -> IngestResult:
     duplicate; the sighting spans the track's crops, so dwell is measurable.
     """
     times = [c.captured_at for c in event.all_crops] or [event.captured_at]
+    if event.seen_until is not None:  # an anonymous event from the edge spans the whole track
+        times.append(event.seen_until)
     sighting = AnonymousSighting(
         sighting_id=f"anon_{event.event_id}",
         store_id=event.store_id,
