@@ -28,6 +28,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.approvals import ApprovalService
+    from core.gallery import GalleryPublisher
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class PrivacyService:
         notifier: Notifier,
         workflow: ApprovalWorkflow,
         approvals: ApprovalService,
+        gallery: GalleryPublisher | None = None,
     ) -> None:
+        self.gallery = gallery
         self.settings = settings
         self.repos = repos
         self.blobs = blobs
@@ -132,7 +135,21 @@ class PrivacyService:
             self.repos.audit.append(
                 AuditEntry(new_id("aud"), utcnow(), actor, "erase", customer_id, _counts(report))
             )
+        self.refresh_gallery()
         return report
+
+    def refresh_gallery(self) -> None:
+        """Rewrite the edge agents' gallery of consented templates, where one is kept (AWS).
+
+        A failure is logged, not raised: the erasure or enrolment that called it
+        is done, and the hourly purge rewrites the gallery again.
+        """
+        if self.gallery is None:
+            return
+        try:
+            self.gallery.refresh()
+        except Exception:
+            log.exception("could not rewrite the edge gallery; the next purge retries")
 
     def purge(self, now: datetime | None = None, actor: str = "retention") -> PurgeReport:
         """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows),
@@ -163,11 +180,14 @@ class PrivacyService:
                 prune(now)
         retired = []
         for customer_id in inactive_customers(self.settings, self.repos, now):
-            self.forget_biometrics(customer_id, actor)
+            self.forget_biometrics(customer_id, actor, refresh=False)
             retired.append(customer_id)
+        # Every sweep: enrolments and approvals made by processes that could not
+        # embed, and anyone retired above, reach the edge gallery within the hour.
+        self.refresh_gallery()
         return PurgeReport(expired=expired, retired=retired)
 
-    def forget_biometrics(self, customer_id: str, actor: str = "retention") -> int:
+    def forget_biometrics(self, customer_id: str, actor: str = "retention", *, refresh: bool = True) -> int:
         """Delete a customer's photos, face rows and templates; keep the customer.
 
         They are no longer recognised (a later sighting is a stranger again);
@@ -195,6 +215,8 @@ class PrivacyService:
         for face in faces:
             if face.crop_key:
                 self.blobs.delete(face.crop_key)
+        if refresh:
+            self.refresh_gallery()
         return len(faces)
 
     def start_auto_purge(self, interval_seconds: float | None = None) -> threading.Thread | None:

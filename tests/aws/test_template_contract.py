@@ -730,3 +730,26 @@ def test_crops_are_encrypted_with_the_stack_key_and_users_of_crops_may_use_it() 
         if allows(statements, "s3:PutObject", objects):
             assert allows(statements, "kms:GenerateDataKey", [key]), logical
     assert translated()["Resources"]["CropsKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_edge_agents_may_read_exactly_the_gallery_and_the_sweep_may_rewrite_it() -> None:
+    from core.gallery import GALLERY_KEY
+
+    policy = translated()["Resources"]["EdgeGalleryReadPolicy"]["Properties"]["PolicyDocument"]
+    statements = [
+        Statement(
+            tuple(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]),
+            tuple([_resolve(s["Resource"])]),
+        )
+        for s in policy["Statement"]
+    ]
+    gallery = f"arn:{PARTITION}:s3:::{_physical('CropsBucket', {})}/{GALLERY_KEY}"
+    assert allows(statements, "s3:GetObject", [gallery])
+    assert allows(statements, "kms:Decrypt", [_get_att("CropsKey", "Arn")])
+    assert not allows(statements, "s3:GetObject", [gallery.replace(GALLERY_KEY, "crops/2026/x.jpg")])
+    assert not allows(statements, "s3:PutObject", [gallery])
+    sweep = role_statements("ExpireFunction")
+    assert allows(sweep, "s3:PutObject", [gallery]) and allows(
+        sweep, "kms:GenerateDataKey", [_get_att("CropsKey", "Arn")]
+    )
+    assert not allows(sweep, "s3:PutObject", [gallery.replace(GALLERY_KEY, "crops/2026/x.jpg")])
