@@ -109,10 +109,13 @@ def footfall(repos: Repositories, start: datetime, end: datetime) -> Footfall:
     visits = repos.visits.between(start, end)
     anonymous = repos.anonymous.between(start, end)
     zones: dict[str, int] = {}
-    for zone in [v.zone for v in visits] + [s.zone for s in anonymous]:
-        zones[zone] = zones.get(zone, 0) + 1
-    dwell = sum(s.dwell_seconds for s in anonymous) / len(anonymous) if anonymous else 0.0
-    return Footfall(len(visits), len(anonymous), dict(sorted(zones.items())), dwell)
+    for v in visits:
+        zones[v.zone] = zones.get(v.zone, 0) + 1
+    for s in anonymous:  # an hourly roll-up stands for s.people sightings
+        zones[s.zone] = zones.get(s.zone, 0) + s.people
+    people = sum(s.people for s in anonymous)
+    dwell = sum(s.dwell_seconds * s.people for s in anonymous) / people if people else 0.0
+    return Footfall(len(visits), people, dict(sorted(zones.items())), dwell)
 
 
 # ----------------------------------------------------------------------- notice

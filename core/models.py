@@ -562,6 +562,10 @@ class SeenEvent:
     similarity: float | None = None
 
 
+#: Sighting ids of hourly roll-ups start with this (``core.retention.roll_up_anonymous``).
+ROLLUP_PREFIX = "agg_"
+
+
 @dataclass(frozen=True, slots=True)
 class AnonymousSighting:
     """Someone seen by a camera who is not a consented customer (consent-first mode).
@@ -577,7 +581,16 @@ class AnonymousSighting:
     zone: str
     first_seen_at: datetime
     last_seen_at: datetime
+    #: How many people the row stands for: 1 for a raw sighting; an hourly roll-up
+    #: (``core.retention``) stands for ``people`` sightings that began in the hour
+    #: starting at ``first_seen_at``, whose mean dwell is :attr:`dwell_seconds`.
+    people: int = 1
 
     @property
     def dwell_seconds(self) -> float:
+        """Dwell of the sighting (of a roll-up: the mean dwell of its sightings)."""
         return max(0.0, (self.last_seen_at - self.first_seen_at).total_seconds())
+
+    @property
+    def is_rollup(self) -> bool:
+        return self.sighting_id.startswith(ROLLUP_PREFIX)

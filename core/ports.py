@@ -321,6 +321,9 @@ class AnonymousSightingRepository(Protocol):
     def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
         """Sightings whose ``first_seen_at`` is in ``[start, end)``, oldest first."""
 
+    def delete(self, sighting_ids: Sequence[str]) -> int:
+        """Remove sightings (after a roll-up); unknown ids are ignored. Return how many went."""
+
 
 class Repositories(Protocol):
     """All repositories of one backend, plus a unit of work.

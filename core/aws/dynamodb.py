@@ -842,9 +842,15 @@ class DynamoDbAnonymousSightings(_Repo):
                 "zone": sighting.zone,
                 "first_seen_at": to_db_time(sighting.first_seen_at),
                 "last_seen_at": to_db_time(sighting.last_seen_at),
+                "people": sighting.people,
             },
             if_new=True,
         )
+
+    def delete(self, sighting_ids: Sequence[str]) -> int:
+        for sighting_id in sighting_ids:
+            self._t.delete(sighting_id)
+        return len(sighting_ids)
 
     def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
         items = self._t.in_range("first_seen_at", start, end)
@@ -856,6 +862,7 @@ class DynamoDbAnonymousSightings(_Repo):
                 zone=r["zone"],
                 first_seen_at=_req_time(r["first_seen_at"]),
                 last_seen_at=_req_time(r["last_seen_at"]),
+                people=int(r.get("people", 1)),
             )
             for r in items
         ]

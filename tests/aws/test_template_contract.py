@@ -355,6 +355,24 @@ def _timeout_step_expires(st: e2e.Stack) -> None:
     assert str(st.services.repos.pending.get(pending_id).status) in ("expired", "PendingStatus.EXPIRED")
 
 
+def _sweep_retires_records_and_rolls_up(st: e2e.Stack) -> None:
+    """The hourly sweep deletes a customer not seen for years and rolls up old sightings."""
+    from datetime import timedelta
+
+    from core.models import AnonymousSighting, Customer, Transaction, Visit, new_id, utcnow
+    from infra.functions.expire import app as expire_app
+
+    svc, old = st.services, utcnow() - timedelta(days=3000)
+    gone = Customer(new_id("cus"), "Long Gone", consent=True, consent_at=old, created_at=old, updated_at=old)
+    svc.repos.customers.add(gone)
+    svc.repos.visits.add(Visit(new_id("vis"), gone.customer_id, "store-1", "cam-1", "entrance", old, old))
+    svc.repos.transactions.add(Transaction(new_id("txn"), "store-1", old, 1250, customer_id=gone.customer_id))
+    svc.repos.anonymous.add(AnonymousSighting("anon_old", "store-1", "cam-1", "entrance", old, old))
+    expire_app.handler({"source": "aws.events", "detail-type": "Scheduled Event"})
+    assert svc.repos.customers.count() == 0
+    assert [s.is_rollup for s in svc.repos.anonymous.between(old - timedelta(days=1), utcnow())] == [True]
+
+
 SCENARIOS = {
     "approve by mail link": e2e.test_unknown_face_is_approved_by_mail_link_into_a_customer,
     "bad event": lambda st: e2e.test_bad_events_are_dead_lettered_without_partial_writes(
@@ -363,6 +381,7 @@ SCENARIOS = {
     "hourly heartbeat": e2e.test_hourly_sweep_heartbeats_waiting_approvals,
     "sweep expires": _sweep_expires_a_waiting_identity,
     "timeout step": _timeout_step_expires,
+    "sweep retires records": _sweep_retires_records_and_rolls_up,
 }
 
 
