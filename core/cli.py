@@ -268,7 +268,16 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     services = _services(args)
     report = services.privacy.purge(actor=args.actor)
-    _emit(args, report, lambda: print(f"purged {len(report.expired)} expired pending identit(y/ies)"))
+    _emit(
+        args,
+        report,
+        lambda: print(
+            f"purged {len(report.expired)} expired pending identit(y/ies); "
+            f"{len(report.retired)} customer(s) lost photos and templates, "
+            f"{len(report.records_deleted)} customer record(s) deleted; "
+            f"{report.sightings_rolled_up} anonymous sighting(s) rolled up into hourly counts"
+        ),
+    )
     return 0
 
 
@@ -407,7 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_erase)
 
-    p = sub.add_parser("purge", parents=[common], help="discard pending identities past their retention")
+    p = sub.add_parser(
+        "purge",
+        parents=[common],
+        help="the retention sweep: pending identities, customers' photos and records, anonymous sightings",
+    )
     p.set_defaults(func=cmd_purge)
 
     pp = sub.add_parser("pos", parents=[common], help="point-of-sale data")
