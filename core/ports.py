@@ -324,6 +324,10 @@ class AnonymousSightingRepository(Protocol):
     def delete(self, sighting_ids: Sequence[str]) -> int:
         """Remove sightings (after a roll-up); unknown ids are ignored. Return how many went."""
 
+    def extend(self, sighting_id: str, first_seen_at: datetime, last_seen_at: datetime) -> None:
+        """Widen a stored sighting's span to include ``first_seen_at``..``last_seen_at``
+        (a later event of the same camera track); a missing id is ignored."""
+
 
 class Repositories(Protocol):
     """All repositories of one backend, plus a unit of work.

@@ -847,6 +847,18 @@ class DynamoDbAnonymousSightings(_Repo):
             if_new=True,
         )
 
+    def extend(self, sighting_id: str, first_seen_at: datetime, last_seen_at: datetime) -> None:
+        item = self._t.get(sighting_id)
+        if not item:
+            return
+        first = min(_req_time(item["first_seen_at"]), first_seen_at)
+        last = max(_req_time(item["last_seen_at"]), last_seen_at)
+        # first_seen_at is the by_day index's sort key, and its day the partition key.
+        self._t.update(
+            sighting_id,
+            set_={"first_seen_at": to_db_time(first), "day": _day(first), "last_seen_at": to_db_time(last)},
+        )
+
     def delete(self, sighting_ids: Sequence[str]) -> int:
         for sighting_id in sighting_ids:
             self._t.delete(sighting_id)

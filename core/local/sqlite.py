@@ -1074,6 +1074,13 @@ class SqliteAnonymousSightings(_Base):
         )
         return cur.rowcount == 1
 
+    def extend(self, sighting_id: str, first_seen_at: datetime, last_seen_at: datetime) -> None:
+        self._conn().execute(
+            "UPDATE anonymous_sightings SET first_seen_at = min(first_seen_at, ?),"
+            " last_seen_at = max(last_seen_at, ?) WHERE sighting_id = ?",
+            (to_db_time(first_seen_at), to_db_time(last_seen_at), sighting_id),
+        )
+
     def delete(self, sighting_ids: Sequence[str]) -> int:
         conn, gone = self._conn(), 0
         for start in range(0, len(sighting_ids), 500):

@@ -89,3 +89,38 @@ def test_analytics_page_shows_anonymous_visitors_next_to_known_customers(store: 
     assert metrics["People counted"] == "4"
     assert metrics["Anonymous dwell (min, mean)"] == "2.0"
     assert any(s.value == "Everyone counted" for s in at.subheader)
+
+
+def test_events_of_one_camera_track_make_one_anonymous_sighting(svc: Services) -> None:  # noqa: F811
+    from core.models import FaceEvent, IngestOutcome
+    from tests.support.events import make_event
+    from tests.support.photos import photo_bytes
+
+    t0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    first = make_event(photo_bytes("biden"), captured_at=t0, track_id="cam-entrance-r1-7")
+    later = make_event(
+        photo_bytes("biden"), captured_at=t0 + timedelta(seconds=6), track_id="cam-entrance-r1-7"
+    )
+    # The same track's end, as an edge with unmatched = "anonymous" would send it.
+    end = FaceEvent.anonymous(
+        event_id="6f1c7a52-3c4e-4b1e-9a0d-2b7f61e0c001",
+        store_id="store-1",
+        camera_id="cam-entrance",
+        zone="entrance",
+        frame_width=640,
+        frame_height=480,
+        detector="yunet",
+        track_id="cam-entrance-r1-7",
+        first_seen_at=t0 - timedelta(seconds=1),
+        last_seen_at=t0 + timedelta(seconds=9),
+    )
+    other = make_event(
+        photo_bytes("biden"), captured_at=t0 + timedelta(seconds=3), track_id="cam-entrance-r1-8"
+    )
+    for event in (first, later, end, other):
+        assert svc.ingest.ingest(event).outcome is IngestOutcome.ANONYMOUS
+    assert svc.ingest.ingest(end).outcome is IngestOutcome.DUPLICATE
+    sightings = svc.repos.anonymous.between(t0 - timedelta(minutes=1), t0 + timedelta(minutes=1))
+    assert sorted(s.dwell_seconds for s in sightings) == [0.0, 10.0]  # two tracks, two people
+    track = next(s for s in sightings if s.dwell_seconds == 10.0)
+    assert (track.first_seen_at, track.last_seen_at) == (t0 - timedelta(seconds=1), t0 + timedelta(seconds=9))
