@@ -281,6 +281,24 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edge_gallery(args: argparse.Namespace) -> int:
+    services = _services(args)
+    if services.gallery is None:
+        print(
+            "no edge gallery to write: on AWS set STORELENS_EDGE_GALLERY=true; "
+            "locally edges read the store directly (docs/edge.md)"
+        )
+        return 0
+    templates = services.gallery.refresh()
+    customers = len(set(templates.customer_ids))
+    _emit(
+        args,
+        {"templates": len(templates), "customers": customers},
+        lambda: print(f"edge gallery: {len(templates)} template(s) of {customers} consented customer(s)"),
+    )
+    return 0
+
+
 def cmd_pos_import(args: argparse.Namespace) -> int:
     from core import pos
 
@@ -422,6 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the retention sweep: pending identities, customers' photos and records, anonymous sightings",
     )
     p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser(
+        "edge-gallery",
+        parents=[common],
+        help="rewrite the edge agents' gallery of consented templates now (AWS, docs/edge.md)",
+    )
+    p.set_defaults(func=cmd_edge_gallery)
 
     pp = sub.add_parser("pos", parents=[common], help="point-of-sale data")
     psub = pp.add_subparsers(dest="pos_command", required=True, metavar="ACTION")

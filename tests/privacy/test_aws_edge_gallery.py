@@ -116,3 +116,22 @@ def test_a_process_that_cannot_embed_still_removes_people(aws: tuple[Services, A
     svc.privacy.erase(grace.customer_id)
     stored = decode_templates(s3.get_object(Bucket=bucket, Key=GALLERY_KEY)["Body"].read())
     assert stored.customer_ids == (barack.customer_id,)  # kept from the previous object
+
+
+def test_the_cli_rewrites_the_gallery_with_photos_a_lambda_could_not_embed(
+    aws: tuple[Services, Any, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import core.cli
+    from core.gallery import local_image_embedder
+
+    svc, s3, bucket = aws
+    assert svc.gallery is not None
+    svc.gallery.embed = None  # enrolled while only a Lambda-like process ran
+    barack = enrol(svc, "Barack", "obama")
+    assert len(decode_templates(s3.get_object(Bucket=bucket, Key=GALLERY_KEY)["Body"].read())) == 0
+    svc.gallery.embed = local_image_embedder()  # the operator's machine has the engine
+    monkeypatch.setattr(core.cli, "_services", lambda args: svc)
+    assert core.cli.main(["edge-gallery"]) == 0
+    assert "1 template(s) of 1 consented customer(s)" in capsys.readouterr().out
+    stored = decode_templates(s3.get_object(Bucket=bucket, Key=GALLERY_KEY)["Body"].read())
+    assert stored.customer_ids == (barack.customer_id,)
