@@ -91,7 +91,13 @@ class ReplaySummary:
             f"visits           {self.visits}",
             f"review items     {self.review_items}",
             f"pending ids      {self.pending_identities}",
+            *self._anonymous_lines(),
         ] + (["stopped early"] if self.stopped else [])
+
+    def _anonymous_lines(self) -> list[str]:
+        # Consent-first mode, or an edge with unmatched = "anonymous" (docs/edge.md).
+        n = self.outcomes.get(IngestOutcome.ANONYMOUS.value, 0)
+        return [f"anonymous        {n}"] if n else []
 
 
 class CollectingPublisher:

@@ -73,6 +73,7 @@ def test_unenrolled_people_leave_the_edge_without_any_crop(store: Services) -> N
     assert not any(b"jpeg" in m or b"/9j/" in m for m in wire.messages)
     assert len({d["track_id"] for d in docs}) == len(docs)
     assert 8 <= len(docs) <= 11, len(docs)  # the nine people (the tracker makes 11 tracks at most)
+    assert f"anonymous        {len(docs)}" in summary.lines()
     assert gate.stats.crops_embedded == 0  # an empty gallery needs no embedding at all
     assert {r.outcome for r in wire.results} == {IngestOutcome.ANONYMOUS}
     sightings = store.repos.anonymous.between(START.replace(hour=0), START.replace(hour=23))
