@@ -9,7 +9,7 @@ enrolled from one frame of the clip is still sent, with crops, and recognised.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,8 +34,14 @@ class WirePublisher:
         self.inner = InProcessPublisher(svc.ingest, source="edge")
         self.messages: list[bytes] = []
         self.results: list[IngestResult] = []
-        self.inner.on_result = self.results.append
+        self.on_result: Callable[[IngestResult], None] | None = None  # the replay summary hooks in here
+        self.inner.on_result = self._result
         self.rejected = 0
+
+    def _result(self, result: IngestResult) -> None:
+        self.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
 
     def publish(self, event: FaceEvent) -> None:
         self.messages.append(event_to_json(event))
