@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,53 @@ def test_a_customer_enrolled_from_one_frame_is_still_sent_and_recognised(store: 
     # The only photos stored are his.
     stored = set(store.blobs.list()) - photos_before
     assert stored and stored <= {f.crop_key for f in store.repos.faces.by_customer(boy.customer_id)}
+
+
+def test_the_local_gallery_holds_only_consented_customers_and_forgets_them(store: Services) -> None:
+    from tests.privacy.conftest import enrol
+
+    gallery = SqliteConsentGallery(store.settings.data_dir, store.settings.collection_id)
+    assert len(gallery.templates()) == 0
+    barack = enrol(store, "Barack", "obama")
+    grace = enrol(store, "Grace", "grace_hopper")
+    templates = gallery.templates()
+    assert sorted(templates.customer_ids) == sorted([barack.customer_id, grace.customer_id])
+    assert templates.vectors.shape == (2, 128)
+    # The very templates the backend searches.
+    by_id = {f.face_id: f for f in store.faces.list_faces(store.settings.collection_id)}
+    assert set(templates.face_ids) == set(by_id)
+    # A customer without consent (review mode lets staff record one) is not in it.
+    store.repos.customers.update(replace(store.repos.customers.get(grace.customer_id), consent=False))
+    assert gallery.templates().customer_ids == (barack.customer_id,)
+    # Erasure and retirement take people out at the next read.
+    store.privacy.erase(barack.customer_id)
+    assert len(gallery.templates()) == 0
+    store.repos.customers.update(replace(store.repos.customers.get(grace.customer_id), consent=True))
+    assert gallery.templates().customer_ids == (grace.customer_id,)
+    store.privacy.forget_biometrics(grace.customer_id)
+    assert len(gallery.templates()) == 0
+
+
+def test_the_gate_keeps_its_last_gallery_when_a_read_fails(store: Services, tmp_path: Path) -> None:
+    from core.gallery import BlobGallery
+    from core.local.blobs import FileBlobStore
+    from core.models import BoundingBox, FaceCrop
+    from tests.privacy.conftest import enrol
+    from tests.support.photos import photo_bytes
+
+    barack = enrol(store, "Barack", "obama")
+    blobs = FileBlobStore(tmp_path / "edge-blobs")
+    shared = BlobGallery(blobs)
+    shared.write(SqliteConsentGallery(store.settings.data_dir, store.settings.collection_id).templates())
+    now = [0.0]
+    gate = UnmatchedGate(store.faces, shared, refresh_seconds=60, clock=lambda: now[0])  # type: ignore[arg-type]
+    crop = [FaceCrop(photo_bytes("obama2"), BoundingBox(0, 0, 10, 10), None, START, 0.9)]
+    assert gate.match(crop, "yunet") == barack.customer_id
+    blobs.put(shared.key, b"{not a gallery", content_type="application/json")
+    now[0] = 61.0  # due for a re-read, which fails: the last good gallery stays in use
+    assert gate.match(crop, "yunet") == barack.customer_id
+    shared.write(SqliteConsentGallery(store.settings.data_dir, store.settings.collection_id).templates())
+    store.privacy.erase(barack.customer_id)
+    shared.write(SqliteConsentGallery(store.settings.data_dir, store.settings.collection_id).templates())
+    now[0] = 122.0
+    assert gate.match(crop, "yunet") is None
