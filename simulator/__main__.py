@@ -114,7 +114,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         # Share the loaded engine with the local backend instead of loading it twice.
         gate = gate_for(
             settings, embedder=services.faces if services and settings.backend == "local" else None
-        )  # type: ignore[arg-type]
+        )
     try:
         summary = replay(
             args.source,
