@@ -25,9 +25,11 @@ services = _ui.services()
 can_edit = _ui.allowed("edit_customer")
 _ui.show_flash()
 
-if can_edit:
+# A toggle, not an expander: the form's widgets exist only while it is open, so its
+# labels never shadow the profile's edit form below.
+if can_edit and st.toggle("Enrol a customer", key="enrol_open", value=services.repos.customers.count() == 0):
     consent_first = services.settings.privacy_mode == CONSENT_FIRST
-    with st.expander("Enrol a customer", expanded=services.repos.customers.count() == 0):
+    with st.container(border=True):
         if consent_first:
             # Consent-first: no plain form. The person reads the notice and ticks the
             # consent box themselves; the consent record is written before the template.
@@ -45,9 +47,9 @@ if can_edit:
         else:
             with st.form("enrol_plain", clear_on_submit=True):
                 a, b = st.columns(2)
-                new_name = a.text_input("Name *", key="enrol_plain_name")
-                new_email = b.text_input("E-mail", key="enrol_plain_email")
-                new_loyalty = a.text_input("Loyalty id", key="enrol_plain_loyalty")
+                new_name = a.text_input("New customer's name *", key="enrol_plain_name")
+                new_email = b.text_input("Their e-mail", key="enrol_plain_email")
+                new_loyalty = a.text_input("Their loyalty id", key="enrol_plain_loyalty")
                 photos = b.file_uploader(
                     "Photos with only this person's face",
                     type=["jpg", "jpeg", "png"],
