@@ -1,0 +1,87 @@
+"""The dashboard's own HTTP routes, mounted beside Streamlit by ``app.py`` (``st.App``).
+
+``/session/start?ticket=...``
+    Redeems the login form's one-time ticket, sets the HttpOnly session cookie
+    (a new session id every time) and redirects to the page asked for.
+``/session/end``
+    Revokes the session the cookie names, deletes the cookie, back to ``/``.
+
+The session logic is :class:`core.sessions.SessionManager`; this module only
+speaks HTTP (Starlette, which Streamlit itself runs on). Handlers run the
+SQLite work on Starlette's thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.sessions import COOKIE_NAME, END_PATH, START_PATH, SessionManager
+
+_mounted = False
+
+
+def routes_mounted() -> bool:
+    """Whether this process serves the ``/session/*`` routes (started through ``app.py``).
+
+    Without them (``streamlit run dashboard.py``, or ``AppTest``) sign-in
+    falls back to the browser tab's Streamlit session.
+    """
+    return _mounted
+
+
+def _manager_from_env() -> SessionManager:
+    from core.local.sessions import local_session_manager
+    from core.settings import Settings
+
+    return local_session_manager(Settings.from_env().data_dir)
+
+
+def _is_https(request: Any) -> bool:
+    import os
+
+    return request.url.scheme == "https" or os.environ.get("STORELENS_PUBLIC_URL", "").startswith("https:")
+
+
+def session_routes(manager: Callable[[], SessionManager] = _manager_from_env) -> list[Any]:
+    """The Starlette routes; ``manager`` gives the session manager (settings read per request)."""
+    global _mounted
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse, Response
+    from starlette.routing import Route
+
+    def _no_store(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"  # the ticket never leaks onward
+        return response
+
+    async def start(request: Request) -> Response:
+        ticket = request.query_params.get("ticket", "")
+        started = await run_in_threadpool(manager().start, ticket, request.cookies.get(COOKIE_NAME))
+        if started is None:
+            response = RedirectResponse("/?signin=expired", status_code=303)
+            response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
+            return _no_store(response)
+        response = RedirectResponse(started.next_path, status_code=303)
+        response.set_cookie(
+            COOKIE_NAME,
+            started.cookie,
+            max_age=started.max_age,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=_is_https(request),
+        )
+        return _no_store(response)
+
+    async def end(request: Request) -> Response:
+        await run_in_threadpool(manager().end, request.cookies.get(COOKIE_NAME))
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(
+            COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=_is_https(request)
+        )
+        return _no_store(response)
+
+    _mounted = True
+    return [Route(START_PATH, start, methods=["GET"]), Route(END_PATH, end, methods=["GET"])]
