@@ -8,6 +8,6 @@ sign-in cookie, so a sign-in lasts across refreshes and new tabs.
 
 import streamlit as st
 
-from core.web import session_routes
+from core.web import dashboard_routes
 
-app = st.App("dashboard.py", routes=session_routes())
+app = st.App("dashboard.py", routes=dashboard_routes())

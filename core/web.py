@@ -45,7 +45,6 @@ def _is_https(request: Any) -> bool:
 
 def session_routes(manager: Callable[[], SessionManager] = _manager_from_env) -> list[Any]:
     """The Starlette routes; ``manager`` gives the session manager (settings read per request)."""
-    global _mounted
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import RedirectResponse, Response
@@ -83,5 +82,11 @@ def session_routes(manager: Callable[[], SessionManager] = _manager_from_env) ->
         )
         return _no_store(response)
 
-    _mounted = True
     return [Route(START_PATH, start, methods=["GET"]), Route(END_PATH, end, methods=["GET"])]
+
+
+def dashboard_routes() -> list[Any]:
+    """What ``app.py`` mounts: the session routes, and this process now signs in with cookies."""
+    global _mounted
+    _mounted = True
+    return session_routes()
