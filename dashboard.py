@@ -53,6 +53,19 @@ def _announce_setup_code(data_dir: str) -> None:
         )
 
 
+@st.cache_resource
+def _warn_without_app() -> None:
+    """Started as ``streamlit run dashboard.py``: the cookie routes are missing; say so once."""
+    if _ui.authenticator().kind == "local" and not _ui.cookie_sessions():
+        print(
+            "\nStoreLens: started without app.py, so a sign-in lasts only for its browser tab."
+            "\nStart the dashboard with: streamlit run app.py\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+_warn_without_app()
 if user is None:
     _announce_setup_code(str(settings.data_dir))
     login = st.Page("pages/login.py", title="Log in", icon=":material/login:", default=True)

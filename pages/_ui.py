@@ -177,6 +177,12 @@ def resolve_user() -> User | None:
     return current_user()
 
 
+def end_sessions(name: str, keep: User | None = None) -> None:
+    """Sign ``name`` out everywhere (password reset, removal); not the admin doing it to themselves."""
+    if authenticator().kind == "local" and (keep is None or keep.name != name):
+        session_manager().end_all(name)
+
+
 def go_to(url: str, label: str = "Continue") -> None:
     """Send the browser to ``url`` (a full page load, so the server can set or clear the cookie); stop."""
     st.html(f"<script>window.location.replace({json.dumps(url)});</script>", unsafe_allow_javascript=True)

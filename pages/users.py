@@ -103,11 +103,11 @@ if picked is not None:
                     "user_password_reset",
                     picked,
                     f"New password set for {picked}.",
-                    lambda: store.set_password(picked, pw),
+                    lambda: (store.set_password(picked, pw), _ui.end_sessions(picked, keep=me)),
                 )
     if me is not None and picked == me.name:
         st.caption("You cannot remove yourself.")
     else:
         sure = st.checkbox(f"Yes, remove {picked}", key=f"user_rm_sure_{picked}")
         if st.button("Remove user", key=f"user_rm_go_{picked}", disabled=not sure, icon=":material/delete:"):
-            act("user_removed", picked, f"Removed {picked}.", lambda: store.remove(picked))
+            act("user_removed", picked, f"Removed {picked}.", lambda: (store.remove(picked), _ui.end_sessions(picked)))
