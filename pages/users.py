@@ -110,4 +110,9 @@ if picked is not None:
     else:
         sure = st.checkbox(f"Yes, remove {picked}", key=f"user_rm_sure_{picked}")
         if st.button("Remove user", key=f"user_rm_go_{picked}", disabled=not sure, icon=":material/delete:"):
-            act("user_removed", picked, f"Removed {picked}.", lambda: (store.remove(picked), _ui.end_sessions(picked)))
+            act(
+                "user_removed",
+                picked,
+                f"Removed {picked}.",
+                lambda: (store.remove(picked), _ui.end_sessions(picked)),
+            )
