@@ -1,7 +1,7 @@
 """The dashboard in AWS live mode: every page under AppTest against a moto server.
 
 Settings come only from the environment ``infra/local_stack.py`` prints (plus a
-tmp data dir), exactly as a reviewer would run ``streamlit run dashboard.py``.
+tmp data dir), as a reviewer would run ``streamlit run app.py``.
 """
 
 from __future__ import annotations

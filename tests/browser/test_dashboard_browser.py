@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright.
 
-Starts ``streamlit run dashboard.py`` on a free port over a tmp store seeded
+Starts ``streamlit run app.py`` on a free port over a tmp store seeded
 through the real services, then: every page URL is refused while logged out
 (the very first request of the server process included); log in; live faces
 show; approve a pending identity with details; the customer appears; analytics
