@@ -181,3 +181,56 @@ def test_a_used_or_forged_ticket_signs_nobody_in(server: str, browser) -> None:
     assert page.url.startswith(server)
     assert _session_cookie(context) is None
     context.close()
+
+
+# Records the WebSocket sub-protocols the Streamlit frontend opens its connection with; on a
+# reconnect the third one is the Streamlit session id it asks to resume.
+RECORD_SOCKETS = """
+(() => {
+  const Original = window.WebSocket;
+  window.__protocols = [];
+  window.WebSocket = function (url, protocols) {
+    window.__protocols.push(protocols);
+    return (window.__ws = new Original(url, protocols));
+  };
+  window.WebSocket.prototype = Original.prototype;
+  Object.assign(window.WebSocket, Original);
+})();
+"""
+# Another browser asks to resume that session id (its own XSRF token, the victim's session id).
+PRESENT_SESSION_ID = """
+(sessionId) => {
+  const Original = window.WebSocket;
+  window.WebSocket = function (url, protocols) {
+    return new Original(url, [...protocols.slice(0, 2), sessionId]);
+  };
+  window.WebSocket.prototype = Original.prototype;
+  Object.assign(window.WebSocket, Original);
+}
+"""
+
+
+def test_a_streamlit_session_id_without_the_cookie_is_signed_out(server: str, browser) -> None:
+    """The issue's attack: a second browser resuming the victim's Streamlit session is not signed in."""
+    from playwright.sync_api import expect
+
+    victim = browser.new_context()
+    victim.add_init_script(RECORD_SOCKETS)
+    page = victim.new_page()
+    page.goto(server)
+    _log_in(page)
+    expect(page.get_by_text("Signed in as ann")).to_be_visible(timeout=60_000)
+    page.evaluate("window.__ws.close()")  # the frontend reconnects, naming its session id
+    page.wait_for_function("window.__protocols.at(-1).length === 3", timeout=30_000)
+    session_id = page.evaluate("window.__protocols.at(-1)[2]")
+    expect(page.get_by_text("Signed in as ann")).to_be_visible(timeout=30_000)
+
+    attacker = browser.new_context()
+    attacker.add_init_script(script=f"({PRESENT_SESSION_ID})({session_id!r})")
+    stolen = attacker.new_page()
+    stolen.goto(f"{server}/customers")
+    _expect_login_form(stolen)
+    stolen.wait_for_timeout(2000)
+    assert "Signed in as" not in stolen.locator("body").inner_text()
+    attacker.close()
+    victim.close()
