@@ -183,6 +183,18 @@ def end_sessions(name: str, keep: User | None = None) -> None:
         session_manager().end_all(name)
 
 
+def fragment_guard() -> None:
+    """First line of an auto-refreshing fragment (Live, Demo progress).
+
+    A fragment's reruns skip ``dashboard.py``; this checks the sign-in again,
+    so a tab left open stops showing data once its session is revoked
+    (logged out in another tab, password reset, expired): the whole page
+    reruns and shows the login form.
+    """
+    if (cookie_sessions() or oidc_login()) and resolve_user() is None:
+        st.rerun()
+
+
 def go_to(url: str, label: str = "Continue") -> None:
     """Send the browser to ``url`` (a full page load, so the server can set or clear the cookie); stop."""
     st.html(f"<script>window.location.replace({json.dumps(url)});</script>", unsafe_allow_javascript=True)

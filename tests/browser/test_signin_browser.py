@@ -103,11 +103,15 @@ def test_deep_link_refresh_new_tab_logout_and_replay(server: str, browser, tmp_p
     expect(tab.get_by_text("Signed in as ann")).to_be_visible(timeout=60_000)
     expect(tab.locator("h1", has_text="Analytics")).to_be_visible(timeout=30_000)
     tab.screenshot(path=str(tmp_path / "3-new-tab.png"))
-    tab.close()
+    tab.goto(server)  # Live, refreshing itself every 3 s
+    expect(tab.locator("h1", has_text="Live")).to_be_visible(timeout=60_000)
 
     # Log out, refresh: signed out, the cookie is gone.
     page.get_by_role("button", name="Log out").click()
     _expect_login_form(page)
+    # The other tab, left open on Live, drops to the login form by itself at its next refresh.
+    _expect_login_form(tab)
+    tab.close()
     page.reload()
     _expect_login_form(page)
     assert _session_cookie(context) is None
