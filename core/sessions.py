@@ -3,7 +3,8 @@
 How a local sign-in goes (``app.py`` mounts the routes of :mod:`core.web`):
 
 1. The login form checks the password (rate limited) and asks
-   :meth:`SessionManager.issue_ticket` for a one-time ticket (60 s, stored hashed).
+   :meth:`SessionManager.issue_ticket` for a one-time ticket (60 s, stored
+   hashed, bound to the browser that logged in).
 2. The page sends the browser to ``/session/start?ticket=...``. That route
    redeems the ticket (:meth:`SessionManager.start`), which revokes any
    session the browser already presented and creates a **new** random session
@@ -28,6 +29,8 @@ and tampered cookies from reaching the database; the record decides.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -49,6 +52,11 @@ SESSION_SECONDS = 12 * 3600
 TICKET_SECONDS = 60
 START_PATH = "/session/start"
 END_PATH = "/session/end"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
 
 _SAFE_NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9\-._~/%?&=+,:;@!$*'()]*$")
 
@@ -91,8 +99,8 @@ def load_secret(data_dir: Path) -> bytes:
 class SessionStore(Protocol):
     """Where session records and login tickets live (``core.local.sessions.SqliteSessions``)."""
 
-    def create_ticket(self, user_name: str, next_path: str, ttl_seconds: float) -> str: ...
-    def redeem_ticket(self, ticket: str) -> tuple[str, str] | None: ...
+    def create_ticket(self, user_name: str, next_path: str, ttl_seconds: float, browser: str = "") -> str: ...
+    def redeem_ticket(self, ticket: str) -> tuple[str, str, str] | None: ...
     def create(self, user_name: str, ttl_seconds: float) -> str: ...
     def lookup(self, session_id: str) -> str | None: ...
     def revoke(self, session_id: str) -> None: ...
@@ -146,16 +154,27 @@ class SessionManager:
         return raw.decode()
 
     # -- the flow
-    def issue_ticket(self, user: User, next_path: str | None) -> str:
-        """After a right password: a one-time ticket for ``/session/start``."""
-        return self.store.create_ticket(user.name, safe_next(next_path), self.ticket_seconds)
+    def issue_ticket(self, user: User, next_path: str | None, browser: str = "") -> str:
+        """After a right password: a one-time ticket for ``/session/start``.
 
-    def start(self, ticket: str, old_cookie: str | None = None) -> StartedSession | None:
-        """Redeem ``ticket``: revoke the browser's old session, create a new one; ``None`` if invalid."""
+        ``browser`` identifies the browser that logged in (``core.web.browser_binding``);
+        only a request from that browser can redeem the ticket, so a ticket
+        link handed to someone else signs nobody in (login CSRF).
+        """
+        bound = _digest(browser) if browser else ""
+        return self.store.create_ticket(user.name, safe_next(next_path), self.ticket_seconds, bound)
+
+    def start(self, ticket: str, old_cookie: str | None = None, browser: str = "") -> StartedSession | None:
+        """Redeem ``ticket``: revoke the browser's old session, create a new one; ``None`` if invalid.
+
+        Invalid: unknown, used, expired, made for another browser, or naming a removed user.
+        """
         redeemed = self.store.redeem_ticket(ticket)
         if redeemed is None:
             return None
-        user_name, next_path = redeemed
+        user_name, next_path, bound = redeemed
+        if bound and not hmac.compare_digest(bound, _digest(browser) if browser else ""):
+            return None
         if self.find_user(user_name) is None:
             return None
         old = self._session_id(old_cookie)

@@ -1,7 +1,8 @@
 """The dashboard's own HTTP routes, mounted beside Streamlit by ``app.py`` (``st.App``).
 
 ``/session/start?ticket=...``
-    Redeems the login form's one-time ticket, sets the HttpOnly session cookie
+    Redeems the login form's one-time ticket (in the browser it was made for),
+    sets the HttpOnly session cookie
     (a new session id every time) and redirects to the page asked for.
 ``/session/end``
     Revokes the session the cookie names, deletes the cookie, back to ``/``.
@@ -19,6 +20,8 @@ from typing import Any
 from core.sessions import COOKIE_NAME, END_PATH, START_PATH, SessionManager
 
 _mounted = False
+#: Streamlit's XSRF cookie: random per browser, sent to the script (st.context.cookies) and to our routes.
+XSRF_COOKIE = "_streamlit_xsrf"
 
 
 def routes_mounted() -> bool:
@@ -28,6 +31,28 @@ def routes_mounted() -> bool:
     falls back to the browser tab's Streamlit session.
     """
     return _mounted
+
+
+def browser_binding(xsrf_cookie: str | None) -> str:
+    """What identifies a browser to both the login script and ``/session/start``: its XSRF token.
+
+    Streamlit gives each browser a random XSRF cookie (``2|mask|masked token|time``,
+    Tornado's format; the mask may change from response to response, the token
+    does not). The login ticket is bound to the token, so a ticket works only
+    in the browser that typed the password. Empty when Streamlit's XSRF
+    protection is off (then tickets are not bound).
+    """
+    if not xsrf_cookie:
+        return ""
+    value = xsrf_cookie.strip("\"'")
+    try:
+        version, mask_hex, masked_hex, _ = value.split("|")
+        if version != "2":
+            return value
+        mask, masked = bytes.fromhex(mask_hex), bytes.fromhex(masked_hex)
+    except ValueError:
+        return value
+    return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked)).hex() if mask else value
 
 
 def _manager_from_env() -> SessionManager:
@@ -57,7 +82,12 @@ def session_routes(manager: Callable[[], SessionManager] = _manager_from_env) ->
 
     async def start(request: Request) -> Response:
         ticket = request.query_params.get("ticket", "")
-        started = await run_in_threadpool(manager().start, ticket, request.cookies.get(COOKIE_NAME))
+        started = await run_in_threadpool(
+            manager().start,
+            ticket,
+            request.cookies.get(COOKIE_NAME),
+            browser_binding(request.cookies.get(XSRF_COOKIE)),
+        )
         if started is None:
             response = RedirectResponse("/?signin=expired", status_code=303)
             response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")

@@ -206,7 +206,10 @@ def go_to(url: str, label: str = "Continue") -> None:
 def signed_in(user: User) -> None:
     """The password (or setup code) was right: start the session and open the page asked for."""
     if cookie_sessions():
-        ticket = session_manager().issue_ticket(user, st.session_state.get(NEXT_KEY))
+        from core.web import XSRF_COOKIE, browser_binding
+
+        browser = browser_binding(st.context.cookies.get(XSRF_COOKIE))
+        ticket = session_manager().issue_ticket(user, st.session_state.get(NEXT_KEY), browser)
         go_to(f"{START_PATH}?{urlencode({'ticket': ticket})}")
     st.session_state[USER_KEY] = user
     st.rerun()

@@ -10,7 +10,8 @@ Three small tables live beside the repositories in ``<data_dir>/storelens.db``
 ``login_tickets``
     A one-time, short-lived ticket made by the login form once the password
     was right, redeemed by the ``/session/start`` route that sets the cookie.
-    Stored hashed; redeeming deletes it in the same transaction.
+    Stored hashed, with the hash of the browser it was made for (see
+    :func:`core.web.browser_binding`); redeeming deletes it in the same transaction.
 ``login_attempts``
     The failed-attempt counter of :class:`SqliteLoginLimiter`: one row per
     reserved attempt, so every dashboard process on the data dir shares it.
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS login_tickets (
     ticket_hash TEXT PRIMARY KEY,
     user_name TEXT NOT NULL,
     next_path TEXT NOT NULL,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    browser TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS login_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,27 +108,30 @@ class SqliteSessions:
         return cls(_db_for(data_dir), clock)
 
     # -- tickets
-    def create_ticket(self, user_name: str, next_path: str, ttl_seconds: float) -> str:
-        """A random single-use ticket naming ``user_name``, valid for ``ttl_seconds``."""
+    def create_ticket(self, user_name: str, next_path: str, ttl_seconds: float, browser: str = "") -> str:
+        """A random single-use ticket naming ``user_name``, valid for ``ttl_seconds``.
+
+        ``browser`` (a hash, or empty) is what the redeeming browser must present.
+        """
         ticket = secrets.token_urlsafe(32)
         now = self._clock()
         with self.db.atomic():
             conn = self.db.connection()
             conn.execute("DELETE FROM login_tickets WHERE expires_at <= ?", (now,))
             conn.execute(
-                "INSERT INTO login_tickets VALUES (?, ?, ?, ?)",
-                (_digest(ticket), user_name, next_path, now + ttl_seconds),
+                "INSERT INTO login_tickets VALUES (?, ?, ?, ?, ?)",
+                (_digest(ticket), user_name, next_path, now + ttl_seconds, browser),
             )
         return ticket
 
-    def redeem_ticket(self, ticket: str) -> tuple[str, str] | None:
-        """``(user name, next path)`` for a live ticket, deleting it; ``None`` if unknown or expired."""
+    def redeem_ticket(self, ticket: str) -> tuple[str, str, str] | None:
+        """``(user, next path, browser)`` of a live ticket, deleting it; ``None`` if unknown or expired."""
         if not ticket:
             return None
         with self.db.atomic():
             conn = self.db.connection()
             row = conn.execute(
-                "SELECT user_name, next_path, expires_at FROM login_tickets WHERE ticket_hash = ?",
+                "SELECT user_name, next_path, expires_at, browser FROM login_tickets WHERE ticket_hash = ?",
                 (_digest(ticket),),
             ).fetchone()
             if row is None:
@@ -134,7 +139,7 @@ class SqliteSessions:
             conn.execute("DELETE FROM login_tickets WHERE ticket_hash = ?", (_digest(ticket),))
         if row["expires_at"] <= self._clock():
             return None
-        return str(row["user_name"]), str(row["next_path"])
+        return str(row["user_name"]), str(row["next_path"]), str(row["browser"])
 
     # -- sessions
     def create(self, user_name: str, ttl_seconds: float) -> str:

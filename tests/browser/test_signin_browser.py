@@ -25,12 +25,17 @@ PASSWORD = "ann-password"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install chromium"
     data = tmp_path_factory.mktemp("signin") / "data"
     UserStore.for_data_dir(data).add("ann", PASSWORD, "admin")
     with dashboard_server(data) as base:
-        yield base
+        yield base, data
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, Path]) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -237,4 +242,35 @@ def test_a_streamlit_session_id_without_the_cookie_is_signed_out(server: str, br
     stolen.wait_for_timeout(2000)
     assert "Signed in as" not in stolen.locator("body").inner_text()
     attacker.close()
+    victim.close()
+
+
+def test_a_ticket_link_opened_in_another_browser_signs_nobody_in(served: tuple[str, Path], browser) -> None:
+    """Login CSRF: the attacker logs in, stops at the ticket link and hands it to a victim."""
+    import sqlite3
+
+    from playwright.sync_api import expect
+
+    server, data = served
+    attacker = browser.new_context()
+    page = attacker.new_page()
+    page.route("**/session/start*", lambda route: route.abort())  # stop at the ticket link
+    page.goto(server)
+    with page.expect_request("**/session/start*", timeout=60_000) as request:
+        _log_in(page)
+    links = [request.value.url]
+    assert links and "ticket=" in links[0]
+    with sqlite3.connect(data / "storelens.db") as db:  # the waiting ticket is bound to a browser
+        [(bound,)] = db.execute("SELECT browser FROM login_tickets").fetchall()
+    assert len(bound) == 64
+    attacker.close()
+
+    victim = browser.new_context()
+    v = victim.new_page()
+    v.goto(server)  # the victim has used the dashboard before: Streamlit gave them their own XSRF cookie
+    _expect_login_form(v)
+    v.goto(links[0])
+    _expect_login_form(v)
+    expect(v.get_by_text("did not complete")).to_be_visible(timeout=30_000)
+    assert _session_cookie(victim) is None
     victim.close()

@@ -61,6 +61,31 @@ def test_every_login_gets_a_new_id_and_revokes_the_cookie_it_replaces(tmp_path: 
     assert manager.user_for(second.cookie) == User("ann", "admin")
 
 
+def test_a_ticket_works_only_in_the_browser_that_logged_in(tmp_path: Path) -> None:
+    """Login CSRF: a ticket link handed to another browser signs nobody in."""
+    manager, _ = _manager(tmp_path)
+    ticket = manager.issue_ticket(User("ann", "admin"), "/", browser="token-of-browser-a")
+    assert manager.start(ticket, browser="token-of-browser-b") is None
+    assert manager.start(ticket, browser="token-of-browser-a") is None  # the failed try used it up
+    ticket = manager.issue_ticket(User("ann", "admin"), "/", browser="token-of-browser-a")
+    assert manager.start(ticket) is None  # no XSRF cookie at all
+    ticket = manager.issue_ticket(User("ann", "admin"), "/", browser="token-of-browser-a")
+    assert manager.start(ticket, browser="token-of-browser-a") is not None
+
+
+def test_browser_binding_reads_through_the_xsrf_mask() -> None:
+    from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+
+    from core.web import browser_binding
+
+    token = bytes(range(16))
+    first, second = generate_xsrf_token_string(token, 1), generate_xsrf_token_string(token, 2)
+    assert first != second  # Streamlit masks the same token differently each time
+    assert browser_binding(first) == browser_binding(second) == token.hex()
+    assert browser_binding(generate_xsrf_token_string(bytes(16), 1)) != token.hex()
+    assert browser_binding(None) == "" and browser_binding("odd") == "odd"
+
+
 def test_logout_revokes_and_forged_or_tampered_cookies_name_nobody(tmp_path: Path) -> None:
     manager, _ = _manager(tmp_path)
     started = manager.start(manager.issue_ticket(User("ann", "admin"), "/"))
@@ -170,11 +195,32 @@ def test_routes_set_an_httponly_cookie_redirect_safely_and_clear_it(tmp_path: Pa
     r = client.get("/session/start", params={"ticket": ticket}, follow_redirects=False)  # used
     assert r.headers["location"] == "/?signin=expired"
 
+    # A ticket bound to a browser is redeemed only with that browser's XSRF cookie.
+    from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+
+    from core.web import XSRF_COOKIE, browser_binding
+
+    xsrf = generate_xsrf_token_string()
+    ticket = manager.issue_ticket(User("ann", "admin"), "/", browser_binding(xsrf))
+    r = client.get("/session/start", params={"ticket": ticket}, follow_redirects=False)
+    assert r.headers["location"] == "/?signin=expired"
+    ticket = manager.issue_ticket(User("ann", "admin"), "/customers", browser_binding(xsrf))
+    client.cookies.set(XSRF_COOKIE, generate_xsrf_token_string(browser_binding_bytes(xsrf)))
+    r = client.get("/session/start", params={"ticket": ticket}, follow_redirects=False)
+    assert r.headers["location"] == "/customers"
+    cookie = client.cookies[COOKIE_NAME]
+
     client.cookies.set(COOKIE_NAME, cookie)
     r = client.get("/session/end", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/"
     assert f'{COOKIE_NAME}=""' in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
     assert manager.user_for(cookie) is None
+
+
+def browser_binding_bytes(xsrf: str) -> bytes:
+    from core.web import browser_binding
+
+    return bytes.fromhex(browser_binding(xsrf))
 
 
 # ------------------------------------------------------------------ limits across processes
