@@ -21,7 +21,7 @@ DONE = {
     "not_a_customer": "Marked as not a customer; this person will not be tracked.",
     "confirm": "Confirmed as the suggested customer.",
     "not_this_person": "Moved to the new people queue.",
-    "merge": "Added to the chosen customer.",
+    "merge": "Added to {name}.",
 }
 
 st.title("Approvals")
@@ -36,8 +36,11 @@ def clear_link() -> None:
     st.query_params.clear()
 
 
-def decide(pending_id: str, decision: Decision, token: str | None = None) -> None:
-    """Hand one decision to core; on success flash a message and redraw."""
+def decide(pending_id: str, decision: Decision, token: str | None = None, *, customer: str = "") -> None:
+    """Hand one decision to core; on success flash a message and redraw.
+
+    ``customer`` names the existing customer a merge goes to, for the message.
+    """
     try:
         if token:
             approvals.decide_with_token(token, decision)
@@ -48,7 +51,7 @@ def decide(pending_id: str, decision: Decision, token: str | None = None) -> Non
         return
     if token:
         clear_link()
-    name = decision.details.name if decision.details else ""
+    name = decision.details.name if decision.details else customer or "the chosen customer"
     _ui.flash(DONE.get(decision.action, "Done.").format(name=name))
     st.rerun()
 
@@ -75,7 +78,8 @@ def approve_form(p: PendingIdentity, token: str | None = None) -> None:
 def merge_picker(p: PendingIdentity, faces: list[Face]) -> None:
     """Add this person's faces to an existing customer: pick, compare the photos, confirm."""
     pid = p.pending_id
-    with st.popover("This is an existing customer...", icon=":material/merge:"):
+    # An expander, not a popover: a popover at the foot of the card cut the two photos off.
+    with st.expander("This is an existing customer...", icon=":material/merge:"):
         query = st.text_input("Search customers by name, e-mail or loyalty id", key=f"merge-search-{pid}")
         matches = services.customers.list(query or None, limit=50)
         if not matches:
@@ -107,7 +111,11 @@ def merge_picker(p: PendingIdentity, faces: list[Face]) -> None:
         if st.button(
             f"Add these photos to {chosen.name}", key=f"merge-{pid}", type="primary", disabled=not sure
         ):
-            decide(pid, Decision(DecisionAction.MERGE, _ui.actor(), customer_id=chosen.customer_id))
+            decide(
+                pid,
+                Decision(DecisionAction.MERGE, _ui.actor(), customer_id=chosen.customer_id),
+                customer=chosen.name,
+            )
 
 
 def suggested(p: PendingIdentity) -> None:
@@ -175,13 +183,12 @@ def card(
                 decide(pid, Decision(DecisionAction.NOT_THIS_PERSON, _ui.actor()))
         else:
             approve_form(p)
-        a, b, c = st.columns(3)
+        a, b = st.columns(2)
         if a.button("Reject (delete photos)", key=f"reject-{pid}", icon=":material/delete:"):
             decide(pid, Decision(DecisionAction.REJECT, _ui.actor()))
         if b.button("Not a customer (do not track)", key=f"not_a_customer-{pid}", icon=":material/block:"):
             decide(pid, Decision(DecisionAction.NOT_A_CUSTOMER, _ui.actor()))
-        with c:
-            merge_picker(p, faces)
+        merge_picker(p, faces)
 
 
 # ---------------------------------------------------------------- e-mail link
