@@ -274,3 +274,29 @@ def test_a_ticket_link_opened_in_another_browser_signs_nobody_in(served: tuple[s
     expect(v.get_by_text("did not complete")).to_be_visible(timeout=30_000)
     assert _session_cookie(victim) is None
     victim.close()
+
+
+def test_first_administrator_is_signed_in_with_a_lasting_session(
+    browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A fresh install: the setup code creates the first admin, who is then signed in like any login."""
+    from playwright.sync_api import expect
+
+    data = tmp_path_factory.mktemp("first-run") / "data"
+    with dashboard_server(data) as base:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{base}/users")
+        expect(page.get_by_text("Create the first administrator")).to_be_visible(timeout=60_000)
+        code = (data / "setup-code").read_text().strip()
+        page.get_by_role("textbox", name="Setup code").fill(code)
+        page.get_by_role("textbox", name="Admin user name").fill("root")
+        page.get_by_role("textbox", name="Password (8+ characters)").fill("root-password")
+        page.get_by_role("textbox", name="Repeat password").fill("root-password")
+        page.get_by_role("button", name="Create administrator").click()
+        expect(page.locator("h1", has_text="Users")).to_be_visible(timeout=60_000)  # the page asked for
+        assert page.url == f"{base}/users"
+        page.reload()
+        expect(page.get_by_text("Signed in as root")).to_be_visible(timeout=60_000)
+        assert not (data / "setup-code").exists() and _session_cookie(context) is not None
+        context.close()
