@@ -89,9 +89,8 @@ def session_routes(manager: Callable[[], SessionManager] = _manager_from_env) ->
             browser_binding(request.cookies.get(XSRF_COOKIE)),
         )
         if started is None:
-            response = RedirectResponse("/?signin=expired", status_code=303)
-            response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
-            return _no_store(response)
+            # A session this browser already has is left alone (a stale ticket is no reason to log out).
+            return _no_store(RedirectResponse("/?signin=expired", status_code=303))
         response = RedirectResponse(started.next_path, status_code=303)
         response.set_cookie(
             COOKIE_NAME,
