@@ -325,18 +325,26 @@ class CognitoAuthenticator:
 ADMIN_GROUP = "admin"
 
 
-def user_from_oidc_claims(claims: Mapping[str, Any]) -> User | None:
+def user_from_oidc_claims(claims: Mapping[str, Any], now: float | None = None) -> User | None:
     """Map the identity Streamlit's ``st.login`` returns (``st.user``) to a StoreLens user.
 
     The name is the e-mail (the pool signs in with e-mail addresses), else the
     Cognito user name, else the subject; members of the Cognito group
     ``admin`` (the ID token's ``cognito:groups``) are admins, everyone else is
-    a viewer. ``None`` when the identity names nobody (not logged in).
+    a viewer. ``None`` when the identity names nobody (not logged in) or its
+    ID token has expired (``exp``): Streamlit keeps the identity in its cookie
+    for 30 days, so without this a user removed from the pool, or taken out of
+    ``admin``, would keep their old role that long. The app client's ID tokens
+    last 60 minutes; after that ``st.login`` runs again (Cognito's own session
+    usually answers it without a password) and brings the current groups.
 
     >>> user_from_oidc_claims({"email": "ann@example.com", "cognito:groups": ["admin"]})
     User(name='ann@example.com', role='admin')
     """
     if not claims or claims.get("is_logged_in") is False:
+        return None
+    expires = claims.get("exp")
+    if isinstance(expires, int | float) and expires <= (time.time() if now is None else now):
         return None
     name = claims.get("email") or claims.get("cognito:username") or claims.get("sub")
     if not name:

@@ -213,6 +213,10 @@ def test_staff_sign_in_through_st_login_with_an_auth_secret(live_env: dict[str, 
     at.user = {"is_logged_in": True, "email": "vic@example.com", "cognito:groups": []}
     at.run()
     assert at.session_state["user"] == User("vic@example.com", "viewer")
+    # An identity whose ID token has expired is asked to log in again.
+    at.user = {"is_logged_in": True, "email": "vic@example.com", "cognito:groups": [], "exp": 1_000_000_000}
+    at.run()
+    assert at.session_state["user"] is None and at.button(key="oidc_login")
     # A user planted in the session state does not outlive st.user's verdict.
     at.session_state["user"] = User("mallory", "admin")
     at.user = {"is_logged_in": False}

@@ -347,3 +347,9 @@ def test_sqlite_limiter_releases_a_right_attempt_and_forgets_old_failures(tmp_pa
 )
 def test_oidc_identity_maps_to_a_user(claims: dict, expected: User | None) -> None:
     assert user_from_oidc_claims(claims) == expected
+
+
+def test_an_expired_oidc_identity_is_signed_out() -> None:
+    claims = {"email": "ann@example.com", "cognito:groups": ["admin"], "exp": 1_800_000_000}
+    assert user_from_oidc_claims(claims, now=1_799_999_999) == User("ann@example.com", "admin")
+    assert user_from_oidc_claims(claims, now=1_800_000_000) is None
