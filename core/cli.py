@@ -293,12 +293,21 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     user = users.cli_add(
         _data_dir(args), args.username, args.role, password_stdin=args.password_stdin, replace=args.replace
     )
+    if args.replace:  # a new password signs the user out of every browser
+        _end_sessions(_data_dir(args), user.name)
     _emit(
         args,
         {"username": user.name, "role": user.role},
         lambda: print(f"user {user.name} ({user.role}) saved"),
     )
     return 0
+
+
+def _end_sessions(data_dir: Path, name: str) -> None:
+    """Revoke a user's dashboard sessions (the ``sessions`` table of the data dir's database)."""
+    from core.local.sessions import SqliteSessions
+
+    SqliteSessions.for_data_dir(data_dir).revoke_user(name)
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
@@ -334,6 +343,7 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
     from core.users import UserStore
 
     UserStore.for_data_dir(_data_dir(args)).remove(args.username)
+    _end_sessions(_data_dir(args), args.username)
     _emit(args, {"removed": args.username}, lambda: print(f"user {args.username} removed"))
     return 0
 

@@ -353,3 +353,32 @@ def test_an_expired_oidc_identity_is_signed_out() -> None:
     claims = {"email": "ann@example.com", "cognito:groups": ["admin"], "exp": 1_800_000_000}
     assert user_from_oidc_claims(claims, now=1_799_999_999) == User("ann@example.com", "admin")
     assert user_from_oidc_claims(claims, now=1_800_000_000) is None
+
+
+def test_cli_password_replace_and_removal_sign_the_user_out(tmp_path: Path, monkeypatch) -> None:
+    import io
+
+    from core.cli import main
+
+    UserStore.for_data_dir(tmp_path, iterations=1000).add("root", "root-password", "admin")
+    manager, _ = _manager(tmp_path)
+    sessions = [manager.start(manager.issue_ticket(User("ann", "admin"), "/")) for _ in range(2)]
+    assert all(s is not None and manager.user_for(s.cookie) for s in sessions)
+    monkeypatch.setattr("sys.stdin", io.StringIO("new-ann-password\n"))
+    argv = [
+        "users",
+        "add",
+        "ann",
+        "--role",
+        "admin",
+        "--replace",
+        "--password-stdin",
+        "--data-dir",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    assert all(manager.user_for(s.cookie) is None for s in sessions if s)
+    again = manager.start(manager.issue_ticket(User("ann", "admin"), "/"))
+    assert again is not None and manager.user_for(again.cookie)
+    assert main(["users", "remove", "ann", "--data-dir", str(tmp_path)]) == 0
+    assert SqliteSessions.for_data_dir(tmp_path).lookup(manager._session_id(again.cookie) or "") is None
