@@ -623,6 +623,8 @@ def test_the_oidc_client_is_what_st_login_and_the_secrets_generator_expect() -> 
     assert condition == "HasPublicUrl"
     assert with_url == {"Fn::Sub": "${PublicUrl}" + dashboard_auth.CALLBACK_PATH}
     assert without == dashboard_auth.callback_url("http://localhost:8501")
+    # st.logout returns through the same URL (its post_logout_redirect_uri).
+    assert client["LogoutURLs"] == client["CallbackURLs"]
     # The outputs storelens dashboard-secrets reads.
     outputs = _load()["Outputs"]
     assert outputs[dashboard_auth.POOL_OUTPUT]["Value"] == {"Ref": "ApproverPool"}
