@@ -300,3 +300,22 @@ def test_first_administrator_is_signed_in_with_a_lasting_session(
         expect(page.get_by_text("Signed in as root")).to_be_visible(timeout=60_000)
         assert not (data / "setup-code").exists() and _session_cookie(context) is not None
         context.close()
+
+
+def test_an_expired_session_is_refused(served: tuple[str, Path], browser) -> None:
+    import sqlite3
+
+    from playwright.sync_api import expect
+
+    server, data = served
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server)
+    _log_in(page)
+    expect(page.get_by_text("Signed in as ann")).to_be_visible(timeout=60_000)
+    with sqlite3.connect(data / "storelens.db") as db:  # the record's 12 hours are over
+        db.execute("UPDATE sessions SET expires_at = 0 WHERE revoked_at IS NULL")
+    page.reload()
+    _expect_login_form(page)
+    assert _session_cookie(context) is not None  # the browser still holds it; the server refuses it
+    context.close()
