@@ -151,6 +151,7 @@ OPERATOR = {
     ("stepfunctions", "DescribeExecution"),
     ("stepfunctions", "StopExecution"),
     ("iot-data", "Publish"),  # the simulator's cloud-side publisher
+    ("cognito-idp", "DescribeUserPoolClient"),  # storelens dashboard-secrets reads the OIDC client's secret
 }
 
 
@@ -605,7 +606,7 @@ def test_the_traced_flows_ran_in_every_function(trace: Trace) -> None:
 def test_the_app_client_allows_the_flows_the_dashboard_uses() -> None:
     from core.aws.cognito import PASSWORD_AUTH_FLOW, REQUIRED_EXPLICIT_AUTH_FLOWS
 
-    [client] = _resources("AWS::Cognito::UserPoolClient").values()
+    client = _resources("AWS::Cognito::UserPoolClient")["ApproverPoolClient"]
     flows = set(client["Properties"]["ExplicitAuthFlows"])
     assert set(REQUIRED_EXPLICIT_AUTH_FLOWS) <= flows
     assert f"ALLOW_{PASSWORD_AUTH_FLOW}" in flows
@@ -616,10 +617,41 @@ def test_the_app_client_allows_the_flows_the_dashboard_uses() -> None:
 
 
 def test_the_groups_the_dashboard_reads_exist() -> None:
-    from core.auth import CognitoAuthenticator
+    from core.auth import ADMIN_GROUP, CognitoAuthenticator, user_from_oidc_claims
 
     groups = {g["Properties"]["GroupName"] for g in _resources("AWS::Cognito::UserPoolGroup").values()}
-    assert CognitoAuthenticator.ADMIN_GROUP in groups
+    assert CognitoAuthenticator.ADMIN_GROUP in groups and ADMIN_GROUP in groups
+    # st.login's identity: a member of the template's group is an admin.
+    [group] = groups
+    assert user_from_oidc_claims({"email": "a@example.com", "cognito:groups": [group]}).role == "admin"
+
+
+def test_the_oidc_client_is_what_st_login_and_the_secrets_generator_expect() -> None:
+    """DashboardClient: confidential, code grant, the scopes and Streamlit's /oauth2callback."""
+    from core.aws import dashboard_auth
+
+    client = _resources("AWS::Cognito::UserPoolClient")["DashboardClient"]["Properties"]
+    assert client["GenerateSecret"] is True  # st.login needs a client_secret
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert set(client["AllowedOAuthScopes"]) == set(dashboard_auth.SCOPES)
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert client["UserPoolId"] == {"Ref": "ApproverPool"}
+    [callback] = client["CallbackURLs"]
+    condition, with_url, without = callback["Fn::If"]
+    assert condition == "HasPublicUrl"
+    assert with_url == {"Fn::Sub": "${PublicUrl}" + dashboard_auth.CALLBACK_PATH}
+    assert without == dashboard_auth.callback_url("http://localhost:8501")
+    # st.logout returns through the same URL (its post_logout_redirect_uri).
+    assert client["LogoutURLs"] == client["CallbackURLs"]
+    # The outputs storelens dashboard-secrets reads.
+    outputs = _load()["Outputs"]
+    assert outputs[dashboard_auth.POOL_OUTPUT]["Value"] == {"Ref": "ApproverPool"}
+    assert outputs[dashboard_auth.CLIENT_OUTPUT]["Value"] == {"Ref": "DashboardClient"}
+    # Streamlit's callback route is the one the template registers.
+    from streamlit.web.server.starlette import starlette_auth_routes
+
+    assert "/" + starlette_auth_routes._ROUTE_OAUTH_CALLBACK == dashboard_auth.CALLBACK_PATH
 
 
 def test_the_iot_rule_has_an_error_action_that_may_deliver() -> None:
