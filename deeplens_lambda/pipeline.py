@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,6 +24,9 @@ from core.models import DetectedFace, FaceCrop, FaceEvent, utcnow
 from core.schema import event_to_json
 from deeplens_lambda.detectors import Detector, RegionDetector
 from deeplens_lambda.tracker import Candidate, Emission, Tracker, TrackerConfig
+
+if TYPE_CHECKING:
+    from deeplens_lambda.consent_gate import UnmatchedGate
 
 #: The most bytes one serialised event (``core.schema.event_to_json``) may take:
 #: AWS IoT Core refuses MQTT messages over 128 KB, and the rest is headroom for
@@ -172,8 +176,13 @@ def process_frame(
     *,
     captured_at: datetime | None = None,
     stats: PipelineStats | None = None,
+    gate: UnmatchedGate | None = None,
 ) -> list[FaceEvent]:
     """Process one BGR frame; return the FaceEvents it completes (usually none).
+
+    With a ``gate`` (``unmatched = "anonymous"``, :mod:`deeplens_lambda.consent_gate`)
+    only tracks matched to a consented customer send crops; the others become one
+    anonymous sighting event each when they end.
 
     The detector runs on frames ``0, N, 2N...`` (``context.every``); on the
     others the tracker only advances its frame counter and predicts boxes, so
@@ -189,7 +198,10 @@ def process_frame(
         raise ValueError(f"frame {index} is a detection frame and needs its pixels")
     detections, regional = detect_faces(frame, detector, tracker, context, when, index)
     emissions = tracker.update(detections, frame, when, frame_index=index)
-    events = [ev for e in emissions for ev in build_events(e, context, detector.name)]
+    anonymous: list[FaceEvent] = []
+    if gate is not None:
+        emissions, anonymous = gate.split(emissions, tracker.tracks, context, detector.name)
+    events = [ev for e in emissions for ev in build_events(e, context, detector.name)] + anonymous
     if stats is not None:
         stats.detect_frames += 1
         stats.region_frames += int(regional)
@@ -200,10 +212,18 @@ def process_frame(
 
 
 def flush(
-    detector: Detector, tracker: Tracker, context: EdgeContext, stats: PipelineStats | None = None
+    detector: Detector,
+    tracker: Tracker,
+    context: EdgeContext,
+    stats: PipelineStats | None = None,
+    gate: UnmatchedGate | None = None,
 ) -> list[FaceEvent]:
-    """End of stream: emit the crops live tracks still owe."""
-    events = [ev for e in tracker.flush() for ev in build_events(e, context, detector.name)]
+    """End of stream: emit the crops live tracks still owe (and, with a gate, their sightings)."""
+    emissions = tracker.flush()
+    anonymous: list[FaceEvent] = []
+    if gate is not None:
+        emissions, anonymous = gate.flush(emissions, context, detector.name)
+    events = [ev for e in emissions for ev in build_events(e, context, detector.name)] + anonymous
     if stats is not None:
         stats.events += len(events)
         stats.tracks = tracker.tracks_started
@@ -217,6 +237,8 @@ class EdgePipeline:
     detector: Detector
     context: EdgeContext
     tracker_config: TrackerConfig | None = None
+    #: ``unmatched = "anonymous"``: send crops only of consented customers (None: send all).
+    gate: UnmatchedGate | None = None
     tracker: Tracker = field(init=False)
     stats: PipelineStats = field(default_factory=PipelineStats)
 
@@ -226,9 +248,15 @@ class EdgePipeline:
     def process(self, frame: np.ndarray | None, captured_at: datetime | None = None) -> list[FaceEvent]:
         """See :func:`process_frame`."""
         return process_frame(
-            frame, self.detector, self.tracker, self.context, captured_at=captured_at, stats=self.stats
+            frame,
+            self.detector,
+            self.tracker,
+            self.context,
+            captured_at=captured_at,
+            stats=self.stats,
+            gate=self.gate,
         )
 
     def flush(self) -> list[FaceEvent]:
         """See :func:`flush`."""
-        return flush(self.detector, self.tracker, self.context, self.stats)
+        return flush(self.detector, self.tracker, self.context, self.stats, self.gate)
