@@ -1,4 +1,9 @@
-"""Recognition accuracy: pair ROC on the package photos and on a real clip (prints only).
+"""Recognition accuracy: pair ROC on the package photos and on a real clip.
+
+It prints the figures and writes them to ``bench/accuracy.json`` (``--out``;
+the format is :func:`core.privacy_docs.accuracy_record`), which the generated
+DPIA inputs quote (``core.privacy_docs.dpia_inputs``); without that file the
+DPIA says that no measurement exists yet.
 
 Two pair sets, each embedded with the engine's ONNX descriptor (dlib's ResNet):
 
@@ -56,6 +61,8 @@ import numpy as np  # noqa: E402
 
 from core.local.engine import DlibFaceEngine, get_engine, predictor_box_from_yunet  # noqa: E402
 from core.models import BoundingBox  # noqa: E402
+from core.privacy_docs import ACCURACY_FILE, accuracy_record  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from tests.support.photos import photo_bytes  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "data" / "walkway" / "walkway-1080p.mp4"
@@ -373,6 +380,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--raw-boxes", action="store_true", help="skip predictor_box_from_yunet (shows what the mapping buys)"
     )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ACCURACY_FILE,
+        help="figures file (bench/accuracy.json)",
+    )
     args = parser.parse_args(argv)
     global RAW_BOXES
     RAW_BOXES = args.raw_boxes
@@ -422,7 +435,44 @@ def main(argv: list[str] | None = None) -> None:
             f"  {name:20s}: FAR=0 needs similarity > {1 - r['t_far0']:.3f} (TAR {r['tar_far0']:.3f}); "
             f"FAR=1e-3 at > {1 - r['t_far1e3']:.3f} (TAR {r['tar_far1e3']:.3f})"
         )
+    write_figures(args.out, engine.descriptor_backend, sets, results, args)
     print(f"\ntotal {time.perf_counter() - started:.0f}s")
+
+
+def write_figures(
+    out: Path,
+    descriptor: str,
+    sets: dict[str, PairSet],
+    results: dict[str, dict[str, float]],
+    args: argparse.Namespace,
+) -> None:
+    """Write the measured rates at the configured match threshold for the DPIA inputs."""
+    import json
+    from datetime import UTC, datetime
+
+    threshold = Settings.from_env().match_threshold
+    d = 1 - threshold
+    figures = {
+        name: {
+            "same_pairs": len(pairs.same),
+            "different_pairs": len(pairs.different),
+            "tar": round(float(np.mean(np.asarray(pairs.same) <= d)), 4),
+            "far": round(float(np.mean(np.asarray(pairs.different) <= d)), 5),
+            "similarity_for_far0": round(1 - results[name]["t_far0"], 3),
+        }
+        for name, pairs in sets.items()
+    }
+    record = accuracy_record(
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        descriptor=descriptor,
+        match_threshold=threshold,
+        sets=figures,
+        clip=args.clip.name,
+        every=args.every,
+        min_face_px=args.min_face,
+    )
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"figures written to {out}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ Prints figures only (no assertions; CI never times anything). Sections:
    against exact search. "true@1" is how often the query's own identity ranks
    first (what recognition needs).
 3. **New face -> decision** at 100k identities on one core: a never-seen crop
-   through ``LocalFaceIndex.search_by_image`` (decode + detect + embed + search),
-   then ``index_face`` on the same crop (embedding served from the cache).
+   through ``LocalFaceIndex.search_by_image`` (decode + HOG detect + embed +
+   search: a photo or a v1 event), then ``index_face`` on the same crop
+   (embedding served from the cache); and the same crop as the edge sends it
+   (a v2 ``FaceCrop`` with its YuNet face box) through ``search_crops``
+   (decode + align at that box + embed + search, no detection).
 
 Every figure is single-threaded (OMP/OpenBLAS/MKL threads = 1, set before numpy
 loads) except the IVF build, which uses all cores as it would in its
@@ -32,6 +35,7 @@ Usage::
     python bench/recognition.py --quick    # 10k, 100k, fewer queries (~1 min)
     python bench/recognition.py --sizes 10000,300000 --queries 100 --no-faiss
     python bench/recognition.py --embedding-only   # sections 1 and 1b
+    python bench/recognition.py --decision-only    # sections 1 and 3
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import io  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -50,6 +55,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -62,6 +68,7 @@ from core.local.dlib_onnx import OnnxFaceDescriptor  # noqa: E402
 from core.local.engine import DlibFaceEngine, get_engine  # noqa: E402
 from core.local.faces import LocalFaceIndex  # noqa: E402
 from core.local.vectors import ANN_MIN_SIZE, VectorIndex  # noqa: E402
+from core.models import FaceCrop  # noqa: E402
 from tests.support.photos import photo_bytes  # noqa: E402
 
 PHOTOS = ("obama", "obama2", "obama3", "biden", "grace_hopper", "astronaut")
@@ -323,7 +330,43 @@ def bench_decision(engine: DlibFaceEngine, crops: list[bytes], identities: int) 
                     index_t.append(ti)
         print(f"search_by_image (decode+detect+embed+search): {summary(decide)}")
         print(f"index_face right after (cached embedding):     {summary(index_t)}")
+        # What a FaceEvent from the edge goes through: the crop carries its YuNet face box,
+        # so the backend decodes, aligns at that box, embeds and searches (no detection).
+        edge = [_edge_face_crop(crop) for crop in crops]
+        faces.search_crops("bench", [edge[0]], 0.42, 10, detector="yunet")  # warm-up
+        event_t, event_cpu = [], []
+        with one_cpu():
+            for round_ in range(3):
+                for crop in edge:
+                    fresh = dataclasses.replace(crop, jpeg=_reencode(crop.jpeg, quality=88 - round_))
+                    _hits, t, c = cpu_timed(
+                        lambda fresh=fresh: faces.search_crops("bench", [fresh], 0.42, 10, detector="yunet")
+                    )
+                    event_t.append(t)
+                    event_cpu.append(c)
+        print(
+            f"edge crop with its face box (decode+align+embed+search): {summary(event_t)}; "
+            f"CPU median {ms(statistics.median(event_cpu))}"
+        )
         faces.close()
+
+
+def _edge_face_crop(jpeg: bytes) -> FaceCrop:
+    """A FaceCrop as the edge sends it: the crop with the face box (and landmarks) YuNet found in it."""
+    import cv2
+
+    from deeplens_lambda.detectors import YuNetDetector
+
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    face = max(YuNetDetector(min_face_px=20).detect(image), key=lambda f: f.bbox.area)
+    return FaceCrop(
+        jpeg=jpeg,
+        bbox=face.bbox,
+        face=face.bbox,
+        captured_at=datetime.now(UTC),
+        confidence=face.confidence,
+        landmarks=face.landmarks,
+    )
 
 
 def _reencode(jpeg: bytes, quality: int) -> bytes:
@@ -355,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-faiss", action="store_true", help="exact numpy search only")
     parser.add_argument("--decision-identities", type=int, default=100_000)
     parser.add_argument("--embedding-only", action="store_true", help="sections 1 and 1b only (~30 s)")
+    parser.add_argument("--decision-only", action="store_true", help="sections 1 and 3 only")
     args = parser.parse_args(argv)
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     if args.sizes:
@@ -377,6 +421,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     engine = get_engine()
     crops = bench_engine(engine)
+    if args.decision_only:
+        bench_decision(engine, crops, args.decision_identities)
+        return
     bench_embedding(engine)
     if args.embedding_only:
         return

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         EventPublisher,
         FaceEmbedder,
         FaceIndex,
+        GalleryStore,
         Notifier,
         Outbox,
         Repositories,
@@ -56,6 +57,8 @@ class BackendAdapters:
     token_verifier: CognitoVerifier | None = None
     #: Face templates as vectors, for comparing two photos (the local engine).
     embedder: FaceEmbedder | None = None
+    #: Where consented customers' templates are published for edge agents (AWS, STORELENS_EDGE_GALLERY).
+    gallery_store: GalleryStore | None = None
     #: Expired identities must be purged by this process (no lifecycle rules or scheduled jobs).
     purges_in_process: bool = False
     #: Releases connections the backend holds (SQLite).

@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,6 +59,24 @@ def require(user: User | None, permission: str) -> User:
 
 
 # ------------------------------------------------------------------ rate limiting
+
+
+class AttemptLimiter(Protocol):
+    """A failed-attempt counter per key (``user:<name>``, ``client:<address>``, ``setup``).
+
+    :class:`LoginRateLimiter` holds it in the process;
+    :class:`core.local.sessions.SqliteLoginLimiter` in the data dir's SQLite
+    file, shared by every dashboard process on it (the local backend's).
+    """
+
+    max_failures: int
+
+    def retry_after(self, *keys: str) -> float: ...
+    def check(self, *keys: str) -> None: ...
+    def reserve(self, *keys: str) -> float: ...
+    def release(self, stamp: float, *keys: str) -> None: ...
+    def failed(self, *keys: str) -> None: ...
+    def succeeded(self, *keys: str) -> None: ...
 
 
 class LoginRateLimiter:
@@ -162,11 +180,15 @@ class Authenticator(Protocol):
 
 
 class LocalAuthenticator:
-    """Users from ``users.json``, rate limited per user name and per client address."""
+    """Users from ``users.json``, rate limited per user name and per client address.
+
+    The local backend hands it a :class:`core.local.sessions.SqliteLoginLimiter`
+    so the limit holds across every dashboard process on the data dir.
+    """
 
     kind = "local"
 
-    def __init__(self, store: UserStore, limiter: LoginRateLimiter | None = None) -> None:
+    def __init__(self, store: UserStore, limiter: AttemptLimiter | None = None) -> None:
         self.store = store
         self.limiter = limiter or LoginRateLimiter()
 
@@ -297,6 +319,42 @@ class CognitoAuthenticator:
         return self.verify_id_token(token)
 
 
+# ------------------------------------------------------------------ OIDC (st.login)
+
+#: The Cognito group whose members are dashboard admins.
+ADMIN_GROUP = "admin"
+
+
+def user_from_oidc_claims(claims: Mapping[str, Any], now: float | None = None) -> User | None:
+    """Map the identity Streamlit's ``st.login`` returns (``st.user``) to a StoreLens user.
+
+    The name is the e-mail (the pool signs in with e-mail addresses), else the
+    Cognito user name, else the subject; members of the Cognito group
+    ``admin`` (the ID token's ``cognito:groups``) are admins, everyone else is
+    a viewer. ``None`` when the identity names nobody (not logged in) or its
+    ID token has expired (``exp``): Streamlit keeps the identity in its cookie
+    for 30 days, so without this a user removed from the pool, or taken out of
+    ``admin``, would keep their old role that long. The app client's ID tokens
+    last 60 minutes; after that ``st.login`` runs again (Cognito's own session
+    usually answers it without a password) and brings the current groups.
+
+    >>> user_from_oidc_claims({"email": "ann@example.com", "cognito:groups": ["admin"]})
+    User(name='ann@example.com', role='admin')
+    """
+    if not claims or claims.get("is_logged_in") is False:
+        return None
+    expires = claims.get("exp")
+    if isinstance(expires, int | float) and expires <= (time.time() if now is None else now):
+        return None
+    name = claims.get("email") or claims.get("cognito:username") or claims.get("sub")
+    if not name:
+        return None
+    groups = claims.get("cognito:groups") or []
+    if isinstance(groups, str):  # one group may arrive as a plain string
+        groups = [groups]
+    return User(str(name), "admin" if ADMIN_GROUP in groups else "viewer")
+
+
 # ------------------------------------------------------------------ first run
 
 
@@ -328,7 +386,7 @@ def create_first_admin(
     name: str,
     password: str,
     repeat: str,
-    limiter: LoginRateLimiter | None = None,
+    limiter: AttemptLimiter | None = None,
     client: str = "",
 ) -> User:
     """Create the first admin if ``code`` matches the setup code; then retire the code.

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from core.auth import Authenticator
     from core.aws.cognito import CognitoVerifier
     from core.customers import CustomerService
+    from core.gallery import GalleryPublisher
     from core.ingest import IngestService
     from core.ports import (
         ApprovalWorkflow,
@@ -64,6 +65,8 @@ class Services:
     iot_publisher: EventPublisher | None = None
     #: Verifies Cognito sign-in tokens (the approval API); ``None`` without Cognito.
     token_verifier: CognitoVerifier | None = None
+    #: Rewrites the edge agents' gallery of consented templates (AWS with STORELENS_EDGE_GALLERY).
+    gallery: GalleryPublisher | None = None
     #: Expired identities are purged by a thread of this process (``privacy.start_auto_purge``),
     #: not by lifecycle rules and a scheduled Lambda (AWS).
     purges_in_process: bool = False
@@ -100,6 +103,7 @@ def build_services(settings: Settings | None = None, **clients: Any) -> Services
 def _assemble(settings: Settings, adapters: BackendAdapters) -> Services:
     from core.approvals import ApprovalService, DecisionRecorder
     from core.customers import CustomerService
+    from core.gallery import GalleryPublisher, local_image_embedder
     from core.ingest import IngestService
     from core.privacy import PrivacyService
     from core.recognition import RecognitionPolicy
@@ -127,7 +131,12 @@ def _assemble(settings: Settings, adapters: BackendAdapters) -> Services:
         recognition=recognition,
         embedder=adapters.embedder,
     )
+    gallery = None
+    if adapters.gallery_store is not None:
+        embed = adapters.embedder.embed_image if adapters.embedder is not None else local_image_embedder()
+        gallery = GalleryPublisher(repos=repos, blobs=blobs, store=adapters.gallery_store, embed=embed)
     privacy = PrivacyService(
+        gallery=gallery,
         settings=settings,
         repos=repos,
         blobs=blobs,
@@ -150,6 +159,7 @@ def _assemble(settings: Settings, adapters: BackendAdapters) -> Services:
         customers=customers,
         privacy=privacy,
         analytics=adapters.analytics,
+        gallery=gallery,
         authenticator=adapters.authenticator,
         outbox=adapters.outbox,
         iot_publisher=adapters.iot_publisher,

@@ -268,7 +268,34 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     services = _services(args)
     report = services.privacy.purge(actor=args.actor)
-    _emit(args, report, lambda: print(f"purged {len(report.expired)} expired pending identit(y/ies)"))
+    _emit(
+        args,
+        report,
+        lambda: print(
+            f"purged {len(report.expired)} expired pending identit(y/ies); "
+            f"{len(report.retired)} customer(s) lost photos and templates, "
+            f"{len(report.records_deleted)} customer record(s) deleted; "
+            f"{report.sightings_rolled_up} anonymous sighting(s) rolled up into hourly counts"
+        ),
+    )
+    return 0
+
+
+def cmd_edge_gallery(args: argparse.Namespace) -> int:
+    services = _services(args)
+    if services.gallery is None:
+        print(
+            "no edge gallery to write: on AWS set STORELENS_EDGE_GALLERY=true; "
+            "locally edges read the store directly (docs/edge.md)"
+        )
+        return 0
+    templates = services.gallery.refresh()
+    customers = len(set(templates.customer_ids))
+    _emit(
+        args,
+        {"templates": len(templates), "customers": customers},
+        lambda: print(f"edge gallery: {len(templates)} template(s) of {customers} consented customer(s)"),
+    )
     return 0
 
 
@@ -293,12 +320,21 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     user = users.cli_add(
         _data_dir(args), args.username, args.role, password_stdin=args.password_stdin, replace=args.replace
     )
+    if args.replace:  # a new password signs the user out of every browser
+        _end_sessions(_data_dir(args), user.name)
     _emit(
         args,
         {"username": user.name, "role": user.role},
         lambda: print(f"user {user.name} ({user.role}) saved"),
     )
     return 0
+
+
+def _end_sessions(data_dir: Path, name: str) -> None:
+    """Revoke a user's dashboard sessions (the ``sessions`` table of the data dir's database)."""
+    from core.local.sessions import SqliteSessions
+
+    SqliteSessions.for_data_dir(data_dir).revoke_user(name)
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
@@ -309,10 +345,32 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard_secrets(args: argparse.Namespace) -> int:
+    """Write Streamlit's ``[auth]`` section for the Cognito sign-in (core/aws/dashboard_auth.py)."""
+    import boto3
+
+    from core.aws import dashboard_auth
+    from core.settings import Settings
+
+    settings = Settings.from_env()
+    region = args.region or settings.aws_region
+    outputs = dashboard_auth.stack_outputs(boto3.client("cloudformation", region_name=region), args.stack)
+    section = dashboard_auth.auth_section_from_stack(
+        outputs, args.url, region=region, client=boto3.client("cognito-idp", region_name=region)
+    )
+    if args.output == "-":
+        sys.stdout.write(section)
+    else:
+        dashboard_auth.write_secrets(Path(args.output), section, force=args.force)
+        print(f"wrote [auth] to {args.output} (mode 0600); start the dashboard: streamlit run app.py")
+    return 0
+
+
 def cmd_users_remove(args: argparse.Namespace) -> int:
     from core.users import UserStore
 
     UserStore.for_data_dir(_data_dir(args)).remove(args.username)
+    _end_sessions(_data_dir(args), args.username)
     _emit(args, {"removed": args.username}, lambda: print(f"user {args.username} removed"))
     return 0
 
@@ -407,8 +465,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_erase)
 
-    p = sub.add_parser("purge", parents=[common], help="discard pending identities past their retention")
+    p = sub.add_parser(
+        "purge",
+        parents=[common],
+        help="the retention sweep: pending identities, customers' photos and records, anonymous sightings",
+    )
     p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser(
+        "edge-gallery",
+        parents=[common],
+        help="rewrite the edge agents' gallery of consented templates now (AWS, docs/edge.md)",
+    )
+    p.set_defaults(func=cmd_edge_gallery)
 
     pp = sub.add_parser("pos", parents=[common], help="point-of-sale data")
     psub = pp.add_subparsers(dest="pos_command", required=True, metavar="ACTION")
@@ -429,6 +498,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = usub.add_parser("remove", parents=[common], help="delete a user")
     p.add_argument("username")
     p.set_defaults(func=cmd_users_remove)
+
+    p = sub.add_parser(
+        "dashboard-secrets",
+        help="write .streamlit/secrets.toml [auth] for the dashboard's Cognito sign-in (st.login)",
+    )
+    p.add_argument("--stack", required=True, help="the deployed infra/template.yaml stack")
+    p.add_argument("--url", required=True, help="the dashboard's address (the stack's PublicUrl)")
+    p.add_argument("--region", help="default: STORELENS_AWS_REGION")
+    p.add_argument("--output", default=".streamlit/secrets.toml", help="file to write, or - for stdout")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_dashboard_secrets)
     return parser
 
 

@@ -58,11 +58,17 @@ def record_anonymous(repos: Repositories, event: FaceEvent) -> IngestResult:
     """Keep only where and when someone was seen; the face is never written.
 
     The event row (no crop key, no ids, no similarity) makes a redelivery a
-    duplicate; the sighting spans the track's crops, so dwell is measurable.
+    duplicate; the sighting spans the track's crops, so dwell is measurable. All
+    events of one camera track make one sighting (later ones widen its span).
     """
     times = [c.captured_at for c in event.all_crops] or [event.captured_at]
+    if event.seen_until is not None:  # an anonymous event from the edge spans the whole track
+        times.append(event.seen_until)
+    # One sighting per camera track (its id names the track, not the event): a track
+    # usually sends two or three events, and each must not count as another person.
+    track = hashlib.sha256(f"{event.store_id}\n{event.camera_id}\n{event.track_id}".encode()).hexdigest()[:24]
     sighting = AnonymousSighting(
-        sighting_id=f"anon_{event.event_id}",
+        sighting_id=f"anon_{track}",
         store_id=event.store_id,
         camera_id=event.camera_id,
         zone=event.zone,
@@ -70,7 +76,8 @@ def record_anonymous(repos: Repositories, event: FaceEvent) -> IngestResult:
         last_seen_at=max(times),
     )
     with repos.atomic():
-        repos.anonymous.add(sighting)
+        if not repos.anonymous.add(sighting):
+            repos.anonymous.extend(sighting.sighting_id, sighting.first_seen_at, sighting.last_seen_at)
         repos.events.record(event, None, IngestOutcome.ANONYMOUS.value, None, None, None)
     return IngestResult(event.event_id, IngestOutcome.ANONYMOUS)
 
@@ -107,10 +114,13 @@ def footfall(repos: Repositories, start: datetime, end: datetime) -> Footfall:
     visits = repos.visits.between(start, end)
     anonymous = repos.anonymous.between(start, end)
     zones: dict[str, int] = {}
-    for zone in [v.zone for v in visits] + [s.zone for s in anonymous]:
-        zones[zone] = zones.get(zone, 0) + 1
-    dwell = sum(s.dwell_seconds for s in anonymous) / len(anonymous) if anonymous else 0.0
-    return Footfall(len(visits), len(anonymous), dict(sorted(zones.items())), dwell)
+    for v in visits:
+        zones[v.zone] = zones.get(v.zone, 0) + 1
+    for s in anonymous:  # an hourly roll-up stands for s.people sightings
+        zones[s.zone] = zones.get(s.zone, 0) + s.people
+    people = sum(s.people for s in anonymous)
+    dwell = sum(s.dwell_seconds * s.people for s in anonymous) / people if people else 0.0
+    return Footfall(len(visits), people, dict(sorted(zones.items())), dwell)
 
 
 # ----------------------------------------------------------------------- notice

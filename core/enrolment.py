@@ -187,6 +187,7 @@ class ConsentService:
         self._audit(
             assisted_by or channel, "enroll", customer.customer_id, {"channel": channel, "consent": True}
         )
+        self.services.privacy.refresh_gallery()  # edge agents with unmatched = "anonymous" (AWS)
         if customer.email:
             self.services.notifier.send(self.welcome_mail(customer))
         return customer

@@ -94,6 +94,13 @@ class IngestService:
     def ingest(self, payload: bytes | str | dict[str, Any] | FaceEvent, source: str = "api") -> IngestResult:
         """Validate and process one event; raise a ``ValidationError`` for bad input."""
         event = self._validate(payload, source)
+        if event.is_anonymous:
+            # The edge could not match this person to a consented customer and sent no
+            # face (docs/edge.md, ``unmatched = "anonymous"``): count them, in any mode.
+            with self._lock, self.repos.atomic():
+                if self.repos.events.is_processed(event.event_id):
+                    return IngestResult(event.event_id, IngestOutcome.DUPLICATE)
+                return record_anonymous(self.repos, event)
         self._embed_ahead(event)
         failure: ValidationError | None = None
         new_pending: PendingIdentity | None = None

@@ -183,6 +183,48 @@ class FaceEvent:
     crop_jpeg: bytes
     schema_version: int = 1
     crops: tuple[FaceCrop, ...] = ()
+    #: Only on an *anonymous sighting* event (:meth:`anonymous`): when the track was
+    #: last seen (``captured_at`` is when it was first seen). Such an event has no crop.
+    seen_until: datetime | None = None
+
+    @classmethod
+    def anonymous(
+        cls,
+        *,
+        event_id: str,
+        store_id: str,
+        camera_id: str,
+        zone: str,
+        frame_width: int,
+        frame_height: int,
+        detector: str,
+        track_id: str,
+        first_seen_at: datetime,
+        last_seen_at: datetime,
+    ) -> FaceEvent:
+        """A sighting of a tracked person the edge could not match to a consented
+        customer: where and when only, no crop, no template (``docs/face-event.md``)."""
+        return cls(
+            event_id=event_id,
+            store_id=store_id,
+            camera_id=camera_id,
+            zone=zone,
+            captured_at=first_seen_at,
+            bbox=BoundingBox(0, 0, 0, 0),
+            frame_width=frame_width,
+            frame_height=frame_height,
+            detector=detector,
+            confidence=0.0,
+            track_id=track_id,
+            crop_jpeg=b"",
+            schema_version=2,
+            seen_until=max(first_seen_at, last_seen_at),
+        )
+
+    @property
+    def is_anonymous(self) -> bool:
+        """An anonymous sighting (no face at all), see :meth:`anonymous`."""
+        return self.seen_until is not None and not self.crops
 
     @classmethod
     def from_crops(
@@ -224,6 +266,8 @@ class FaceEvent:
         """Every crop of the event, best first (a v1 event's single crop included)."""
         if self.crops:
             return self.crops
+        if self.is_anonymous:
+            return ()
         return (FaceCrop(self.crop_jpeg, self.bbox, None, self.captured_at, self.confidence),)
 
 
@@ -518,6 +562,10 @@ class SeenEvent:
     similarity: float | None = None
 
 
+#: Sighting ids of hourly roll-ups start with this (``core.retention.roll_up_anonymous``).
+ROLLUP_PREFIX = "agg_"
+
+
 @dataclass(frozen=True, slots=True)
 class AnonymousSighting:
     """Someone seen by a camera who is not a consented customer (consent-first mode).
@@ -533,7 +581,16 @@ class AnonymousSighting:
     zone: str
     first_seen_at: datetime
     last_seen_at: datetime
+    #: How many people the row stands for: 1 for a raw sighting; an hourly roll-up
+    #: (``core.retention``) stands for ``people`` sightings that began in the hour
+    #: starting at ``first_seen_at``, whose mean dwell is :attr:`dwell_seconds`.
+    people: int = 1
 
     @property
     def dwell_seconds(self) -> float:
+        """Dwell of the sighting (of a roll-up: the mean dwell of its sightings)."""
         return max(0.0, (self.last_seen_at - self.first_seen_at).total_seconds())
+
+    @property
+    def is_rollup(self) -> bool:
+        return self.sighting_id.startswith(ROLLUP_PREFIX)

@@ -325,6 +325,13 @@ class AnonymousSightingRepository(Protocol):
     def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
         """Sightings whose ``first_seen_at`` is in ``[start, end)``, oldest first."""
 
+    def delete(self, sighting_ids: Sequence[str]) -> int:
+        """Remove sightings (after a roll-up); unknown ids are ignored. Return how many went."""
+
+    def extend(self, sighting_id: str, first_seen_at: datetime, last_seen_at: datetime) -> None:
+        """Widen a stored sighting's span to include ``first_seen_at``..``last_seen_at``
+        (a later event of the same camera track); a missing id is ignored."""
+
 
 class Repositories(Protocol):
     """All repositories of one backend, plus a unit of work.
@@ -489,6 +496,39 @@ class FaceEmbedder(Protocol):
         self, crops: Sequence[FaceCrop], *, detector: str | None = None
     ) -> list[NDArray[np.float32] | None]:
         """One template per crop (``None`` for a crop without a usable face)."""
+
+
+@dataclass(frozen=True)
+class ConsentedTemplates:
+    """Face templates of customers who consented, for an edge agent's in-memory matching.
+
+    Row ``i`` of ``vectors`` (float32, one 128-D dlib/ONNX template per row) belongs
+    to ``customer_ids[i]`` and came from the stored face ``face_ids[i]``.
+    """
+
+    customer_ids: tuple[str, ...]
+    face_ids: tuple[str, ...]
+    vectors: NDArray[np.float32]
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+
+class ConsentGallery(Protocol):
+    """Where an edge agent reads the consented customers' templates (``unmatched = "anonymous"``).
+
+    Local: read from the store's SQLite face index; AWS: one S3 object the backend
+    rewrites when customers are enrolled, erased or retired (:class:`core.gallery.GalleryPublisher`).
+    """
+
+    def templates(self) -> ConsentedTemplates:
+        """The current templates (empty when there are none yet)."""
+
+
+class GalleryStore(ConsentGallery, Protocol):
+    """A gallery the backend writes as a whole (AWS: the S3 object)."""
+
+    def write(self, templates: ConsentedTemplates) -> None: ...
 
 
 class EventPublisher(Protocol):

@@ -2,10 +2,13 @@
 
 Retention (:meth:`PrivacyService.purge`, run hourly by the AWS schedule and by
 ``storelens purge`` / the long-running local processes): undecided pending
-identities past ``STORELENS_PENDING_TTL_DAYS`` are discarded, and customers not
+identities past ``STORELENS_PENDING_TTL_DAYS`` are discarded, customers not
 seen for ``STORELENS_CUSTOMER_RETENTION_DAYS`` lose their photos and templates
-(:meth:`PrivacyService.forget_biometrics`; the customer record, visits and
-sales stay). Anonymous sightings carry no personal data and are kept.
+(:meth:`PrivacyService.forget_biometrics`), customers not seen for
+``STORELENS_CUSTOMER_RECORD_RETENTION_DAYS`` lose their record (visits kept as
+anonymous sightings, then erased), and anonymous sightings older than
+``STORELENS_ANONYMOUS_RETENTION_DAYS`` are rolled up per hour and zone
+(:mod:`core.retention`).
 
 Erasure removes the person's crops, face-index entries, face rows, visits,
 links from sales (the sale stays, unattributed), the events that named them,
@@ -24,10 +27,12 @@ from typing import TYPE_CHECKING
 from core.consent import inactive_customers
 from core.models import TRACK_LINK_RETENTION, AuditEntry, PendingStatus, new_id, utcnow
 from core.ports import ApprovalWorkflow, BlobStore, FaceIndex, Notifier, Repositories
+from core.retention import records_due, roll_up_anonymous, visits_to_anonymous
 from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.approvals import ApprovalService
+    from core.gallery import GalleryPublisher
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,10 @@ class PurgeReport:
     expired: list[str] = field(default_factory=list)
     #: customers whose photos and templates were deleted for inactivity
     retired: list[str] = field(default_factory=list)
+    #: customers whose record was deleted for inactivity (visits kept as anonymous sightings)
+    records_deleted: list[str] = field(default_factory=list)
+    #: raw anonymous sightings replaced by hourly roll-ups
+    sightings_rolled_up: int = 0
 
 
 class PrivacyService:
@@ -63,7 +72,9 @@ class PrivacyService:
         notifier: Notifier,
         workflow: ApprovalWorkflow,
         approvals: ApprovalService,
+        gallery: GalleryPublisher | None = None,
     ) -> None:
+        self.gallery = gallery
         self.settings = settings
         self.repos = repos
         self.blobs = blobs
@@ -72,7 +83,7 @@ class PrivacyService:
         self.workflow = workflow
         self.approvals = approvals
 
-    def erase(self, customer_id: str, actor: str = "system") -> ErasureReport:
+    def erase(self, customer_id: str, actor: str = "system", *, refresh: bool = True) -> ErasureReport:
         """Remove every trace of a customer; raise ``NotFoundError`` if unknown."""
         self.repos.customers.get(customer_id)
         faces = self.repos.faces.by_customer(customer_id)
@@ -132,7 +143,22 @@ class PrivacyService:
             self.repos.audit.append(
                 AuditEntry(new_id("aud"), utcnow(), actor, "erase", customer_id, _counts(report))
             )
+        if refresh:
+            self.refresh_gallery()
         return report
+
+    def refresh_gallery(self) -> None:
+        """Rewrite the edge agents' gallery of consented templates, where one is kept (AWS).
+
+        A failure is logged, not raised: the erasure or enrolment that called it
+        is done, and the hourly purge rewrites the gallery again.
+        """
+        if self.gallery is None:
+            return
+        try:
+            self.gallery.refresh()
+        except Exception:
+            log.exception("could not rewrite the edge gallery; the next purge retries")
 
     def purge(self, now: datetime | None = None, actor: str = "retention") -> PurgeReport:
         """Discard pending identities past ``STORELENS_PENDING_TTL_DAYS`` (crops, index, rows),
@@ -163,11 +189,23 @@ class PrivacyService:
                 prune(now)
         retired = []
         for customer_id in inactive_customers(self.settings, self.repos, now):
-            self.forget_biometrics(customer_id, actor)
+            self.forget_biometrics(customer_id, actor, refresh=False)
             retired.append(customer_id)
-        return PurgeReport(expired=expired, retired=retired)
+        deleted = []
+        for customer_id in records_due(self.settings, self.repos, now):
+            # Their visits stay in footfall without an id; then the record goes like an erasure.
+            visits_to_anonymous(self.repos, customer_id)
+            self.erase(customer_id, actor, refresh=False)
+            deleted.append(customer_id)
+        rolled = roll_up_anonymous(self.settings, self.repos, now)
+        # Every sweep: enrolments and approvals made by processes that could not
+        # embed, and anyone retired above, reach the edge gallery within the hour.
+        self.refresh_gallery()
+        return PurgeReport(
+            expired=expired, retired=retired, records_deleted=deleted, sightings_rolled_up=rolled
+        )
 
-    def forget_biometrics(self, customer_id: str, actor: str = "retention") -> int:
+    def forget_biometrics(self, customer_id: str, actor: str = "retention", *, refresh: bool = True) -> int:
         """Delete a customer's photos, face rows and templates; keep the customer.
 
         They are no longer recognised (a later sighting is a stranger again);
@@ -195,6 +233,8 @@ class PrivacyService:
         for face in faces:
             if face.crop_key:
                 self.blobs.delete(face.crop_key)
+        if refresh:
+            self.refresh_gallery()
         return len(faces)
 
     def start_auto_purge(self, interval_seconds: float | None = None) -> threading.Thread | None:

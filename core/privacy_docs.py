@@ -180,22 +180,93 @@ def record_of_processing(s: Settings) -> str:
 
 
 def read_accuracy(path: Path = ACCURACY_FILE) -> dict[str, Any] | None:
-    """The figures ``bench/accuracy.py`` wrote (a JSON object), or ``None``."""
+    """The figures ``bench/accuracy.py`` wrote (a JSON object), or ``None`` when there are none.
+
+    The file ``bench/accuracy.py`` writes (:func:`accuracy_record`) holds
+    ``measured_at``, ``descriptor``, ``match_threshold`` (the similarity the
+    rates were taken at) and ``sets``: per pair set, ``same_pairs``,
+    ``different_pairs``, ``tar`` and ``far`` at that threshold, and
+    ``similarity_for_far0`` (the threshold above which no stranger pair matched).
+    """
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if isinstance(data, dict) and data else None
+
+
+def accuracy_record(
+    *,
+    measured_at: str,
+    descriptor: str,
+    match_threshold: float,
+    sets: dict[str, dict[str, float]],
+    **extra: object,
+) -> dict[str, Any]:
+    """The JSON object ``bench/accuracy.py`` writes to :data:`ACCURACY_FILE` (read by :func:`dpia_inputs`)."""
+    return {
+        "measured_at": measured_at,
+        "descriptor": descriptor,
+        "match_threshold": match_threshold,
+        "sets": sets,
+        **extra,
+    }
+
+
+def accuracy_section(s: Settings, path: Path = ACCURACY_FILE) -> str:
+    """The DPIA's "Measured accuracy" text: the figures, or a plain statement that none exist."""
+    figures = read_accuracy(path)
+    if figures is None:
+        return (
+            f"**No measurement exists yet** (no readable `bench/{path.name}`). Recognition accuracy "
+            "has not been measured for this installation: run `python bench/accuracy.py` (on footage "
+            "from this store's cameras where possible) before relying on recognition, and record the "
+            "figures here."
+        )
+    sets = figures.get("sets")
+    if not isinstance(sets, dict) or not sets:
+        # An older or hand-written file: show it as it is.
+        lines = "\n".join(f"- {k}: {v}" for k, v in sorted(figures.items()))
+        return f"Figures in `bench/{path.name}`:\n\n{lines}"
+    threshold = figures.get("match_threshold")
+    rows = []
+    for name, r in sets.items():
+        if not isinstance(r, dict):
+            continue
+        rows.append(
+            f"| {name} | {r.get('same_pairs', '?')} | {r.get('different_pairs', '?')} | "
+            f"{_pct(r.get('tar'))} | {_pct(r.get('far'), 3)} | {r.get('similarity_for_far0', '?')} |"
+        )
+    text = [
+        f"Measured by `bench/accuracy.py` on {figures.get('measured_at', '?')} "
+        f"(descriptor: {figures.get('descriptor', '?')}), at match threshold {threshold}:",
+        "",
+        "| pair set | same-person pairs | different-person pairs | true match rate | false match rate "
+        "| no false match above similarity |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+    if isinstance(threshold, int | float) and abs(float(threshold) - s.match_threshold) > 1e-9:
+        text += [
+            "",
+            f"**These figures were measured at a match threshold of {threshold}; this installation "
+            f"uses {s.match_threshold}.** Run `bench/accuracy.py` again.",
+        ]
+    text += [
+        "",
+        "The walkway clip and the package photos are public test data, not this store's footage: "
+        "accuracy in the store depends on its cameras, light and placement.",
+    ]
+    return "\n".join(text)
+
+
+def _pct(value: object, digits: int = 1) -> str:
+    return f"{100 * float(value):.{digits}f} %" if isinstance(value, int | float) else "?"
 
 
 def dpia_inputs(s: Settings, accuracy_file: Path = ACCURACY_FILE) -> str:
     """The facts a DPIA starts from: purpose, data, retention, recipients, measured accuracy."""
-    figures = read_accuracy(accuracy_file)
-    if figures:
-        accuracy = "\n".join(f"- {k}: {v}" for k, v in sorted(figures.items()))
-        accuracy = f"Measured by `bench/accuracy.py` ({accuracy_file.name}):\n\n{accuracy}"
-    else:
-        accuracy = "Not measured yet: run `bench/accuracy.py` on footage from this store."
+    accuracy = accuracy_section(s, accuracy_file)
     return "\n".join(
         [
             "# DPIA inputs: face recognition in the store",

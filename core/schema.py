@@ -41,6 +41,8 @@ DEFAULT_MAX_IMAGE_PIXELS = 4_000_000
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 #: Captured times may run ahead of this host's clock by at most this much.
 MAX_CLOCK_SKEW = timedelta(days=1)
+#: The longest span one anonymous sighting (one camera track) may claim.
+MAX_SIGHTING = timedelta(hours=12)
 #: Bound on pixel coordinates and sizes (far above any real frame).
 MAX_PIXELS_SIDE = 100_000
 # base64 grows data by 4/3; leave room for the other fields.
@@ -82,10 +84,30 @@ _CROP_FIELDS: _Kinds = {
     "jpeg_b64": str,
 }
 _CROP_OPTIONAL: _Kinds = {"landmarks": list}
+#: v2's optional field: present on an anonymous sighting (``crops`` then empty).
+_V2_OPTIONAL: _Kinds = {"sighting": dict}
+_SIGHTING_FIELDS: _Kinds = {"first_seen_at": str, "last_seen_at": str}
 
 
 def event_to_dict(event: FaceEvent) -> dict[str, Any]:
-    """The JSON-ready dict of an event (v2 when it has ``crops``, else v1)."""
+    """The JSON-ready dict of an event (v2 when it has ``crops`` or is anonymous, else v1)."""
+    if event.is_anonymous:
+        assert event.seen_until is not None
+        return {
+            "event_id": event.event_id,
+            "schema_version": 2,
+            "store_id": event.store_id,
+            "camera_id": event.camera_id,
+            "zone": event.zone,
+            "frame": {"width": event.frame_width, "height": event.frame_height},
+            "detector": event.detector,
+            "track_id": event.track_id,
+            "crops": [],
+            "sighting": {
+                "first_seen_at": _format_time(event.captured_at),
+                "last_seen_at": _format_time(event.seen_until),
+            },
+        }
     if event.crops:
         return {
             "event_id": event.event_id,
@@ -218,7 +240,10 @@ def _parse_event(
             f"unsupported schema_version {version!r}; this build reads "
             f"{' and '.join(str(v) for v in READABLE_VERSIONS)}"
         )
-    _check_fields(doc, _FIELDS_V2 if version == 2 else _FIELDS, "")
+    if version == 2:
+        _check_fields(doc, _FIELDS_V2, "", _V2_OPTIONAL)
+    else:
+        _check_fields(doc, _FIELDS, "")
     for name in ("store_id", "camera_id", "zone", "track_id", "detector"):
         if not doc[name].strip() or len(doc[name]) > 128:
             raise EventSchemaError(f"field {name!r} must be 1-128 characters")
@@ -296,6 +321,8 @@ def _parse_v2(
 ) -> FaceEvent:
     frame_w, frame_h = _parse_frame(doc["frame"])
     raw_crops = doc["crops"]
+    if "sighting" in doc:
+        return _parse_sighting(doc, event_id, frame_w, frame_h)
     if not 1 <= len(raw_crops) <= MAX_CROPS_PER_EVENT:
         raise EventSchemaError(f"crops must hold 1-{MAX_CROPS_PER_EVENT} crops, not {len(raw_crops)}")
     budget = max_crop_bytes
@@ -344,6 +371,31 @@ def _parse_v2(
         detector=doc["detector"],
         track_id=doc["track_id"],
         crops=crops,
+    )
+
+
+def _parse_sighting(doc: dict[str, Any], event_id: str, frame_w: int, frame_h: int) -> FaceEvent:
+    """An anonymous sighting: a track the edge could not match; it must carry no crop."""
+    if doc["crops"]:
+        raise EventSchemaError("an anonymous sighting (field 'sighting') must have an empty 'crops'")
+    sighting = doc["sighting"]
+    _check_fields(sighting, _SIGHTING_FIELDS, " in sighting")
+    first, last = _parse_time(sighting["first_seen_at"]), _parse_time(sighting["last_seen_at"])
+    if last < first:
+        raise EventSchemaError("sighting last_seen_at is before first_seen_at")
+    if last - first > MAX_SIGHTING:
+        raise EventSchemaError(f"a sighting may span at most {MAX_SIGHTING}, not {last - first}")
+    return FaceEvent.anonymous(
+        event_id=event_id,
+        store_id=doc["store_id"],
+        camera_id=doc["camera_id"],
+        zone=doc["zone"],
+        frame_width=frame_w,
+        frame_height=frame_h,
+        detector=doc["detector"],
+        track_id=doc["track_id"],
+        first_seen_at=first,
+        last_seen_at=last,
     )
 
 

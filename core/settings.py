@@ -90,6 +90,15 @@ class Settings:
     privacy_mode: str = "review"
     # A customer's photos and templates are deleted this long after their last visit.
     customer_retention_days: int = 365
+    # Customer records (name, e-mail, loyalty id) are deleted this long after the last
+    # visit (never before their photos: the larger of the two retention periods applies);
+    # their visits stay in footfall as anonymous sightings (docs/privacy.md).
+    customer_record_retention_days: int = 730
+    # Raw anonymous sightings are rolled up into per-hour, per-zone counts after this long.
+    anonymous_retention_days: int = 90
+    # AWS: keep the consented customers' templates in the bucket for edge agents with
+    # unmatched = "anonymous" (core/gallery.py); locally the edge reads the store.
+    edge_gallery: bool = False
     # Who is responsible for the processing, for the generated notices (core/privacy_docs.py).
     privacy_controller: str = "the store operator"
     privacy_contact: str = ""
@@ -135,6 +144,10 @@ class Settings:
             )
         if self.customer_retention_days < 1:
             raise SettingsError("STORELENS_CUSTOMER_RETENTION_DAYS must be at least 1")
+        if self.customer_record_retention_days < 1:
+            raise SettingsError("STORELENS_CUSTOMER_RECORD_RETENTION_DAYS must be at least 1")
+        if self.anonymous_retention_days < 1:
+            raise SettingsError("STORELENS_ANONYMOUS_RETENTION_DAYS must be at least 1")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -22,8 +22,10 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +45,30 @@ DEFAULT_MIN_FACE_PX = 40
 #: boxes found at three or more scales) is 0.95-0.97 at 20, 16, 14 and 12 px and
 #: falls to 0.89 at 10 px. 14 px keeps a margin above both knees.
 YUNET_MIN_FACE_PX = 14
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRegion:
+    """Where to look for a face (frame pixels) and about how wide it should be there."""
+
+    box: BoundingBox
+    face_px: float
+
+
+@runtime_checkable
+class RegionDetector(Protocol):
+    """A detector that can also scan only parts of a frame (between full-frame passes)."""
+
+    name: str
+
+    def detect(self, frame: np.ndarray) -> list[DetectedFace]:
+        """Faces in the whole frame."""
+
+    def detect_regions(self, frame: np.ndarray, regions: Sequence[SearchRegion]) -> list[DetectedFace]:
+        """Faces inside ``regions`` only, in frame pixels, best first."""
+
+    def region_cost(self, frame_width: int, frame_height: int, regions: Sequence[SearchRegion]) -> float:
+        """The cost of scanning ``regions`` as a fraction of a full-frame pass."""
 
 
 @runtime_checkable
@@ -259,22 +285,209 @@ class YuNetDetector:
         image = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         if self.scale != 1.0:
             image = resize_for_detection(image, self.scale)
+        # exact per axis: the resize rounds sizes
+        sx, sy = width / float(image.shape[1]), height / float(image.shape[0])
+        faces: list[DetectedFace] = []
+        for conf, (x, y, w, h), pts in self._yunet(image):
+            box = _from_corners(x, y, x + w, y + h, sx, sy, width, height)
+            if box.area > 0:
+                faces.append(DetectedFace(box, conf, tuple((mx * sx, my * sy) for mx, my in pts)))
+        faces.sort(key=lambda f: f.confidence, reverse=True)
+        return drop_crowns(suppress_overlaps(faces))
+
+    def detect_regions(self, frame: np.ndarray, regions: Sequence[SearchRegion]) -> list[DetectedFace]:
+        """Faces inside ``regions`` (frame pixels), found as :meth:`detect` would but only there.
+
+        The frame is scaled as for :meth:`detect` and the regions are cut from
+        that image, so a face sees exactly the pixels a full pass gives it
+        (scaling each region on its own shifts the resampling grid, which
+        flips faces near the threshold). Overlapping regions are merged; the
+        pieces are packed side by side into one mosaic and YuNet runs once on
+        it: its cost is per input pixel (padded to a multiple of 32), so one
+        mosaic costs less than many small calls. Boxes cut by a region's inner
+        edge are dropped (half a face; the next full pass sees it whole).
+        """
+        import cv2
+
+        height, width = frame.shape[:2]
+        image = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if self.scale != 1.0:
+            image = resize_for_detection(image, self.scale)
+        ih, iw = image.shape[:2]
+        boxes = _merge_overlapping(
+            [_scale_box(r.box, iw / width, ih / height, iw, ih, REGION_CONTEXT_PX) for r in regions]
+        )
+        tiles = [(box, image[box.top : box.bottom, box.left : box.right]) for box in boxes]
+        if not tiles:
+            return []
+        canvas, places = _mosaic([t for _, t in tiles])
+        sx, sy = width / float(iw), height / float(ih)
+        faces: list[DetectedFace] = []
+        for conf, found, marks in self._yunet(canvas):
+            hit = _from_mosaic(found, marks, tiles, places, iw, ih)
+            if hit is None:
+                continue
+            (x, y, w, h), points = hit
+            box = _from_corners(x, y, x + w, y + h, sx, sy, width, height)
+            if box.area > 0:
+                faces.append(DetectedFace(box, conf, tuple((px * sx, py * sy) for px, py in points)))
+        faces.sort(key=lambda f: f.confidence, reverse=True)
+        return drop_crowns(suppress_overlaps(faces))
+
+    def region_cost(self, frame_width: int, frame_height: int, regions: Sequence[SearchRegion]) -> float:
+        """Pixels YuNet would scan for ``regions``, as a fraction of a full-frame pass."""
+        iw, ih = round(frame_width * self.scale), round(frame_height * self.scale)
+        boxes = _merge_overlapping(
+            [_scale_box(r.box, self.scale, self.scale, iw, ih, REGION_CONTEXT_PX) for r in regions]
+        )
+        scanned = sum((b.width + _MOSAIC_GAP) * (b.height + _MOSAIC_GAP) for b in boxes)
+        return scanned / max(1.0, float(iw * ih))
+
+    def _yunet(
+        self, image: np.ndarray
+    ) -> list[tuple[float, tuple[float, float, float, float], tuple[tuple[float, float], ...]]]:
+        """YuNet on a BGR image: (0..1 score, (x, y, w, h), five landmarks), all in that image's pixels."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
         with warnings.catch_warnings():  # yuface warns above 960 px; the scale is chosen on purpose
             warnings.simplefilter("ignore", UserWarning)
             confs, boxes, points = self._yuface.detect(image, conf=self.threshold)
-        inv = 1.0 / self.scale
-        faces: list[DetectedFace] = []
+        out = []
         for conf, (x, y, w, h), pts in zip(
-            confs, boxes.astype(np.int64), points.astype(np.float64), strict=True
+            confs, boxes.astype(np.float64), points.astype(np.float64), strict=True
         ):
-            box = _from_corners(float(x), float(y), float(x + w), float(y + h), inv, inv, width, height)
-            if box.area <= 0:
-                continue
-            marks = tuple((float(pts[2 * i]) * inv, float(pts[2 * i + 1]) * inv) for i in range(5))
-            faces.append(DetectedFace(box, min(1.0, float(conf) / 100.0), marks))
-        faces.sort(key=lambda f: f.confidence, reverse=True)
-        return drop_crowns(suppress_overlaps(faces))
+            marks = tuple((float(pts[2 * i]), float(pts[2 * i + 1])) for i in range(5))
+            out.append((min(1.0, float(conf) / 100.0), (float(x), float(y), float(w), float(h)), marks))
+        return out
+
+
+def _from_mosaic(
+    box: tuple[float, float, float, float],
+    marks: tuple[tuple[float, float], ...],
+    tiles: Sequence[tuple[BoundingBox, np.ndarray]],
+    places: Sequence[tuple[int, int]],
+    width: int,
+    height: int,
+) -> tuple[tuple[float, float, float, float], tuple[tuple[float, float], ...]] | None:
+    """A box and landmarks found on a mosaic, moved back to the ``width`` x ``height`` image its
+    tiles were cut from; None if the box is cut by its tile's inner edge."""
+    x, y, w, h = box
+    cx, cy = x + w / 2.0, y + h / 2.0
+    for (region, tile), (tx, ty) in zip(tiles, places, strict=True):
+        th, tw = tile.shape[:2]
+        if not (tx <= cx < tx + tw and ty <= cy < ty + th):
+            continue
+        x, y = x - tx, y - ty
+        if _cut_by_region(x, y, w, h, (th, tw), region, width, height):
+            return None
+        dx, dy = region.left - tx, region.top - ty
+        return (x + region.left, y + region.top, w, h), tuple((mx + dx, my + dy) for mx, my in marks)
+    return None
+
+
+def _scale_box(box: BoundingBox, sx: float, sy: float, width: int, height: int, grow: int = 0) -> BoundingBox:
+    """``box`` scaled by (``sx``, ``sy``), grown by ``grow``, aligned outwards, clipped to the image."""
+    left, top = int(box.left * sx) - grow, int(box.top * sy) - grow
+    right, bottom = -int(-box.right * sx // 1) + grow, -int(-box.bottom * sy // 1) + grow
+    # On YuNet's 32 px grid (see _MOSAIC_ALIGN).
+    a = _MOSAIC_ALIGN
+    left, top = left // a * a, top // a * a
+    right, bottom = -(-right // a) * a, -(-bottom // a) * a
+    return BoundingBox(left, top, right - left, bottom - top).clip(width, height)
+
+
+def _merge_overlapping(boxes: Sequence[BoundingBox], min_side: int = 4) -> list[BoundingBox]:
+    """``boxes`` (both sides >= ``min_side``), each overlapping group replaced by its bounding box."""
+    out = [b for b in boxes if min(b.width, b.height) >= min_side]
+    merged = True
+    while merged:
+        merged = False
+        for i, j in itertools.combinations(range(len(out)), 2):
+            a, b = out[i], out[j]
+            if a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom:
+                left, top = min(a.left, b.left), min(a.top, b.top)
+                right, bottom = max(a.right, b.right), max(a.bottom, b.bottom)
+                out[i] = BoundingBox(left, top, right - left, bottom - top)
+                del out[j]
+                merged = True
+                break
+    return out
+
+
+def _cut_by_region(
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    shape: tuple[int, ...],
+    region: BoundingBox,
+    width: int,
+    height: int,
+) -> bool:
+    """Whether a box (tile pixels) touches an edge of its region that is not a frame edge."""
+    ih, iw = shape[:2]
+    return (
+        (x <= 0 and region.left > 0)
+        or (y <= 0 and region.top > 0)
+        or (x + w >= iw - 1 and region.right < width)
+        or (y + h >= ih - 1 and region.bottom < height)
+    )
+
+
+#: Context (pixels of the scaled image) added around every search region: YuNet
+#: scores a face from its surroundings too, and a face near black mosaic borders
+#: scores lower than in the full frame.
+REGION_CONTEXT_PX = 8
+#: Pixels of black between two regions in a mosaic (and around it).
+_MOSAIC_GAP = 0
+#: Regions are cut and placed on this grid (pixels of the scaled image): YuNet's
+#: coarsest feature map has a stride of 32, so a face keeps the same phase
+#: against it as in the full frame and gets the same features.
+_MOSAIC_ALIGN = 32
+
+
+def _shelves(tiles: Sequence[np.ndarray], width: int) -> tuple[list[tuple[int, int]], int]:
+    """Shelf packing (tallest first) of ``tiles`` into ``width``: each tile's (x, y) and the height used.
+
+    Every tile starts on the :data:`_MOSAIC_ALIGN` grid.
+    """
+    gap = _MOSAIC_GAP
+    places: list[tuple[int, int]] = [(0, 0)] * len(tiles)
+    x, y, shelf = gap, gap, 0
+    for i in sorted(range(len(tiles)), key=lambda i: -tiles[i].shape[0]):
+        th, tw = (_align(n) for n in tiles[i].shape[:2])
+        if x > gap and x + tw + gap > width:
+            x, y, shelf = gap, y + shelf + gap, 0
+        places[i] = (x, y)
+        x += tw + gap
+        shelf = max(shelf, th)
+    return places, y + shelf + gap
+
+
+def _mosaic(tiles: Sequence[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Tiles packed on one black canvas of the least area (padded to 32 as YuNet pads); each tile's (x, y)."""
+    gap = _MOSAIC_GAP
+    widest = max(_align(t.shape[1]) for t in tiles) + 2 * gap
+    total = sum(_align(t.shape[1]) + gap for t in tiles) + gap
+    best: tuple[int, int, list[tuple[int, int]]] | None = None
+    for width in sorted({_pad32(widest + (total - widest) * k // 8) for k in range(9)}):
+        places, height = _shelves(tiles, width)
+        if best is None or width * _pad32(height) < best[0] * best[1]:
+            best = (width, _pad32(height), places)
+    assert best is not None
+    width, height, places = best
+    canvas = np.zeros((height, width, 3), np.uint8)
+    for tile, (tx, ty) in zip(tiles, places, strict=True):
+        th, tw = tile.shape[:2]
+        canvas[ty : ty + th, tx : tx + tw] = tile if tile.ndim == 3 else tile[:, :, None]
+    return canvas, places
+
+
+def _align(n: int) -> int:
+    return -(-n // _MOSAIC_ALIGN) * _MOSAIC_ALIGN
+
+
+def _pad32(n: int) -> int:
+    return -(-n // 32) * 32
 
 
 #: Two boxes overlapping more than this (IoU) are one face: the nearer of two

@@ -19,7 +19,8 @@ which the backend validates strictly): ``DEEPLENS_STORE_ID``,
 ``DEEPLENS_CAMERA_ID``, ``DEEPLENS_ZONE``, ``DEEPLENS_MODEL_PATH`` (the optimised
 model, default ``/opt/awscam/artifacts/mxnet_deploy_ssd_FP16_FUSED.xml``),
 ``DEEPLENS_INPUT_SIZE`` (300), ``DEEPLENS_THRESHOLD`` (0.5), ``DEEPLENS_EVERY`` (2),
-``DEEPLENS_SPOOL`` (``/tmp/storelens-spool.db``), ``DEEPLENS_FIFO`` (``/tmp/results.mjpeg``).
+``DEEPLENS_SPOOL`` (``/tmp/storelens-spool.db``), ``DEEPLENS_FIFO`` (``/tmp/results.mjpeg``),
+``DEEPLENS_UNMATCHED`` (``send``; ``anonymous`` with ``DEEPLENS_GALLERY_BUCKET``: see :func:`_gate`).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.models import DetectedFace
 from deeplens_lambda.detectors import parse_awscam_ssd
 from deeplens_lambda.publishers import TransportError, topic_for
+
+if TYPE_CHECKING:
+    from deeplens_lambda.consent_gate import UnmatchedGate
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +187,7 @@ def run(environ: Mapping[str, str] | None = None, stop: threading.Event | None =
         input_size=int(env.get("DEEPLENS_INPUT_SIZE", "300")),
         threshold=float(env.get("DEEPLENS_THRESHOLD", "0.5")),
     )
-    pipeline = EdgePipeline(detector, context)
+    pipeline = EdgePipeline(detector, context, gate=_gate(env))
     publisher = SpoolingPublisher(
         GreengrassTransport(),
         Spool(env.get("DEEPLENS_SPOOL", "/tmp/storelens-spool.db")),
@@ -206,6 +210,42 @@ def run(environ: Mapping[str, str] | None = None, stop: threading.Event | None =
             publisher.publish(event)
         publisher.close()
         stream.stop()
+
+
+def _gate(env: Mapping[str, str]) -> UnmatchedGate | None:
+    """``DEEPLENS_UNMATCHED=anonymous``: send crops only of consented customers (docs/edge.md).
+
+    The gallery is the stack's object in ``DEEPLENS_GALLERY_BUCKET`` (the
+    ``CropsBucketName`` output), read with boto3 and the Greengrass group role's
+    credentials; the embedder is the local dlib/ONNX engine (it must be installed
+    on the device), with ``DEEPLENS_SCRATCH`` as its scratch dir.
+    """
+    mode = env.get("DEEPLENS_UNMATCHED", "send")
+    if mode == "send":
+        return None
+    from core.errors import SettingsError
+
+    if mode != "anonymous":
+        raise SettingsError(f"DEEPLENS_UNMATCHED={mode!r}: use 'send' or 'anonymous'")
+    bucket = env.get("DEEPLENS_GALLERY_BUCKET", "")
+    if not bucket:
+        raise SettingsError(
+            "DEEPLENS_UNMATCHED=anonymous needs DEEPLENS_GALLERY_BUCKET (the stack's CropsBucketName)"
+        )
+    from pathlib import Path
+
+    from core.settings import Settings
+    from deeplens_lambda.consent_gate import gate_for
+
+    scratch = Path(env.get("DEEPLENS_SCRATCH", "/tmp/storelens-edge"))
+    settings = Settings(
+        backend="aws",
+        data_dir=scratch,
+        s3_bucket=bucket,
+        aws_region=env.get("AWS_REGION", "eu-west-1"),
+        match_threshold=float(env.get("DEEPLENS_MATCH_THRESHOLD", "0.55")),
+    )
+    return gate_for(settings, scratch_dir=scratch)
 
 
 def function_handler(event: Any, context: Any) -> None:

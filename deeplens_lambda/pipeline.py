@@ -15,14 +15,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from core.models import FaceCrop, FaceEvent, utcnow
+from core.models import DetectedFace, FaceCrop, FaceEvent, utcnow
 from core.schema import event_to_json
-from deeplens_lambda.detectors import Detector
+from deeplens_lambda.detectors import Detector, RegionDetector
 from deeplens_lambda.tracker import Candidate, Emission, Tracker, TrackerConfig
+
+if TYPE_CHECKING:
+    from deeplens_lambda.consent_gate import UnmatchedGate
 
 #: The most bytes one serialised event (``core.schema.event_to_json``) may take:
 #: AWS IoT Core refuses MQTT messages over 128 KB, and the rest is headroom for
@@ -31,6 +35,10 @@ EVENT_BUDGET_BYTES = 120_000
 #: JPEG qualities tried in turn until an emission's crops fit one event; below
 #: the last one the crops are split over several events of the same track.
 JPEG_QUALITIES = (90, 80, 70)
+#: Scan regions instead of the whole frame only if they cost less than this
+#: fraction of a full pass: where regions save little (small frames, crowds),
+#: the full pass is as cheap and sees everything.
+MAX_REGION_COST = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +49,17 @@ class EdgeContext:
     camera_id: str
     zone: str
     every: int = 3  # run the detector on every Nth frame, track in between
+    #: scan the whole frame at least this often (seconds); on the detection frames
+    #: in between, a detector that can (YuNet) scans only around live tracks; 0 = always whole
+    full_frame_seconds: float = 0.5
     jpeg_quality: int = JPEG_QUALITIES[0]
     max_event_bytes: int = EVENT_BUDGET_BYTES
 
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError("every must be >= 1")
+        if self.full_frame_seconds < 0:
+            raise ValueError("full_frame_seconds must be >= 0")
 
 
 @dataclass(slots=True)
@@ -55,6 +68,7 @@ class PipelineStats:
 
     frames: int = 0
     detect_frames: int = 0
+    region_frames: int = 0  # detection frames scanned only around live tracks
     faces: int = 0
     events: int = 0
     tracks: int = 0
@@ -131,6 +145,29 @@ def build_event(emission: Emission, context: EdgeContext, detector_name: str) ->
     return build_events(emission, context, detector_name)[0]
 
 
+def detect_faces(
+    frame: np.ndarray, detector: Detector, tracker: Tracker, context: EdgeContext, when: datetime, index: int
+) -> tuple[list[DetectedFace], bool]:
+    """Faces of a detection frame, and whether only regions around live tracks were scanned.
+
+    The whole frame is scanned every ``context.full_frame_seconds`` (newcomers
+    are found there); on the detection frames in between, a
+    :class:`~deeplens_lambda.detectors.RegionDetector` scans only the regions
+    where live tracks can be (:meth:`Tracker.search_regions`), unless they
+    would cost over :data:`MAX_REGION_COST` of a full pass. With no live
+    track there is nothing to scan until the next full pass.
+    """
+    last = tracker.last_full_scan
+    due = last is None or (when - last).total_seconds() >= context.full_frame_seconds - 1e-6
+    if not due and isinstance(detector, RegionDetector):
+        height, width = frame.shape[:2]
+        regions = tracker.search_regions(index, width, height, when)
+        if detector.region_cost(width, height, regions) < MAX_REGION_COST:
+            return (detector.detect_regions(frame, regions) if regions else []), True
+    tracker.last_full_scan = when
+    return detector.detect(frame), False
+
+
 def process_frame(
     frame: np.ndarray | None,
     detector: Detector,
@@ -139,8 +176,13 @@ def process_frame(
     *,
     captured_at: datetime | None = None,
     stats: PipelineStats | None = None,
+    gate: UnmatchedGate | None = None,
 ) -> list[FaceEvent]:
     """Process one BGR frame; return the FaceEvents it completes (usually none).
+
+    With a ``gate`` (``unmatched = "anonymous"``, :mod:`deeplens_lambda.consent_gate`)
+    only tracks matched to a consented customer send crops; the others become one
+    anonymous sighting event each when they end.
 
     The detector runs on frames ``0, N, 2N...`` (``context.every``); on the
     others the tracker only advances its frame counter and predicts boxes, so
@@ -154,11 +196,15 @@ def process_frame(
         return []
     if frame is None:
         raise ValueError(f"frame {index} is a detection frame and needs its pixels")
-    detections = detector.detect(frame)
+    detections, regional = detect_faces(frame, detector, tracker, context, when, index)
     emissions = tracker.update(detections, frame, when, frame_index=index)
-    events = [ev for e in emissions for ev in build_events(e, context, detector.name)]
+    anonymous: list[FaceEvent] = []
+    if gate is not None:
+        emissions, anonymous = gate.split(emissions, tracker.tracks, context, detector.name)
+    events = [ev for e in emissions for ev in build_events(e, context, detector.name)] + anonymous
     if stats is not None:
         stats.detect_frames += 1
+        stats.region_frames += int(regional)
         stats.faces += len(detections)
         stats.events += len(events)
         stats.tracks = tracker.tracks_started
@@ -166,10 +212,18 @@ def process_frame(
 
 
 def flush(
-    detector: Detector, tracker: Tracker, context: EdgeContext, stats: PipelineStats | None = None
+    detector: Detector,
+    tracker: Tracker,
+    context: EdgeContext,
+    stats: PipelineStats | None = None,
+    gate: UnmatchedGate | None = None,
 ) -> list[FaceEvent]:
-    """End of stream: emit the crops live tracks still owe."""
-    events = [ev for e in tracker.flush() for ev in build_events(e, context, detector.name)]
+    """End of stream: emit the crops live tracks still owe (and, with a gate, their sightings)."""
+    emissions = tracker.flush()
+    anonymous: list[FaceEvent] = []
+    if gate is not None:
+        emissions, anonymous = gate.flush(emissions, context, detector.name)
+    events = [ev for e in emissions for ev in build_events(e, context, detector.name)] + anonymous
     if stats is not None:
         stats.events += len(events)
         stats.tracks = tracker.tracks_started
@@ -183,6 +237,8 @@ class EdgePipeline:
     detector: Detector
     context: EdgeContext
     tracker_config: TrackerConfig | None = None
+    #: ``unmatched = "anonymous"``: send crops only of consented customers (None: send all).
+    gate: UnmatchedGate | None = None
     tracker: Tracker = field(init=False)
     stats: PipelineStats = field(default_factory=PipelineStats)
 
@@ -192,9 +248,15 @@ class EdgePipeline:
     def process(self, frame: np.ndarray | None, captured_at: datetime | None = None) -> list[FaceEvent]:
         """See :func:`process_frame`."""
         return process_frame(
-            frame, self.detector, self.tracker, self.context, captured_at=captured_at, stats=self.stats
+            frame,
+            self.detector,
+            self.tracker,
+            self.context,
+            captured_at=captured_at,
+            stats=self.stats,
+            gate=self.gate,
         )
 
     def flush(self) -> list[FaceEvent]:
         """See :func:`flush`."""
-        return flush(self.detector, self.tracker, self.context, self.stats)
+        return flush(self.detector, self.tracker, self.context, self.stats, self.gate)

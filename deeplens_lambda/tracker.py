@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from core.models import CROP_MARGIN, BoundingBox, DetectedFace
+from deeplens_lambda.detectors import SearchRegion
 from deeplens_lambda.quality import Quality, crop_quality, face_patch
 
 #: Crops are scaled down so the face is at most this many pixels: the embedder
@@ -77,6 +78,9 @@ class TrackerConfig:
     max_size_ratio: float = 1.6
     #: a person hidden (or not detected) for longer than this ends their track
     max_missed_seconds: float = 1.5
+    #: between full-frame passes, a track missed on more detection rounds than this
+    #: is not searched around (it is hidden; the next full pass finds it if it is back)
+    max_missed_search: int = 2
     min_hits: int = 2
     crops_per_track: int = DEFAULT_CROPS_PER_TRACK
     min_crop_gap_seconds: float = 0.2
@@ -178,6 +182,8 @@ class Tracker:
         self.detections_seen = 0
         self._ids = itertools.count(1)
         self._run = uuid.uuid4().hex[:6]
+        #: when the detector last scanned a whole frame (see deeplens_lambda.pipeline.detect_faces)
+        self.last_full_scan: datetime | None = None
 
     # ----------------------------------------------------------------- stepping
     def step(self) -> int:
@@ -190,6 +196,35 @@ class Tracker:
         """Predicted boxes of live tracks at the current frame (for drawing)."""
         return {tid: t.predicted(self.frame_index - 1) for tid, t in self.tracks.items()}
 
+    def search_regions(self, frame_index: int, width: int, height: int, now: datetime) -> list[SearchRegion]:
+        """Where each live track's face can be at ``frame_index``, for a detector that scans regions.
+
+        A region holds every face :func:`_associate` could match to the track:
+        a centre within the track's reach (:meth:`_reach`) of its predicted or
+        last box, at up to ``max_size_ratio`` times its size. ``face_px`` is the
+        predicted face side. Tracks predicted out of the frame, or missed on more
+        than ``max_missed_search`` rounds (hidden), get none.
+        """
+        cfg = self.config
+        regions: list[SearchRegion] = []
+        for track in self.tracks.values():
+            if track.missed > cfg.max_missed_search:
+                continue
+            pred = track.predicted(frame_index)
+            cx, cy = pred.center
+            if not (0 <= cx < width and 0 <= cy < height):
+                continue
+            last = track.bbox
+            side = max(1.0, (pred.width + pred.height + last.width + last.height) / 4.0)
+            left, top = min(pred.left, last.left), min(pred.top, last.top)
+            right, bottom = max(pred.right, last.right), max(pred.bottom, last.bottom)
+            # centre reach plus half the largest face the size gate lets through, beyond the boxes' own half
+            margin = round((self._reach(track, now) + 0.5 * cfg.max_size_ratio - 0.5) * side)
+            w, h = right - left + 2 * margin, bottom - top + 2 * margin
+            box = BoundingBox(left - margin, top - margin, w, h)
+            regions.append(SearchRegion(box.clip(width, height), (pred.width + pred.height) / 2.0))
+        return regions
+
     def update(
         self,
         detections: list[DetectedFace],
@@ -201,6 +236,12 @@ class Tracker:
         cfg = self.config
         index = self.frame_index - 1 if frame_index is None else frame_index
         self.detections_seen += len(detections)
+        emissions: list[Emission] = []
+        for track in list(self.tracks.values()):
+            # Hidden for longer than max_missed_seconds: gone, before it can claim a newcomer's
+            # face (with few detection rounds in between, its reach has grown wide by now).
+            if captured_at - track.last_seen_at > timedelta(seconds=cfg.max_missed_seconds):
+                emissions.extend(self._finish(track))
         tracks = list(self.tracks.values())
         predicted = [t.predicted(index) for t in tracks]
         reach = [self._reach(t, captured_at) for t in tracks]
@@ -210,7 +251,6 @@ class Tracker:
         )
         matched_tracks = set()
         matched_dets = set()
-        emissions: list[Emission] = []
         for ti, di in pairs:
             track = tracks[ti]
             det = detections[di]

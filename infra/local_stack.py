@@ -6,7 +6,7 @@ Start a server, create the resources, and print the environment for the dashboar
     python infra/local_stack.py --endpoint http://127.0.0.1:5000 \
         --admin-password 'Storelens-admin-1' --out .env.aws-local
     set -a; . ./.env.aws-local; set +a
-    streamlit run dashboard.py
+    streamlit run app.py
 
 What is created mirrors ``infra/template.yaml``: the crops bucket (private,
 SSE, lifecycle), every DynamoDB table (GSIs, TTL), a verified SES sender, the

@@ -7,17 +7,27 @@ screen. Nothing here holds business logic; it only reaches ``core``.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from core.analytics import AnalyticsQueries
-from core.auth import Authenticator, LoginRateLimiter, can
+from core.auth import (
+    AttemptLimiter,
+    Authenticator,
+    LocalAuthenticator,
+    LoginRateLimiter,
+    can,
+    user_from_oidc_claims,
+)
 from core.bootstrap import Services, build_services
 from core.errors import NotFoundError, StoreLensError
+from core.sessions import COOKIE_NAME, END_PATH, START_PATH, SessionManager
 from core.settings import Settings
 from core.users import User
 
@@ -27,6 +37,7 @@ if TYPE_CHECKING:
 USER_KEY = "user"
 FLASH_KEY = "flash"
 TOKEN_KEY = "link_token"
+NEXT_KEY = "next_path"
 
 
 def page_guard(login_required: bool = True) -> User | None:
@@ -96,8 +107,15 @@ def _limiter(_key: str) -> LoginRateLimiter:
     return LoginRateLimiter(max_failures=5, window_seconds=300)
 
 
-def limiter() -> LoginRateLimiter:
-    """The process-wide failed-attempt counter for the first-admin setup code."""
+def limiter() -> AttemptLimiter:
+    """The failed-attempt counter for the first-admin setup code.
+
+    The local authenticator's (in the data dir's SQLite file, so the limit
+    holds across dashboard processes); an in-process one otherwise.
+    """
+    auth = authenticator()
+    if isinstance(auth, LocalAuthenticator):
+        return auth.limiter
     return _limiter(str(settings().data_dir))
 
 
@@ -107,8 +125,109 @@ def authenticator() -> Authenticator:
 
 
 def current_user() -> User | None:
+    """The signed-in user of this run, as :func:`resolve_user` found it at the top of the run."""
     user = st.session_state.get(USER_KEY)
     return user if isinstance(user, User) else None
+
+
+def cookie_sessions() -> bool:
+    """Sign-in lasts in an HttpOnly cookie: local users and the ``/session`` routes of ``app.py``.
+
+    Without the routes (``streamlit run dashboard.py``, ``AppTest``) a sign-in
+    lives in the tab's Streamlit session only.
+    """
+    from core.web import routes_mounted
+
+    return routes_mounted() and authenticator().kind == "local"
+
+
+def session_manager() -> SessionManager:
+    """The process's session manager for the local data dir (tickets, cookies, records)."""
+    from core.local.sessions import local_session_manager
+
+    return local_session_manager(settings().data_dir)
+
+
+def oidc_login() -> bool:
+    """Whether staff sign in through Streamlit's OIDC ``st.login`` (Cognito with an ``[auth]`` secret)."""
+    if authenticator().kind != "cognito":
+        return False
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError, OSError):  # no secrets.toml at all
+        return False
+
+
+def resolve_user() -> User | None:
+    """Who is signed in, decided afresh at the top of every run by ``dashboard.py``.
+
+    * OIDC (``st.login``): Streamlit's identity cookie, mapped by
+      :func:`core.auth.user_from_oidc_claims` (``cognito:groups`` -> role).
+    * Cookie sessions: the ``storelens_session`` cookie, checked by
+      :meth:`core.sessions.SessionManager.user_for` on every run, so a
+      logout elsewhere, an expiry or a removed user takes effect at once.
+    * Otherwise whatever the login form put in this tab's session state.
+    """
+    if oidc_login():
+        st.session_state[USER_KEY] = (
+            user_from_oidc_claims(st.user.to_dict()) if st.user.is_logged_in else None
+        )
+    elif cookie_sessions():
+        st.session_state[USER_KEY] = session_manager().user_for(st.context.cookies.get(COOKIE_NAME))
+    return current_user()
+
+
+def end_sessions(name: str, keep: User | None = None) -> None:
+    """Sign ``name`` out everywhere (password reset, removal); not the admin doing it to themselves."""
+    if authenticator().kind == "local" and (keep is None or keep.name != name):
+        session_manager().end_all(name)
+
+
+def fragment_guard() -> None:
+    """First line of an auto-refreshing fragment (Live, Demo progress).
+
+    A fragment's reruns skip ``dashboard.py``; this checks the sign-in again,
+    so a tab left open stops showing data once its session is revoked
+    (logged out in another tab, password reset, expired): the whole page
+    reruns and shows the login form.
+    """
+    if (cookie_sessions() or oidc_login()) and resolve_user() is None:
+        st.rerun()
+
+
+def go_to(url: str, label: str = "Continue") -> None:
+    """Send the browser to ``url`` (a full page load, so the server can set or clear the cookie); stop."""
+    st.html(f"<script>window.location.replace({json.dumps(url)});</script>", unsafe_allow_javascript=True)
+    st.caption("Signing in..." if url.startswith(START_PATH) else "One moment...")
+    st.link_button(label, url)  # if the script is blocked
+    st.stop()
+
+
+def signed_in(user: User) -> None:
+    """The password (or setup code) was right: start the session and open the page asked for."""
+    if cookie_sessions():
+        from core.web import XSRF_COOKIE, browser_binding
+
+        browser = browser_binding(st.context.cookies.get(XSRF_COOKIE))
+        ticket = session_manager().issue_ticket(user, st.session_state.get(NEXT_KEY), browser)
+        go_to(f"{START_PATH}?{urlencode({'ticket': ticket})}")
+    st.session_state[USER_KEY] = user
+    st.rerun()
+
+
+def sign_out() -> None:
+    """Log out: revoke the session record, clear this tab's state, clear the cookie."""
+    user_cookie = st.context.cookies.get(COOKIE_NAME)
+    cookie_mode, oidc = cookie_sessions(), oidc_login()
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    if oidc:
+        st.logout()
+        st.stop()
+    if cookie_mode:
+        session_manager().end(user_cookie)
+        go_to(END_PATH, "Log in again")
+    st.rerun()
 
 
 def actor() -> str:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.analytics import AnalyticsFilter, Kpis, load_floor_plan
 from pages import _charts, _ui
+from pages._anonymous import render_everyone
 
 _ui.page_guard()
 
@@ -97,6 +98,9 @@ row2[2].metric(
 row2[3].metric(
     "Conversion", pct(k.conversion), delta(k.conversion, p.conversion, pct=True), help=HELP["conversion"]
 )
+
+# Known customers and anonymous visitors together (consent-first mode, anonymous edges).
+render_everyone(f, k)
 
 EMPTY = "No store visits in this range{}. Pick other dates or cameras."
 empty_note = EMPTY.format(" for these cameras" if cameras else "")

@@ -9,8 +9,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.consent import CONSENT_FIRST
+from core.enrolment import consent_service
 from core.errors import NotFoundError, StoreLensError
 from pages import _ui
+from pages._enrol_form import enrol_form
 
 _ui.page_guard()
 
@@ -21,6 +24,54 @@ services = _ui.services()
 can_edit = _ui.allowed("edit_customer")
 _ui.show_flash()
 
+# A toggle, not an expander: the form's widgets exist only while it is open, so its
+# labels never shadow the profile's edit form below.
+if can_edit and st.toggle("Enrol a customer", key="enrol_open", value=services.repos.customers.count() == 0):
+    consent_first = services.settings.privacy_mode == CONSENT_FIRST
+    with st.container(border=True):
+        if consent_first:
+            # Consent-first: no plain form. The person reads the notice and ticks the
+            # consent box themselves; the consent record is written before the template.
+            st.write("Show the customer this notice; they tick the consent box themselves.")
+            user = _ui.current_user()
+            joined = enrol_form(
+                consent_service(services),
+                channel="staff",
+                assisted_by=user.name if user else None,
+                store_id=services.settings.store_id,
+            )
+            if joined is not None:
+                _ui.flash(f"{joined.name} enrolled (consent recorded first).")
+                st.rerun()
+        else:
+            with st.form("enrol_plain", clear_on_submit=True):
+                a, b = st.columns(2)
+                new_name = a.text_input("New customer's name *", key="enrol_plain_name")
+                new_email = b.text_input("Their e-mail", key="enrol_plain_email")
+                new_loyalty = a.text_input("Their loyalty id", key="enrol_plain_loyalty")
+                photos = b.file_uploader(
+                    "Photos with only this person's face",
+                    type=["jpg", "jpeg", "png"],
+                    accept_multiple_files=True,
+                    key="enrol_plain_photos",
+                )
+                agreed = st.checkbox("The customer consented to being recognised", key="enrol_plain_consent")
+                if st.form_submit_button("Enrol", type="primary"):
+                    if not agreed:
+                        st.error("Record the customer's consent first.")
+                    else:
+                        with _ui.errors_shown():
+                            made = services.customers.enroll(
+                                new_name,
+                                [p.getvalue() for p in photos or []],
+                                email=new_email or None,
+                                loyalty_id=new_loyalty or None,
+                                actor=_ui.actor(),
+                                labels=[p.name for p in photos or []],
+                            )
+                            _ui.flash(f"{made.name} enrolled.")
+                            st.rerun()
+
 query = st.text_input("Search by name, e-mail or loyalty id", key="cust_search")
 found = services.customers.list(query or None, limit=500)
 total = services.repos.customers.count()
@@ -28,7 +79,11 @@ if not found:
     if query and total:
         st.info(f"No customer matches {query!r}. Try part of a name, an e-mail or a loyalty id.")
     else:
-        st.info("No customers yet: approve someone on the Approvals page.")
+        st.info(
+            "No customers yet: enrol someone above."
+            if services.settings.privacy_mode == CONSENT_FIRST
+            else "No customers yet: approve someone on the Approvals page or enrol them above."
+        )
     st.stop()
 st.caption(
     f"{len(found)} customer(s){' (first 500)' if len(found) == 500 else ''} · {total} in total · "

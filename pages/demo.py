@@ -115,6 +115,7 @@ if not can_run:
 
 @st.fragment(run_every=1 if job.running else None)
 def status() -> None:
+    _ui.fragment_guard()
     if job.thread is None:
         return
     with st.container(border=True):

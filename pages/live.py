@@ -75,6 +75,7 @@ auto = st.toggle("Refresh every 3 s", value=True, key="live_auto")
 
 @st.fragment(run_every=3 if auto else None)
 def feed() -> None:
+    _ui.fragment_guard()
     since = datetime.now(UTC) - timedelta(hours=hours) if hours else None
     events = services.repos.events.recent(
         limit=int(limit),

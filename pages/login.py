@@ -1,4 +1,11 @@
-"""Log in (the only page reachable while signed out)."""
+"""Log in (the only page reachable while signed out, at every page's address).
+
+A right password (or setup code) ends in :func:`pages._ui.signed_in`: with
+``app.py``'s session routes it hands the browser a one-time ticket for
+``/session/start``, which sets the HttpOnly cookie and opens the page that was
+asked for. On the Cognito backend with an ``[auth]`` secret the page offers
+Streamlit's OIDC login (``st.login``) instead of a password form.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,15 @@ settings = _ui.settings()
 st.title("StoreLens")
 if st.session_state.get(_ui.TOKEN_KEY):
     st.info("Log in to open the approval link.")
+if st.query_params.get("signin") == "expired":
+    st.warning("That sign-in did not complete (it is valid for a minute, once). Please log in again.")
+
+if _ui.oidc_login():
+    st.subheader("Log in")
+    st.caption("Staff sign in with their Amazon Cognito account; admins are members of the `admin` group.")
+    if st.button("Log in with Cognito", key="oidc_login", type="primary", icon=":material/login:"):
+        st.login()
+    st.stop()
 
 authenticator = _ui.authenticator()
 # While there are no users the authenticator keeps a setup code for the first admin.
@@ -47,8 +63,7 @@ if first_run:
             except StoreLensError as exc:
                 st.error(str(exc))
             else:
-                st.session_state[_ui.USER_KEY] = user
-                st.rerun()
+                _ui.signed_in(user)
 elif st.session_state.get("cognito_challenge") is not None:
     # aws backend, first sign-in of a user made with admin-create-user.
     challenge = st.session_state["cognito_challenge"]
@@ -66,8 +81,7 @@ elif st.session_state.get("cognito_challenge") is not None:
                 st.error(str(exc))
             else:
                 del st.session_state["cognito_challenge"]
-                st.session_state[_ui.USER_KEY] = user
-                st.rerun()
+                _ui.signed_in(user)
 else:
     st.subheader("Log in")
     with st.form("login"):
@@ -84,7 +98,6 @@ else:
             except StoreLensError as exc:
                 st.error(str(exc))
             else:
-                st.session_state[_ui.USER_KEY] = user
-                st.rerun()
+                _ui.signed_in(user)
     if authenticator.kind == "cognito":
         st.caption("Signing in with your Amazon Cognito account; admins are members of the `admin` group.")

@@ -102,17 +102,22 @@ with access_tab:
                         st.rerun()
 
 with retention_tab:
+    record_days = max(settings.customer_record_retention_days, settings.customer_retention_days)
     st.write(
-        f"Every hour the retention sweep discards unapproved faces after {settings.pending_ttl_days} days "
-        f"and deletes customers' photos and templates {settings.customer_retention_days} days after their "
-        "last visit (the customer record, visits and sales stay). Anonymous sightings are kept."
+        f"Every hour the retention sweep discards unapproved faces after {settings.pending_ttl_days} days, "
+        f"deletes customers' photos and templates {settings.customer_retention_days} days after their "
+        f"last visit and their record {record_days} days after it (their visits stay in footfall as "
+        "anonymous sightings; their sales stay, unattributed). Anonymous sightings are rolled up into "
+        f"hourly counts per zone after {settings.anonymous_retention_days} days."
     )
     if _ui.allowed("erase") and st.button("Run the retention sweep now", key="run_purge"):
         with _ui.errors_shown():
             report = services.privacy.purge(actor=_ui.actor())
             st.success(
                 f"{len(report.expired)} unapproved identit(ies) discarded; "
-                f"{len(report.retired)} customer(s) no longer recognisable."
+                f"{len(report.retired)} customer(s) no longer recognisable; "
+                f"{len(report.records_deleted)} customer record(s) deleted; "
+                f"{report.sightings_rolled_up} anonymous sighting(s) rolled up."
             )
 
 with docs_tab:

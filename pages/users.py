@@ -99,15 +99,20 @@ if picked is not None:
             if pw != pw2:
                 st.error("the passwords differ")
             else:
-                act(
-                    "user_password_reset",
-                    picked,
-                    f"New password set for {picked}.",
-                    lambda: store.set_password(picked, pw),
-                )
+
+                def reset(name: str = picked, password: str = pw) -> None:
+                    store.set_password(name, password)
+                    _ui.end_sessions(name, keep=me)  # signed out of every browser
+
+                act("user_password_reset", picked, f"New password set for {picked}.", reset)
     if me is not None and picked == me.name:
         st.caption("You cannot remove yourself.")
     else:
         sure = st.checkbox(f"Yes, remove {picked}", key=f"user_rm_sure_{picked}")
         if st.button("Remove user", key=f"user_rm_go_{picked}", disabled=not sure, icon=":material/delete:"):
-            act("user_removed", picked, f"Removed {picked}.", lambda: store.remove(picked))
+
+            def remove(name: str = picked) -> None:
+                store.remove(name)
+                _ui.end_sessions(name)
+
+            act("user_removed", picked, f"Removed {picked}.", remove)

@@ -35,4 +35,4 @@ if ! "$VENV/bin/storelens" users list | grep -q '^admin'; then
 fi
 
 step "Starting the dashboard on http://localhost:8501 (Ctrl+C to stop)"
-exec "$VENV/bin/streamlit" run dashboard.py --server.headless true --browser.gatherUsageStats false "$@"
+exec "$VENV/bin/streamlit" run app.py --server.headless true --browser.gatherUsageStats false "$@"

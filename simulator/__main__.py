@@ -105,6 +105,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     store = args.store or (services.settings.store_id if services else "store-1")
     edge = _edge_options(args, services.settings if services else None)
+    gate = None
+    if args.unmatched == "anonymous":
+        from core.settings import Settings
+        from deeplens_lambda.consent_gate import gate_for
+
+        settings = services.settings if services else Settings.from_env()
+        # Share the loaded engine with the local backend instead of loading it twice.
+        gate = gate_for(
+            settings, embedder=services.faces if services and settings.backend == "local" else None
+        )
     try:
         summary = replay(
             args.source,
@@ -119,6 +129,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             crops_per_track=edge["crops_per_track"],
             speed=args.speed,
             progress=progress,
+            gate=gate,
         )
     finally:
         bar.close()
@@ -215,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument(
         "--downscale", type=float, default=None, help="hog only: detector input scale (default 0.5)"
+    )
+    rp.add_argument(
+        "--unmatched",
+        choices=("send", "anonymous"),
+        default="send",
+        help="anonymous: send crops only of consented customers the edge can match; "
+        "everyone else leaves as an anonymous sighting (docs/edge.md)",
     )
     rp.add_argument("--config", default=None, help="store config (default config/store.toml)")
     rp.add_argument(

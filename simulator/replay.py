@@ -23,6 +23,7 @@ import numpy as np
 
 from core.models import FaceEvent, IngestOutcome, IngestResult, utcnow
 from core.ports import EventPublisher
+from deeplens_lambda.consent_gate import UnmatchedGate
 from deeplens_lambda.detector_factory import create_detector
 from deeplens_lambda.detectors import DEFAULT_DETECTOR, DEFAULT_MIN_FACE_PX, Detector
 from deeplens_lambda.pipeline import EdgeContext, EdgePipeline
@@ -90,7 +91,13 @@ class ReplaySummary:
             f"visits           {self.visits}",
             f"review items     {self.review_items}",
             f"pending ids      {self.pending_identities}",
+            *self._anonymous_lines(),
         ] + (["stopped early"] if self.stopped else [])
+
+    def _anonymous_lines(self) -> list[str]:
+        # Consent-first mode, or an edge with unmatched = "anonymous" (docs/edge.md).
+        n = self.outcomes.get(IngestOutcome.ANONYMOUS.value, 0)
+        return [f"anonymous        {n}"] if n else []
 
 
 class CollectingPublisher:
@@ -140,6 +147,7 @@ def replay(
     stop: threading.Event | None = None,
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     max_frames: int | None = None,
+    gate: UnmatchedGate | None = None,
 ) -> ReplaySummary:
     """Run ``source`` through the edge pipeline and publish every event.
 
@@ -150,7 +158,9 @@ def replay(
     The publisher is not closed here. ``min_face_px`` (camera pixels) sets the
     detector's input scale and the smallest face a crop may show;
     ``crops_per_track`` is K, the crops sent per track (both ignored for the
-    parts given explicitly as ``detector``/``tracker_config``).
+    parts given explicitly as ``detector``/``tracker_config``). ``gate``
+    (:class:`deeplens_lambda.consent_gate.UnmatchedGate`) is the edge's
+    ``unmatched = "anonymous"``: only matched tracks send crops.
     """
     if speed not in ("max", "realtime"):
         raise ValueError("speed must be 'max' or 'realtime'")
@@ -161,7 +171,7 @@ def replay(
     if tracker_config is None:
         tracker_config = TrackerConfig(min_face_px=min_face_px, crops_per_track=crops_per_track)
     context = EdgeContext(store_id=store_id, camera_id=camera_id, zone=zone, every=every)
-    pipeline = EdgePipeline(det, context, tracker_config)
+    pipeline = EdgePipeline(det, context, tracker_config, gate)
     frames = open_source(source)
     summary = ReplaySummary(source=str(source))
     sink = CollectingPublisher(publisher, summary)

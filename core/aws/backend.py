@@ -109,6 +109,11 @@ def build_aws(settings: Settings, **clients: Any) -> BackendAdapters:
             callbacks, state_machine_arn=settings.state_machine_arn, repos=repos, drive_inline=inline, **sfn
         )
 
+    gallery_store = None
+    if settings.edge_gallery:
+        from core.gallery import BlobGallery
+
+        gallery_store = BlobGallery(blobs)
     iot = common("iot", "iot_data")
     if not iot["endpoint_url"] and settings.iot_endpoint:
         # iot-data must be called on the account's own ATS endpoint.
@@ -136,4 +141,5 @@ def build_aws(settings: Settings, **clients: Any) -> BackendAdapters:
         iot_publisher=IotDataPublisher(**iot),
         token_verifier=verifier,
         embedder=embedder,
+        gallery_store=gallery_store,
     )

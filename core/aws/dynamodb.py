@@ -845,9 +845,27 @@ class DynamoDbAnonymousSightings(_Repo):
                 "zone": sighting.zone,
                 "first_seen_at": to_db_time(sighting.first_seen_at),
                 "last_seen_at": to_db_time(sighting.last_seen_at),
+                "people": sighting.people,
             },
             if_new=True,
         )
+
+    def extend(self, sighting_id: str, first_seen_at: datetime, last_seen_at: datetime) -> None:
+        item = self._t.get(sighting_id)
+        if not item:
+            return
+        first = min(_req_time(item["first_seen_at"]), first_seen_at)
+        last = max(_req_time(item["last_seen_at"]), last_seen_at)
+        # first_seen_at is the by_day index's sort key, and its day the partition key.
+        self._t.update(
+            sighting_id,
+            set_={"first_seen_at": to_db_time(first), "day": _day(first), "last_seen_at": to_db_time(last)},
+        )
+
+    def delete(self, sighting_ids: Sequence[str]) -> int:
+        for sighting_id in sighting_ids:
+            self._t.delete(sighting_id)
+        return len(sighting_ids)
 
     def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
         items = self._t.in_range("first_seen_at", start, end)
@@ -859,6 +877,7 @@ class DynamoDbAnonymousSightings(_Repo):
                 zone=r["zone"],
                 first_seen_at=_req_time(r["first_seen_at"]),
                 last_seen_at=_req_time(r["last_seen_at"]),
+                people=int(r.get("people", 1)),
             )
             for r in items
         ]

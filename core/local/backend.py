@@ -24,6 +24,7 @@ def build_local(
     from core.local.analytics import SqliteAnalytics
     from core.local.blobs import FileBlobStore
     from core.local.outbox import OutboxNotifier
+    from core.local.sessions import SqliteLoginLimiter
     from core.local.sqlite import SqliteRepositories
     from core.local.workflow import InlineWorkflow
     from core.users import UserStore
@@ -53,7 +54,8 @@ def build_local(
         analytics=SqliteAnalytics(
             repos.connection, gap_seconds=settings.visit_gap_seconds, timezone=settings.timezone
         ),
-        authenticator=LocalAuthenticator(UserStore.for_data_dir(data)),
+        # Failed attempts are counted in SQLite, so the limit holds across dashboard processes.
+        authenticator=LocalAuthenticator(UserStore.for_data_dir(data), SqliteLoginLimiter(repos.db)),
         outbox=outbox,
         embedder=face_index,
         purges_in_process=True,

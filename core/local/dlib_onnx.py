@@ -595,6 +595,65 @@ def onnx_model_path(dat_path: str | os.PathLike[str] | None = None, cache_dir: P
 # --------------------------------------------------------------------------- runner
 
 
+def _machine_key() -> str:
+    """What an onnxruntime-optimised model depends on: the runtime's version and the CPU's features."""
+    import platform
+
+    import onnxruntime as ort
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        flags = platform.processor()
+    raw = f"{ort.__version__}|{platform.machine()}|{flags}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def _create_session(ort: Any, source: str | bytes, path: Path | None, options: Any) -> Any:
+    """The inference session, from a cached onnxruntime-optimised copy of ``path`` when there is one.
+
+    Optimising the graph (folding, fusing, NCHWc layouts) takes most of a
+    session's ~80 ms start; the result depends on the runtime's version and the
+    CPU, so it is cached next to the model under a key of both and loaded with
+    optimisation off (same outputs, bit for bit). Any failure falls back to
+    optimising from ``source``.
+    """
+    providers = ["CPUExecutionProvider"]
+    if path is None:
+        return ort.InferenceSession(source, sess_options=options, providers=providers)
+    try:
+        optimised = path.with_name(f"{path.stem}-ort-{_machine_key()}.onnx")
+        if optimised.exists():
+            level = options.graph_optimization_level
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            try:
+                return ort.InferenceSession(str(optimised), sess_options=options, providers=providers)
+            except Exception as exc:  # a damaged copy: rebuild it below
+                log.warning("ignoring the cached optimised model %s (%s)", optimised.name, exc)
+            finally:
+                options.graph_optimization_level = level
+        fd, tmp = tempfile.mkstemp(prefix=optimised.name + ".", suffix=".tmp", dir=optimised.parent)
+        os.close(fd)
+    except OSError:  # an unwritable cache: optimise in memory
+        return ort.InferenceSession(source, sess_options=options, providers=providers)
+    try:
+        options.optimized_model_filepath = tmp
+        level = options.log_severity_level
+        options.log_severity_level = 3  # it warns that the copy is hardware-specific: that is the key's job
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        options.log_severity_level = level
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, optimised)
+    except OSError:
+        options.optimized_model_filepath = ""
+        return ort.InferenceSession(source, sess_options=options, providers=providers)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return session
+
+
 class OnnxFaceDescriptor:
     """dlib's face descriptor on onnxruntime: aligned chips in, 128-D templates out.
 
@@ -654,9 +713,7 @@ class OnnxFaceDescriptor:
                 options.inter_op_num_threads = 1
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                self._session = ort.InferenceSession(
-                    source, sess_options=options, providers=["CPUExecutionProvider"]
-                )
+                self._session = _create_session(ort, source, path, options)
                 self.model_path = path
             return self._session
 

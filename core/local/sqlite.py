@@ -191,7 +191,8 @@ CREATE TABLE IF NOT EXISTS anonymous_sightings (
     camera_id TEXT NOT NULL,
     zone TEXT NOT NULL,
     first_seen_at TEXT NOT NULL,
-    last_seen_at TEXT NOT NULL
+    last_seen_at TEXT NOT NULL,
+    people INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS anonymous_first_seen ON anonymous_sightings(first_seen_at);
 
@@ -291,6 +292,9 @@ class SqliteDatabase:
         with _migrate_lock(self.path):
             conn.executescript(SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(anonymous_sightings)")}
+            if "people" not in columns:  # data dirs from before hourly roll-ups
+                conn.execute("ALTER TABLE anonymous_sightings ADD COLUMN people INTEGER NOT NULL DEFAULT 1")
             # Materialised store visits (kept by triggers; backfilled once on an older data dir).
             store_visits.migrate(conn)
         _restrict(self.path)
@@ -1064,7 +1068,9 @@ class SqliteTokens(_Base):
 class SqliteAnonymousSightings(_Base):
     def add(self, sighting: AnonymousSighting) -> bool:
         cur = self._conn().execute(
-            "INSERT OR IGNORE INTO anonymous_sightings VALUES (?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO anonymous_sightings"
+            " (sighting_id, store_id, camera_id, zone, first_seen_at, last_seen_at, people)"
+            " VALUES (?,?,?,?,?,?,?)",
             (
                 sighting.sighting_id,
                 sighting.store_id,
@@ -1072,9 +1078,27 @@ class SqliteAnonymousSightings(_Base):
                 sighting.zone,
                 to_db_time(sighting.first_seen_at),
                 to_db_time(sighting.last_seen_at),
+                sighting.people,
             ),
         )
         return cur.rowcount == 1
+
+    def extend(self, sighting_id: str, first_seen_at: datetime, last_seen_at: datetime) -> None:
+        self._conn().execute(
+            "UPDATE anonymous_sightings SET first_seen_at = min(first_seen_at, ?),"
+            " last_seen_at = max(last_seen_at, ?) WHERE sighting_id = ?",
+            (to_db_time(first_seen_at), to_db_time(last_seen_at), sighting_id),
+        )
+
+    def delete(self, sighting_ids: Sequence[str]) -> int:
+        conn, gone = self._conn(), 0
+        for start in range(0, len(sighting_ids), 500):
+            chunk = list(sighting_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            gone += conn.execute(
+                f"DELETE FROM anonymous_sightings WHERE sighting_id IN ({marks})", chunk
+            ).rowcount
+        return gone
 
     def between(self, start: datetime, end: datetime) -> list[AnonymousSighting]:
         rows = self._conn().execute(
@@ -1090,6 +1114,7 @@ class SqliteAnonymousSightings(_Base):
                 zone=r["zone"],
                 first_seen_at=_req_time(r["first_seen_at"]),
                 last_seen_at=_req_time(r["last_seen_at"]),
+                people=int(r["people"]),
             )
             for r in rows
         ]

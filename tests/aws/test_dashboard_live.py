@@ -1,7 +1,7 @@
 """The dashboard in AWS live mode: every page under AppTest against a moto server.
 
 Settings come only from the environment ``infra/local_stack.py`` prints (plus a
-tmp data dir), exactly as a reviewer would run ``streamlit run dashboard.py``.
+tmp data dir), as a reviewer would run ``streamlit run app.py``.
 """
 
 from __future__ import annotations
@@ -177,3 +177,48 @@ def test_a_user_made_with_admin_create_user_sets_a_password_at_first_sign_in(
     user = auth.set_new_password(info.value, "N3w-password!ok")
     assert (user.name, user.role) == ("bob", "viewer")
     assert auth.login("bob", "N3w-password!ok").name == "bob"
+
+
+def test_staff_sign_in_through_st_login_with_an_auth_secret(live_env: dict[str, str]) -> None:
+    """With ``[auth]`` in the secrets, the login page offers st.login only; st.user decides who is in."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.aws.dashboard_auth import auth_section
+    from core.users import User
+
+    _seed(live_env)
+    import tomllib
+
+    section = auth_section(
+        region="eu-west-1",
+        user_pool_id=live_env["STORELENS_COGNITO_USER_POOL_ID"],
+        client_id="dashboard-client",
+        client_secret="client-secret",
+        dashboard_url="http://localhost:8501",
+    )
+    at: Any = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=90)
+    at.secrets["auth"] = tomllib.loads(section)["auth"]
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.button(key="oidc_login") and not [t for t in at.text_input if t.key == "login_user"]
+    assert at.session_state["user"] is None
+
+    at.user = {"is_logged_in": True, "email": "ann@example.com", "cognito:groups": ["admin"]}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["user"] == User("ann@example.com", "admin")
+    assert any("Live" in t.value for t in at.title)
+
+    at.user = {"is_logged_in": True, "email": "vic@example.com", "cognito:groups": []}
+    at.run()
+    assert at.session_state["user"] == User("vic@example.com", "viewer")
+    # An identity whose ID token has expired is asked to log in again.
+    at.user = {"is_logged_in": True, "email": "vic@example.com", "cognito:groups": [], "exp": 1_000_000_000}
+    at.run()
+    assert at.session_state["user"] is None and at.button(key="oidc_login")
+    # A user planted in the session state does not outlive st.user's verdict.
+    at.session_state["user"] = User("mallory", "admin")
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert at.session_state["user"] is None and at.button(key="oidc_login")

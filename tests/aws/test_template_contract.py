@@ -151,6 +151,7 @@ OPERATOR = {
     ("stepfunctions", "DescribeExecution"),
     ("stepfunctions", "StopExecution"),
     ("iot-data", "Publish"),  # the simulator's cloud-side publisher
+    ("cognito-idp", "DescribeUserPoolClient"),  # storelens dashboard-secrets reads the OIDC client's secret
 }
 
 
@@ -355,6 +356,24 @@ def _timeout_step_expires(st: e2e.Stack) -> None:
     assert str(st.services.repos.pending.get(pending_id).status) in ("expired", "PendingStatus.EXPIRED")
 
 
+def _sweep_retires_records_and_rolls_up(st: e2e.Stack) -> None:
+    """The hourly sweep deletes a customer not seen for years and rolls up old sightings."""
+    from datetime import timedelta
+
+    from core.models import AnonymousSighting, Customer, Transaction, Visit, new_id, utcnow
+    from infra.functions.expire import app as expire_app
+
+    svc, old = st.services, utcnow() - timedelta(days=3000)
+    gone = Customer(new_id("cus"), "Long Gone", consent=True, consent_at=old, created_at=old, updated_at=old)
+    svc.repos.customers.add(gone)
+    svc.repos.visits.add(Visit(new_id("vis"), gone.customer_id, "store-1", "cam-1", "entrance", old, old))
+    svc.repos.transactions.add(Transaction(new_id("txn"), "store-1", old, 1250, customer_id=gone.customer_id))
+    svc.repos.anonymous.add(AnonymousSighting("anon_old", "store-1", "cam-1", "entrance", old, old))
+    expire_app.handler({"source": "aws.events", "detail-type": "Scheduled Event"})
+    assert svc.repos.customers.count() == 0
+    assert [s.is_rollup for s in svc.repos.anonymous.between(old - timedelta(days=1), utcnow())] == [True]
+
+
 SCENARIOS = {
     "approve by mail link": e2e.test_unknown_face_is_approved_by_mail_link_into_a_customer,
     "bad event": lambda st: e2e.test_bad_events_are_dead_lettered_without_partial_writes(
@@ -363,6 +382,7 @@ SCENARIOS = {
     "hourly heartbeat": e2e.test_hourly_sweep_heartbeats_waiting_approvals,
     "sweep expires": _sweep_expires_a_waiting_identity,
     "timeout step": _timeout_step_expires,
+    "sweep retires records": _sweep_retires_records_and_rolls_up,
 }
 
 
@@ -586,7 +606,7 @@ def test_the_traced_flows_ran_in_every_function(trace: Trace) -> None:
 def test_the_app_client_allows_the_flows_the_dashboard_uses() -> None:
     from core.aws.cognito import PASSWORD_AUTH_FLOW, REQUIRED_EXPLICIT_AUTH_FLOWS
 
-    [client] = _resources("AWS::Cognito::UserPoolClient").values()
+    client = _resources("AWS::Cognito::UserPoolClient")["ApproverPoolClient"]
     flows = set(client["Properties"]["ExplicitAuthFlows"])
     assert set(REQUIRED_EXPLICIT_AUTH_FLOWS) <= flows
     assert f"ALLOW_{PASSWORD_AUTH_FLOW}" in flows
@@ -597,10 +617,41 @@ def test_the_app_client_allows_the_flows_the_dashboard_uses() -> None:
 
 
 def test_the_groups_the_dashboard_reads_exist() -> None:
-    from core.auth import CognitoAuthenticator
+    from core.auth import ADMIN_GROUP, CognitoAuthenticator, user_from_oidc_claims
 
     groups = {g["Properties"]["GroupName"] for g in _resources("AWS::Cognito::UserPoolGroup").values()}
-    assert CognitoAuthenticator.ADMIN_GROUP in groups
+    assert CognitoAuthenticator.ADMIN_GROUP in groups and ADMIN_GROUP in groups
+    # st.login's identity: a member of the template's group is an admin.
+    [group] = groups
+    assert user_from_oidc_claims({"email": "a@example.com", "cognito:groups": [group]}).role == "admin"
+
+
+def test_the_oidc_client_is_what_st_login_and_the_secrets_generator_expect() -> None:
+    """DashboardClient: confidential, code grant, the scopes and Streamlit's /oauth2callback."""
+    from core.aws import dashboard_auth
+
+    client = _resources("AWS::Cognito::UserPoolClient")["DashboardClient"]["Properties"]
+    assert client["GenerateSecret"] is True  # st.login needs a client_secret
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert set(client["AllowedOAuthScopes"]) == set(dashboard_auth.SCOPES)
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert client["UserPoolId"] == {"Ref": "ApproverPool"}
+    [callback] = client["CallbackURLs"]
+    condition, with_url, without = callback["Fn::If"]
+    assert condition == "HasPublicUrl"
+    assert with_url == {"Fn::Sub": "${PublicUrl}" + dashboard_auth.CALLBACK_PATH}
+    assert without == dashboard_auth.callback_url("http://localhost:8501")
+    # st.logout returns through the same URL (its post_logout_redirect_uri).
+    assert client["LogoutURLs"] == client["CallbackURLs"]
+    # The outputs storelens dashboard-secrets reads.
+    outputs = _load()["Outputs"]
+    assert outputs[dashboard_auth.POOL_OUTPUT]["Value"] == {"Ref": "ApproverPool"}
+    assert outputs[dashboard_auth.CLIENT_OUTPUT]["Value"] == {"Ref": "DashboardClient"}
+    # Streamlit's callback route is the one the template registers.
+    from streamlit.web.server.starlette import starlette_auth_routes
+
+    assert "/" + starlette_auth_routes._ROUTE_OAUTH_CALLBACK == dashboard_auth.CALLBACK_PATH
 
 
 def test_the_iot_rule_has_an_error_action_that_may_deliver() -> None:
@@ -730,3 +781,26 @@ def test_crops_are_encrypted_with_the_stack_key_and_users_of_crops_may_use_it() 
         if allows(statements, "s3:PutObject", objects):
             assert allows(statements, "kms:GenerateDataKey", [key]), logical
     assert translated()["Resources"]["CropsKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_edge_agents_may_read_exactly_the_gallery_and_the_sweep_may_rewrite_it() -> None:
+    from core.gallery import GALLERY_KEY
+
+    policy = translated()["Resources"]["EdgeGalleryReadPolicy"]["Properties"]["PolicyDocument"]
+    statements = [
+        Statement(
+            tuple(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]),
+            tuple([_resolve(s["Resource"])]),
+        )
+        for s in policy["Statement"]
+    ]
+    gallery = f"arn:{PARTITION}:s3:::{_physical('CropsBucket', {})}/{GALLERY_KEY}"
+    assert allows(statements, "s3:GetObject", [gallery])
+    assert allows(statements, "kms:Decrypt", [_get_att("CropsKey", "Arn")])
+    assert not allows(statements, "s3:GetObject", [gallery.replace(GALLERY_KEY, "crops/2026/x.jpg")])
+    assert not allows(statements, "s3:PutObject", [gallery])
+    sweep = role_statements("ExpireFunction")
+    assert allows(sweep, "s3:PutObject", [gallery]) and allows(
+        sweep, "kms:GenerateDataKey", [_get_att("CropsKey", "Arn")]
+    )
+    assert not allows(sweep, "s3:PutObject", [gallery.replace(GALLERY_KEY, "crops/2026/x.jpg")])

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright.
 
-Starts ``streamlit run dashboard.py`` on a free port over a tmp store seeded
+Starts ``streamlit run app.py`` on a free port over a tmp store seeded
 through the real services, then: every page URL is refused while logged out
 (the very first request of the server process included); log in; live faces
 show; approve a pending identity with details; the customer appears; analytics
@@ -104,9 +104,10 @@ def test_login_live_approve_edit_two_customers_analytics(server: str, browser, t
     # Approvals: approve the unknown person with details.
     page.get_by_role("link", name="Approvals").click()
     expect(page.locator("h1", has_text="Approvals")).to_be_visible(timeout=30_000)
-    page.get_by_label("Name *").fill("Joe Biden")
-    page.get_by_label("E-mail").fill("joe@example.com")
-    page.get_by_label("Loyalty id").fill("L-1003")
+    # exact: the card's "existing customer" search is labelled "...name, e-mail or loyalty id".
+    page.get_by_label("Name *", exact=True).fill("Joe Biden")
+    page.get_by_label("E-mail", exact=True).fill("joe@example.com")
+    page.get_by_label("Loyalty id", exact=True).fill("L-1003")
     page.get_by_text("The person agreed to be recognised").click()
     page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.get_by_text("Joe Biden is now a customer")).to_be_visible(timeout=60_000)

@@ -212,3 +212,68 @@ def test_v2_crops_share_one_byte_budget() -> None:
     assert parse_event(event_to_json(ev), max_crop_bytes=total).crops == ev.crops
     with pytest.raises(PayloadTooLargeError, match="together"):
         parse_event(event_to_json(ev), max_crop_bytes=total - 1)
+
+
+def _sighting_event() -> FaceEvent:
+    first = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+    return FaceEvent.anonymous(
+        event_id=str(uuid.uuid4()),
+        store_id="store-1",
+        camera_id="cam-entrance",
+        zone="entrance",
+        frame_width=1920,
+        frame_height=1080,
+        detector="yunet",
+        track_id="cam-entrance-ab12cd-3",
+        first_seen_at=first,
+        last_seen_at=first.replace(second=4),
+    )
+
+
+def test_anonymous_sighting_round_trips_without_any_face() -> None:
+    event = _sighting_event()
+    doc = event_to_dict(event)
+    assert doc["schema_version"] == 2 and doc["crops"] == []
+    assert doc["sighting"] == {
+        "first_seen_at": "2026-11-23T10:00:00.000Z",
+        "last_seen_at": "2026-11-23T10:00:04.000Z",
+    }
+    assert "bbox" not in doc and "crop_jpeg_b64" not in doc
+    back = parse_event(event_to_json(event))
+    assert back.is_anonymous and back.all_crops == () and back.crop_jpeg == b""
+    assert (back.captured_at, back.seen_until, back.track_id) == (
+        event.captured_at,
+        event.seen_until,
+        event.track_id,
+    )
+    # Ordinary v1 and v2 events are unchanged and are not sightings.
+    assert not parse_event(event_to_json(_event_v2())).is_anonymous and not _event().is_anonymous
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(crops=[event_to_dict(_event_v2(1))["crops"][0]]), "must have an empty 'crops'"),
+        (lambda d: d["sighting"].pop("last_seen_at"), "missing field(s) in sighting: last_seen_at"),
+        (lambda d: d["sighting"].update(extra=1), "unknown field(s) in sighting: extra"),
+        (
+            lambda d: d["sighting"].update(last_seen_at="2026-11-23T09:00:00Z"),
+            "last_seen_at is before first_seen_at",
+        ),
+        (lambda d: d["sighting"].update(last_seen_at="2026-11-24T10:00:00Z"), "may span at most"),
+        (lambda d: d.update(sighting="yesterday"), "field 'sighting' has the wrong type"),
+    ],
+)
+def test_bad_sightings_are_refused(mutate: object, message: str) -> None:
+    doc = event_to_dict(_sighting_event())
+    mutate(doc)  # type: ignore[operator]
+    with pytest.raises(EventSchemaError) as err:
+        parse_event(doc)
+    assert message in str(err.value)
+
+
+def test_a_v2_event_without_crops_or_sighting_is_still_refused() -> None:
+    doc = event_to_dict(_sighting_event())
+    del doc["sighting"]
+    with pytest.raises(EventSchemaError, match="crops must hold 1-"):
+        parse_event(doc)

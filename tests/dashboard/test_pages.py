@@ -492,11 +492,18 @@ def test_users_page_add_role_password_remove(seeded: Seeded) -> None:
     at.selectbox(key="user_role_bob").set_value("admin")
     at.button(key="user_role_go_bob").click().run()
     assert store.get("bob").role == "admin"
+    # A password reset signs bob out of every browser (his session records are revoked).
+    from core.local.sessions import local_session_manager
+
+    sessions = local_session_manager(seeded.services.settings.data_dir)
+    bobs = sessions.start(sessions.issue_ticket(User("bob", "admin"), "/"))
+    assert bobs is not None and sessions.user_for(bobs.cookie) == User("bob", "admin")
     at.selectbox(key="user_pick").set_value("bob").run()
     at.text_input(key="user_pw_bob").input("new-bob-password")
     at.text_input(key="user_pw2_bob").input("new-bob-password")
     at.button(key="user_pw_go_bob").click().run()
     assert store.verify("bob", "new-bob-password") == User("bob", "admin")
+    assert sessions.user_for(bobs.cookie) is None
     at.selectbox(key="user_pick").set_value("bob").run()
     assert at.button(key="user_rm_go_bob").disabled
     at.checkbox(key="user_rm_sure_bob").check().run()

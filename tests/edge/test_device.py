@@ -128,3 +128,71 @@ def test_device_loop_publishes_through_greengrass(tmp_path: Path, monkeypatch: p
     assert all(e.detector == "awscam-ssd" and e.confidence == pytest.approx(0.93) for e in events)
     assert all(json.loads(payload)["zone"] == "entrance" for _, payload in published)
     assert bytes(stream_bytes[:2]) == b"\xff\xd8"  # annotated JPEG frames reach the project stream
+
+
+def _run_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, str]) -> list[bytes]:
+    from deeplens_lambda import device
+
+    done = threading.Event()
+    camera = FakeCamera(done)
+    published: list[tuple[str, bytes]] = []
+    awscam, greengrasssdk = fake_sdks(camera, published)
+    monkeypatch.setitem(sys.modules, "awscam", awscam)
+    monkeypatch.setitem(sys.modules, "greengrasssdk", greengrasssdk)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    fifo = tmp_path / "results.mjpeg"
+    os.mkfifo(fifo)
+    drain = threading.Thread(target=lambda: open(fifo, "rb").read(), daemon=True)  # noqa: SIM115
+    drain.start()
+    env = {
+        "DEEPLENS_CAMERA_ID": "deeplens-1",
+        "DEEPLENS_SPOOL": str(tmp_path / "spool.db"),
+        "DEEPLENS_FIFO": str(fifo),
+        "DEEPLENS_SCRATCH": str(tmp_path / "scratch"),
+        **extra,
+    }
+    loop = threading.Thread(target=device.run, args=(env, done), daemon=True)
+    loop.start()
+    loop.join(90)
+    assert not loop.is_alive()
+    return [payload for _, payload in published]
+
+
+def test_device_with_unmatched_anonymous_sends_crops_only_of_consented_customers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from core.gallery import GALLERY_KEY, encode_templates
+    from core.local.faces import LocalFaceIndex
+    from core.ports import ConsentedTemplates
+    from tests.aws.moto_support import REGION, client, moto, unique
+    from tests.support.photos import photo_bytes
+
+    with moto():
+        s3, bucket = client("s3"), unique("crops")
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        env = {"DEEPLENS_UNMATCHED": "anonymous", "DEEPLENS_GALLERY_BUCKET": bucket, "AWS_REGION": REGION}
+        # Nobody has consented (no gallery object yet): biden leaves only as a sighting.
+        sent = _run_device(tmp_path / "a", monkeypatch, env)
+        docs = [json.loads(p) for p in sent]
+        assert len(docs) == 1 and docs[0]["crops"] == [] and "sighting" in docs[0]
+        assert parse_event(sent[0]).is_anonymous
+        # Once he is in the consented gallery, his crops are sent as usual.
+        vector = LocalFaceIndex(tmp_path / "backend").embed_image(photo_bytes("biden"))
+        gallery = ConsentedTemplates(("cus_biden",), ("face-1",), np.asarray([vector], np.float32))
+        s3.put_object(Bucket=bucket, Key=GALLERY_KEY, Body=encode_templates(gallery))
+        sent = _run_device(tmp_path / "b", monkeypatch, env)
+        docs = [json.loads(p) for p in sent]
+        assert docs and all(d["crops"] for d in docs)
+
+
+def test_device_refuses_an_unknown_unmatched_mode() -> None:
+    from core.errors import SettingsError
+    from deeplens_lambda.device import _gate
+
+    assert _gate({}) is None
+    with pytest.raises(SettingsError, match="use 'send' or 'anonymous'"):
+        _gate({"DEEPLENS_UNMATCHED": "drop"})
+    with pytest.raises(SettingsError, match="DEEPLENS_GALLERY_BUCKET"):
+        _gate({"DEEPLENS_UNMATCHED": "anonymous"})

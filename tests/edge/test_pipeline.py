@@ -10,7 +10,7 @@ import numpy as np
 
 from core.models import BoundingBox, DetectedFace
 from core.schema import event_to_json, parse_event
-from deeplens_lambda.detectors import DlibHogDetector
+from deeplens_lambda.detectors import DlibHogDetector, YuNetDetector
 from deeplens_lambda.pipeline import (
     EVENT_BUDGET_BYTES,
     EdgeContext,
@@ -38,10 +38,33 @@ class CountingDetector(DlibHogDetector):
         return super().detect(frame)
 
 
-def run(frames: list[np.ndarray], every: int = 3):  # type: ignore[no-untyped-def]
-    detector = CountingDetector()
+class CountingYuNet(YuNetDetector):
+    """The real YuNet detector, counting full-frame and region scans."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.region_calls = 0
+
+    def detect(self, frame: np.ndarray):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().detect(frame)
+
+    def detect_regions(self, frame: np.ndarray, regions):  # type: ignore[no-untyped-def]
+        self.region_calls += 1
+        return super().detect_regions(frame, regions)
+
+
+def run(frames: list[np.ndarray], every: int = 3, detector=None, full_frame_seconds: float = 0.35):  # type: ignore[no-untyped-def]
+    detector = detector or CountingDetector()
     tracker = Tracker(camera_id="cam-1")
-    context = EdgeContext(store_id="store-1", camera_id="cam-1", zone="entrance", every=every)
+    context = EdgeContext(
+        store_id="store-1",
+        camera_id="cam-1",
+        zone="entrance",
+        every=every,
+        full_frame_seconds=full_frame_seconds,
+    )
     stats = PipelineStats()
     events = []
     for i, frame in enumerate(frames):
@@ -52,11 +75,11 @@ def run(frames: list[np.ndarray], every: int = 3):  # type: ignore[no-untyped-de
 
 
 def walking(
-    person: str, n: int, x0: float = 140.0, step: float = 6.0, hidden: range = range(0)
+    person: str, n: int, x0: float = 140.0, step: float = 6.0, hidden: range = range(0), face_px: int = 170
 ) -> list[np.ndarray]:
     bg = store_background()
     return [
-        bg.copy() if i in hidden else compose(bg, [(person, (x0 + step * i, 240.0), 170)])[0]
+        bg.copy() if i in hidden else compose(bg, [(person, (x0 + step * i, 240.0), face_px)])[0]
         for i in range(n)
     ]
 
@@ -77,6 +100,25 @@ def test_detects_every_nth_frame_and_emits_a_valid_event() -> None:
         assert crop.shape[0] > c.face.height  # face plus margin
         assert c.face.right <= crop.shape[1] and c.face.bottom <= crop.shape[0]
     assert (event.frame_width, event.frame_height) == (640, 480)
+
+
+def test_between_full_passes_yunet_scans_only_around_live_tracks() -> None:
+    frames = walking("grace", 45, face_px=60)  # 3 s at 15 fps: a detection round every 0.2 s
+    events, stats, detector, _ = run(frames, detector=CountingYuNet(), full_frame_seconds=0.35)
+    # A full pass at 0, 0.4, 0.8 ... s; the rounds in between scan only around the track.
+    assert (detector.calls, detector.region_calls, stats.region_frames) == (8, 7, 7)
+    assert stats.tracks == 1 and len({e.track_id for e in events}) == 1
+    whole, whole_stats, whole_detector, _ = run(frames, detector=CountingYuNet(), full_frame_seconds=0.0)
+    assert (whole_detector.calls, whole_detector.region_calls, whole_stats.region_frames) == (15, 0, 0)
+    assert whole_stats.tracks == 1 and len(whole) == len(events)
+    assert abs(whole_stats.faces - stats.faces) <= 1
+
+
+def test_with_nobody_in_view_the_rounds_between_full_passes_scan_nothing() -> None:
+    frames = [store_background()] * 30
+    events, stats, detector, _ = run(frames, detector=CountingYuNet(), full_frame_seconds=0.35)
+    assert events == [] and stats.detect_frames == 10
+    assert (detector.calls, detector.region_calls, stats.region_frames) == (5, 0, 5)
 
 
 def test_occlusion_keeps_one_track_and_leaving_makes_two() -> None:

@@ -200,3 +200,19 @@ def test_a_much_larger_face_is_someone_else() -> None:
     tracker = Tracker()
     run(tracker, frames)
     assert tracker.tracks_started == 2
+
+
+def test_a_track_past_max_missed_seconds_cannot_claim_the_next_face() -> None:
+    """With no detection round while the track was hidden (regions skip it), it still ends on time."""
+    tracker = Tracker(TrackerConfig(max_missed_seconds=1.0))
+    for i in range(15):  # one second in view, walking right
+        index = tracker.step()
+        tracker.update(
+            [DetectedFace(box_at(200 + 4 * i, 240), 0.9)], FRAME, T0 + timedelta(seconds=i / FPS), index
+        )
+    for _ in range(20):
+        tracker.step()
+    # 1.4 s after it was last seen, someone appears where it would be: a newcomer, not the track.
+    when = T0 + timedelta(seconds=14 / FPS + 1.4)
+    tracker.update([DetectedFace(box_at(200 + 4 * 34, 240), 0.9)], FRAME, when, tracker.frame_index - 1)
+    assert tracker.tracks_started == 2 and len(tracker.tracks) == 1

@@ -15,6 +15,7 @@ from deeplens_lambda.detector_factory import create_detector
 from deeplens_lambda.detectors import (
     YUNET_MIN_FACE_PX,
     DetectorUnavailableError,
+    SearchRegion,
     YuNetDetector,
     drop_crowns,
     suppress_overlaps,
@@ -95,3 +96,42 @@ def test_without_yuface_the_error_names_the_hog_fallback(monkeypatch: pytest.Mon
     finally:
         detectors._yuface.cache_clear()
     assert create_detector("hog").name == "hog"
+
+
+def _walkway_frame(index: int) -> np.ndarray:
+    capture = cv2.VideoCapture(str(WALKWAY / "walkway-1080p.mp4"))
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    assert ok
+    return frame
+
+
+@pytest.mark.parametrize("index", [0, 45, 90])
+def test_regions_find_the_faces_a_full_pass_finds_there(index: int) -> None:
+    frame = _walkway_frame(index)
+    height, width = frame.shape[:2]
+    detector = YuNetDetector()
+    full = detector.detect(frame)
+    assert len(full) >= 4
+    regions = [SearchRegion(f.bbox.expand(1.0), float(f.bbox.width)) for f in full]
+    found = detector.detect_regions(frame, regions)
+    # Same pixels, same grid: the same faces at the same places (scores near 0.5 may flip).
+    for face in full:
+        if face.confidence >= 0.6:
+            same = max(found, key=lambda f: face.bbox.iou(f.bbox))
+            assert face.bbox.iou(same.bbox) > 0.8, face
+            assert face.landmarks is not None and same.landmarks is not None
+            for (ax, ay), (bx, by) in zip(face.landmarks, same.landmarks, strict=True):
+                assert abs(ax - bx) <= 6 and abs(ay - by) <= 6  # 2 px of the scaled image
+    assert len(found) <= len(full) + 1
+    assert 0.0 < detector.region_cost(width, height, regions) < 0.6  # the point: fewer pixels
+
+
+def test_a_region_without_a_face_finds_none() -> None:
+    frame = _walkway_frame(45)
+    detector = YuNetDetector()
+    assert detector.detect_regions(frame, [SearchRegion(BoundingBox(0, 0, 300, 200), 60.0)]) == []
+    assert detector.detect_regions(frame, []) == []

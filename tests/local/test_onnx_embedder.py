@@ -228,3 +228,20 @@ def test_unwritable_cache_converts_in_memory(tmp_path: Path, caplog: pytest.LogC
         out = runner(chips)
     assert runner.model_path is None and "converting in memory" in caplog.text
     assert np.abs(out - OnnxFaceDescriptor()(chips)).max() == 0.0
+
+
+def test_the_optimised_session_is_cached_and_gives_the_same_templates(tmp_path: Path) -> None:
+    cache = tmp_path / "models"
+    chips = np.random.default_rng(5).integers(0, 256, size=(3, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    first = OnnxFaceDescriptor(cache_dir=cache)
+    cold = first(chips)
+    assert first.model_path is not None
+    optimised = [p for p in cache.iterdir() if p.name.startswith(first.model_path.stem + "-ort-")]
+    assert len(optimised) == 1 and not list(cache.glob("*.tmp"))  # written once, atomically
+    stat = optimised[0].stat()
+    warm = OnnxFaceDescriptor(cache_dir=cache)(chips)  # a later process loads the optimised copy
+    assert np.array_equal(cold, warm)
+    assert (optimised[0].stat().st_ino, optimised[0].stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    optimised[0].write_bytes(b"not a model")  # a damaged copy is replaced, not trusted
+    assert np.array_equal(OnnxFaceDescriptor(cache_dir=cache)(chips), cold)
+    assert optimised[0].stat().st_size > 1000

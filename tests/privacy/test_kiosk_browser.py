@@ -1,6 +1,6 @@
 """The kiosk in Debian's Chromium: a customer joins from a QR link without staff login.
 
-Starts ``streamlit run dashboard.py`` in consent-first mode over a tmp store, opens
+Starts ``streamlit run app.py`` in consent-first mode over a tmp store, opens
 the signed kiosk link, reads the notice, ticks consent, uploads a selfie, joins;
 a forged link shows an error and no form, and the kiosk run reaches no other page.
 """

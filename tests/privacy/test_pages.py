@@ -160,3 +160,37 @@ def test_privacy_page_needs_login(store: Services) -> None:
     at.run()
     no_exception(at)
     assert all(t.value != "Privacy" for t in at.title) and not at.code
+
+
+def test_customers_page_in_consent_first_mode_enrols_with_notice_and_consent(store: Services) -> None:
+    at = app(ADMIN).run()
+    at.switch_page("pages/customers.py").run()
+    no_exception(at)
+    # No plain form (it would write a template without a consent record first) ...
+    assert not [w for w in at.text_input if str(w.key).startswith("enrol_plain")]
+    assert any("No customers yet: enrol someone above." in i.value for i in at.info)
+    # ... but the notice and the person's own consent box, as on the Privacy page.
+    assert any("face template" in m.value for m in at.markdown)
+    assert at.button(key="enrol_submit_0").disabled
+    at.text_input(key="enrol_name_0").input("Grace Hopper")
+    at.checkbox(key="enrol_consent_0").check().run()
+    at.camera_input(key="enrol_camera_0").set_value(("g.jpg", photo_bytes("grace_hopper"), "image/jpeg"))
+    at.run()
+    at.button(key="enrol_submit_0").click().run()
+    no_exception(at)
+    (grace,) = store.repos.customers.list()
+    (record,) = consent_service(store).consent_records(grace.customer_id)
+    assert (record.channel, record.assisted_by) == ("staff", "ann")
+    assert store.repos.faces.count_templates(grace.customer_id) == 1
+    assert any("enrolled (consent recorded first)" in s.value for s in at.success)
+
+
+def test_customers_page_in_review_mode_keeps_the_plain_enrol_form(
+    store: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STORELENS_PRIVACY_MODE", "review")
+    at = app(ADMIN).run()
+    at.switch_page("pages/customers.py").run()
+    no_exception(at)
+    assert at.text_input(key="enrol_plain_name") is not None
+    assert not [b for b in at.button if str(b.key).startswith("enrol_submit")]

@@ -1,4 +1,4 @@
-"""``streamlit run dashboard.py`` on a free port over a tmp data dir, for browser tests."""
+"""``streamlit run app.py`` on a free port over a tmp data dir, for browser tests."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def dashboard_server(data: Path, **settings: str) -> Iterator[str]:
     log_path = data.parent / "streamlit.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
