@@ -86,6 +86,32 @@ CREATE TABLE IF NOT EXISTS zone_quarters (
     dwell_max INTEGER NOT NULL,
     PRIMARY KEY (quarter, camera_id, zone)
 ) WITHOUT ROWID;
+-- Store visits per customer and local week (days since 1970-01-05, a Monday, / 7 + 1:
+-- (local_day + 3) / 7) and local month (year * 12 + month - 1): how many and the first
+-- and last start (epoch s). A customer's rows go with their last store visit.
+CREATE TABLE IF NOT EXISTS customer_weeks (
+    period INTEGER NOT NULL, customer_id TEXT NOT NULL,
+    stays INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    PRIMARY KEY (period, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customer_months (
+    period INTEGER NOT NULL, customer_id TEXT NOT NULL,
+    stays INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    PRIMARY KEY (period, customer_id)
+) WITHOUT ROWID;
+-- Sales per local week / month, customer ('' = unattributed) and currency. A row
+-- whose count reaches 0 is deleted, so an erased customer (whose sales become
+-- unattributed) leaves no id here.
+CREATE TABLE IF NOT EXISTS sale_weeks (
+    period INTEGER NOT NULL, customer_id TEXT NOT NULL, currency TEXT NOT NULL,
+    transactions INTEGER NOT NULL, spend_cents INTEGER NOT NULL,
+    PRIMARY KEY (period, customer_id, currency)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sale_months (
+    period INTEGER NOT NULL, customer_id TEXT NOT NULL, currency TEXT NOT NULL,
+    transactions INTEGER NOT NULL, spend_cents INTEGER NOT NULL,
+    PRIMARY KEY (period, customer_id, currency)
+) WITHOUT ROWID;
 """
 
 _COLUMNS = "store_visits (customer_id, started_at, ended_at, last_seen_at, zone_visits)"
@@ -184,6 +210,73 @@ def _local_hour(t: str) -> str:
     return f"({local_seconds(t)} / 3600)"
 
 
+def local_week(t: str) -> str:
+    """SQL: the store-local week (Monday-based, see ``customer_weeks``) of the epoch ``t``."""
+    return f"(({local_seconds(t)} / 86400 + 3) / 7)"
+
+
+def local_month(t: str) -> str:
+    """SQL: the store-local month (``year * 12 + month - 1``) of the epoch ``t``."""
+    local = local_seconds(t)
+    return (
+        f"(CAST(strftime('%Y', {local}, 'unixepoch') AS INTEGER) * 12 "
+        f"+ CAST(strftime('%m', {local}, 'unixepoch') AS INTEGER) - 1)"
+    )
+
+
+# Epoch bounds (a day wider than any UTC offset) of local week / month ``p``.
+_WEEK_SPAN = ("({p} * 7 - 3) * 86400 - 86400", "({p} * 7 + 4) * 86400 + 86400")
+_MONTH_SPAN = (
+    "unixepoch(printf('%04d-%02d-01', {p} / 12, {p} % 12 + 1)) - 86400",
+    "unixepoch(printf('%04d-%02d-01', {p} / 12, {p} % 12 + 1), '+1 month') + 86400",
+)
+
+
+def _stay_period_sql(table: str, of: Callable[[str], str], span: tuple[str, str]) -> tuple[str, str]:
+    """Trigger SQL adding / removing ``NEW`` / ``OLD`` store visit in a per-customer period roll-up."""
+    add = (
+        f"INSERT INTO {table} VALUES ({of('NEW.started_at')}, NEW.customer_id, 1, "
+        "NEW.started_at, NEW.started_at) ON CONFLICT(period, customer_id) DO UPDATE SET "
+        "stays = stays + 1, first = MIN(first, excluded.first), last = MAX(last, excluded.last);"
+    )
+    p = f"{table}.period"
+    lo, hi = (x.format(p=p) for x in span)
+
+    def edge(order: str) -> str:
+        # The customer's remaining first / last start in the period: an index walk from the end.
+        return (
+            f"(SELECT started_at FROM store_visits WHERE customer_id = OLD.customer_id "
+            f"AND started_at BETWEEN {lo} AND {hi} AND {of('started_at')} = {p} "
+            f"ORDER BY started_at {order} LIMIT 1)"
+        )
+
+    remove = (
+        f"UPDATE {table} SET stays = stays - 1, first = COALESCE({edge('ASC')}, 0), "
+        f"last = COALESCE({edge('DESC')}, 0) "
+        f"WHERE period = {of('OLD.started_at')} AND customer_id = OLD.customer_id;\n"
+        f"DELETE FROM {table} WHERE period = {of('OLD.started_at')} AND customer_id = OLD.customer_id "
+        "AND stays <= 0;"
+    )
+    return add, remove
+
+
+def _sale_period_sql(table: str, of: Callable[[str], str], row: str, sign: int) -> str:
+    """Trigger SQL adding (``sign`` 1) or removing (-1) sale ``row`` in a per-period roll-up."""
+    at = f"unixepoch({row}.occurred_at)"
+    key = f"{of(at)}, COALESCE({row}.customer_id, ''), {row}.currency"
+    if sign > 0:
+        return (
+            f"INSERT INTO {table} VALUES ({key}, 1, {row}.amount_cents) "
+            "ON CONFLICT(period, customer_id, currency) DO UPDATE SET "
+            "transactions = transactions + 1, spend_cents = spend_cents + excluded.spend_cents;"
+        )
+    where = "WHERE (period, customer_id, currency) = (" + key + ")"
+    return (
+        f"UPDATE {table} SET transactions = transactions - 1, spend_cents = spend_cents - {row}.amount_cents "
+        f"{where};\nDELETE FROM {table} {where} AND transactions <= 0;"
+    )
+
+
 def _other_stay_that_day(row: str) -> str:
     """SQL: whether ``row``'s customer has another store visit starting the same local day."""
     day = f"({_local_hour(f'{row}.started_at')} / 24)"
@@ -209,8 +302,13 @@ SELECT {q}, {row}.camera_id, {row}.zone, COUNT(*), SUM(d), MAX(d) FROM (
 """
 
 
+_CW = _stay_period_sql("customer_weeks", local_week, _WEEK_SPAN)
+_CM = _stay_period_sql("customer_months", local_month, _MONTH_SPAN)
+
 ROLLUP_TRIGGERS = f"""
 CREATE TRIGGER IF NOT EXISTS stay_rollup_add AFTER INSERT ON store_visits BEGIN
+{_CW[0]}
+{_CM[0]}
 UPDATE meta SET value = NEW.ended_at - NEW.started_at
   WHERE key = '{LONGEST_KEY}' AND CAST(value AS INTEGER) < NEW.ended_at - NEW.started_at;
 INSERT INTO stay_hours VALUES ({_local_hour("NEW.started_at")}, 1)
@@ -219,11 +317,39 @@ INSERT INTO stay_days VALUES ({_local_hour("NEW.started_at")} / 24, 1, NOT {_oth
   ON CONFLICT(local_day) DO UPDATE SET stays = stays + 1, visitors = visitors + excluded.visitors;
 END;
 CREATE TRIGGER IF NOT EXISTS stay_rollup_remove AFTER DELETE ON store_visits BEGIN
+{_CW[1]}
+{_CM[1]}
 UPDATE stay_hours SET stays = stays - 1 WHERE local_hour = {_local_hour("OLD.started_at")};
 UPDATE stay_days SET stays = stays - 1, visitors = visitors - NOT {_other_stay_that_day("OLD")}
   WHERE local_day = {_local_hour("OLD.started_at")} / 24;
 END;
+CREATE TRIGGER IF NOT EXISTS sale_rollup_add AFTER INSERT ON transactions BEGIN
+{_sale_period_sql("sale_weeks", local_week, "NEW", 1)}
+{_sale_period_sql("sale_months", local_month, "NEW", 1)}
+END;
+CREATE TRIGGER IF NOT EXISTS sale_rollup_remove AFTER DELETE ON transactions BEGIN
+{_sale_period_sql("sale_weeks", local_week, "OLD", -1)}
+{_sale_period_sql("sale_months", local_month, "OLD", -1)}
+END;
+CREATE TRIGGER IF NOT EXISTS sale_rollup_change
+AFTER UPDATE OF occurred_at, customer_id, amount_cents, currency ON transactions BEGIN
+{_sale_period_sql("sale_weeks", local_week, "OLD", -1)}
+{_sale_period_sql("sale_months", local_month, "OLD", -1)}
+{_sale_period_sql("sale_weeks", local_week, "NEW", 1)}
+{_sale_period_sql("sale_months", local_month, "NEW", 1)}
+END;
 """
+#: Names of every roll-up trigger (dropped for a bulk refill, counted by :func:`migrate`).
+ROLLUP_TRIGGER_NAMES = (
+    "stay_rollup_add",
+    "stay_rollup_remove",
+    "sale_rollup_add",
+    "sale_rollup_remove",
+    "sale_rollup_change",
+)
+#: Bumped when derived tables are added: an older data dir is then rebuilt once.
+ROLLUP_VERSION = "2"
+VERSION_KEY = "store_visit_rollups"
 
 
 # The row stays in the same stay and zone roll-up row, and its end does not move back.
@@ -296,9 +422,21 @@ def tz_offsets(tz: str, first_year: int = 1990, last_year: int = 2080) -> list[t
 
 
 def _fill_rollups(conn: sqlite3.Connection) -> None:
-    """Recompute the per-day and per-hour roll-ups from ``store_visits`` (no triggers)."""
-    conn.execute("DELETE FROM stay_hours")
-    conn.execute("DELETE FROM stay_days")
+    """Recompute the store-local roll-ups from ``store_visits`` and ``transactions`` (no triggers)."""
+    for table in ("stay_hours", "stay_days", "customer_weeks", "customer_months", "sale_weeks", "sale_months"):
+        conn.execute(f"DELETE FROM {table}")
+    for table, of in (("customer_weeks", local_week), ("customer_months", local_month)):
+        conn.execute(
+            f"INSERT INTO {table} SELECT p, customer_id, COUNT(*), MIN(started_at), MAX(started_at) "
+            f"FROM (SELECT {of('started_at')} AS p, customer_id, started_at FROM store_visits) "
+            "GROUP BY p, customer_id"
+        )
+    for table, of in (("sale_weeks", local_week), ("sale_months", local_month)):
+        conn.execute(
+            f"INSERT INTO {table} SELECT p, c, currency, COUNT(*), SUM(amount_cents) FROM ("
+            f"SELECT {of('unixepoch(occurred_at)')} AS p, COALESCE(customer_id, '') AS c, currency, "
+            "amount_cents FROM transactions) GROUP BY p, c, currency"
+        )
     lh = _local_hour("started_at")
     conn.execute(f"INSERT INTO stay_hours SELECT {lh}, COUNT(*) FROM store_visits GROUP BY 1")
     conn.execute(
@@ -325,7 +463,7 @@ def rebuild(
     Goes ``chunk`` customers at a time, calling ``progress(done, total)``
     after each; returns the number of store visits.
     """
-    for name in ("stay_rollup_add", "stay_rollup_remove"):
+    for name in ROLLUP_TRIGGER_NAMES:
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")  # refilled in bulk below
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (GAP_KEY, str(int(gap))))
     _set_tz(conn, tz)
@@ -353,6 +491,7 @@ def rebuild(
     )
     for statement in _statements(ROLLUP_TRIGGERS):
         conn.execute(statement)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (VERSION_KEY, ROLLUP_VERSION))
     return int(conn.execute("SELECT COUNT(*) FROM store_visits").fetchone()[0])
 
 
@@ -373,15 +512,28 @@ def migrate(conn: sqlite3.Connection, gap: int = DEFAULT_GAP_SECONDS, tz: str = 
     """
     have = conn.execute(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' "
-        "AND (name LIKE 'store_visits_%' OR name LIKE 'stay_rollup_%')"
+        "AND (name LIKE 'store_visits_%' OR name LIKE 'stay_rollup_%' OR name LIKE 'sale_rollup_%')"
     ).fetchone()[0]
-    if have == 6 and built(conn) is not None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+    current = row is not None and row[0] == ROLLUP_VERSION
+    if have == 4 + len(ROLLUP_TRIGGER_NAMES) and built(conn) is not None and current:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
         # One statement at a time: executescript() would COMMIT first.
         for statement in _statements(TABLE):
             conn.execute(statement)
+        if have >= 6 and built(conn) is not None:
+            # Store visits kept already (an earlier roll-up version): add the new roll-ups only.
+            log.warning("adding per-customer and per-sale roll-ups (once, on upgrade)")
+            for name in ROLLUP_TRIGGER_NAMES:
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            _fill_rollups(conn)
+            for statement in _statements(ROLLUP_TRIGGERS):
+                conn.execute(statement)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (VERSION_KEY, ROLLUP_VERSION))
+            conn.execute("COMMIT")
+            return
         zone_visits = conn.execute("SELECT COUNT(*) FROM visits").fetchone()[0]
         started = time.monotonic()
         loud = zone_visits > 50_000

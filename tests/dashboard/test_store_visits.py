@@ -61,7 +61,28 @@ def reference(conn: sqlite3.Connection, tz: str) -> dict[str, list[tuple[object,
         q[0] += 1
         q[1] += d
         q[2] = max(q[2], d)
+    def week_month(t: int) -> tuple[int, int]:
+        local = datetime.fromtimestamp(t, zone)
+        day = (local.date() - date(1970, 1, 1)).days
+        return (day + 3) // 7, local.year * 12 + local.month - 1
+
+    periods: dict[str, dict[tuple[int, str], list[int]]] = {"customer_weeks": {}, "customer_months": {}}
+    for cid, s, *_ in stays:
+        for table, p in zip(periods, week_month(int(s)), strict=True):
+            e = periods[table].setdefault((p, str(cid)), [0, int(s), int(s)])
+            e[0] += 1
+            e[1], e[2] = min(e[1], int(s)), max(e[2], int(s))
+    sales: dict[str, dict[tuple[int, str, str], list[int]]] = {"sale_weeks": {}, "sale_months": {}}
+    for at, cid, cents, currency in conn.execute(
+        "SELECT unixepoch(occurred_at), customer_id, amount_cents, currency FROM transactions"
+    ):
+        for table, p in zip(sales, week_month(int(at)), strict=True):
+            e = sales[table].setdefault((p, cid or "", currency), [0, 0])
+            e[0] += 1
+            e[1] += cents
     return {
+        **{t: sorted((*k, *v) for k, v in rows.items()) for t, rows in periods.items()},
+        **{t: sorted((*k, *v) for k, v in rows.items()) for t, rows in sales.items()},
         "store_visits": sorted(tuple(x) for x in stays),
         "stay_days": sorted((d, n, len(v)) for d, (n, v) in days.items()),  # type: ignore[arg-type]
         "stay_hours": sorted(hours.items()),
@@ -80,12 +101,18 @@ def materialised(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]
         "stay_days": q("SELECT * FROM stay_days WHERE stays > 0"),
         "stay_hours": q("SELECT * FROM stay_hours WHERE stays > 0"),
         "zone_quarters": q("SELECT * FROM zone_quarters"),
+        **{
+            t: q(f"SELECT * FROM {t}")
+            for t in ("customer_weeks", "customer_months", "sale_weeks", "sale_months")
+        },
     }
 
 
 def _random_visit(rng: random.Random, n: int, customers: int = 6) -> Visit:
     cam = rng.choice(["cam-a", "cam-b"])
-    s = T0 + timedelta(seconds=rng.randint(0, 5 * 86400), microseconds=rng.choice([0, 500_000]))
+    # Mostly within 5 days (many joins), some up to 12 (across a month's end).
+    days = rng.choice([5, 5, 5, 12])
+    s = T0 + timedelta(seconds=rng.randint(0, days * 86400), microseconds=rng.choice([0, 500_000]))
     # Some end before they start (clock skew), some are long and swallow later ones.
     end = s + timedelta(seconds=rng.choice([-60, 0, 30, 600, 1700, 1800, 1801, 5400]))
     return Visit(f"vis_{n:05d}", f"cus_{rng.randint(0, customers - 1)}", "store-1", cam, cam[-1], s, end)
@@ -99,6 +126,21 @@ def test_materialised_tables_equal_a_recomputation_after_random_writes(tmp_path:
     ids: list[str] = []
     for n in range(800):
         op = rng.random()
+        if n % 7 == 0:  # sales: added, moved to another customer or unattributed, deleted
+            at = T0 + timedelta(seconds=rng.randint(0, 40 * 86400))
+            cid = rng.choice([f"cus_{rng.randint(0, 5)}", None])
+            repos.transactions.add(Transaction(f"txn_{n}", "store-1", at, rng.randint(1, 999), "EUR", None, cid))
+            if n % 3 == 0:
+                conn.execute(
+                    "UPDATE transactions SET customer_id = ? WHERE transaction_id = "
+                    "(SELECT transaction_id FROM transactions ORDER BY random() LIMIT 1)",
+                    (rng.choice(["cus_1", None]),),
+                )
+            if n % 5 == 0:
+                conn.execute(
+                    "DELETE FROM transactions WHERE transaction_id = "
+                    "(SELECT transaction_id FROM transactions ORDER BY random() LIMIT 1)"
+                )
         if op < 0.5 or not ids:
             v = _random_visit(rng, n)
             repos.visits.add(v)
@@ -177,6 +219,9 @@ def test_erasure_leaves_no_derived_rows(tmp_path: Path) -> None:
             svc.repos.customers.add(Customer(cid, cid.title(), consent=True))
         for n in range(80):
             svc.repos.visits.add(_random_visit(rng, n, customers=2))
+        for n, cid in enumerate(["cus_0", "cus_1", None, "cus_0"]):
+            at = T0 + timedelta(days=3 * n)
+            svc.repos.transactions.add(Transaction(f"txn_{n}", "store-1", at, 100 + n, "EUR", None, cid))
         conn = svc.repos.connection()  # type: ignore[attr-defined]
         assert conn.execute("SELECT COUNT(*) FROM store_visits WHERE customer_id = 'cus_0'").fetchone()[0]
         svc.privacy.erase("cus_0", actor="test")
@@ -193,6 +238,8 @@ def test_erasure_leaves_no_derived_rows(tmp_path: Path) -> None:
             for r in conn.execute(f"PRAGMA table_info({t})")
         }
         assert not any("customer" in c for c in columns)
+        for t in ("customer_weeks", "customer_months", "sale_weeks", "sale_months"):
+            assert not conn.execute(f"SELECT COUNT(*) FROM {t} WHERE customer_id = 'cus_0'").fetchone()[0], t
     finally:
         svc.close()
 
