@@ -423,7 +423,14 @@ def tz_offsets(tz: str, first_year: int = 1990, last_year: int = 2080) -> list[t
 
 def _fill_rollups(conn: sqlite3.Connection) -> None:
     """Recompute the store-local roll-ups from ``store_visits`` and ``transactions`` (no triggers)."""
-    for table in ("stay_hours", "stay_days", "customer_weeks", "customer_months", "sale_weeks", "sale_months"):
+    for table in (
+        "stay_hours",
+        "stay_days",
+        "customer_weeks",
+        "customer_months",
+        "sale_weeks",
+        "sale_months",
+    ):
         conn.execute(f"DELETE FROM {table}")
     for table, of in (("customer_weeks", local_week), ("customer_months", local_month)):
         conn.execute(

@@ -61,6 +61,7 @@ def reference(conn: sqlite3.Connection, tz: str) -> dict[str, list[tuple[object,
         q[0] += 1
         q[1] += d
         q[2] = max(q[2], d)
+
     def week_month(t: int) -> tuple[int, int]:
         local = datetime.fromtimestamp(t, zone)
         day = (local.date() - date(1970, 1, 1)).days
@@ -129,7 +130,9 @@ def test_materialised_tables_equal_a_recomputation_after_random_writes(tmp_path:
         if n % 7 == 0:  # sales: added, moved to another customer or unattributed, deleted
             at = T0 + timedelta(seconds=rng.randint(0, 40 * 86400))
             cid = rng.choice([f"cus_{rng.randint(0, 5)}", None])
-            repos.transactions.add(Transaction(f"txn_{n}", "store-1", at, rng.randint(1, 999), "EUR", None, cid))
+            repos.transactions.add(
+                Transaction(f"txn_{n}", "store-1", at, rng.randint(1, 999), "EUR", None, cid)
+            )
             if n % 3 == 0:
                 conn.execute(
                     "UPDATE transactions SET customer_id = ? WHERE transaction_id = "
