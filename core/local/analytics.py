@@ -92,6 +92,48 @@ def _period_starts(f: AnalyticsFilter, period: Period) -> list[int]:
     return out
 
 
+def _week(d: date) -> int:
+    """The roll-ups' week number of a local date (see ``customer_weeks``)."""
+    return ((d - _EPOCH_DAY).days + 3) // 7
+
+
+def _month(d: date) -> int:
+    return d.year * 12 + d.month - 1
+
+
+def _next_month(d: date) -> date:
+    return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _split(
+    start: date, end: date, months: bool = True
+) -> tuple[list[int], list[int], list[tuple[date, date]]]:
+    """``[start, end]`` (local days, inclusive) as whole months, whole weeks and the days left over.
+
+    The roll-ups answer the whole periods in a few thousand rows; only the
+    leftover days (runs of ``(first, last)``) are read row by row.
+    """
+    whole_months: list[int] = []
+    weeks: list[int] = []
+    days: list[tuple[date, date]] = []
+    d = start
+    one = timedelta(days=1)
+    while d <= end:
+        if months and d.day == 1 and _next_month(d) - one <= end:
+            whole_months.append(_month(d))
+            d = _next_month(d)
+        elif d.weekday() == 0 and d + timedelta(days=6) <= end:
+            weeks.append(_week(d))
+            d += timedelta(days=7)
+        else:
+            if days and days[-1][1] == d - one:
+                days[-1] = (days[-1][0], d)
+            else:
+                days.append((d, d))
+            d += one
+    return whole_months, weeks, days
+
+
 def _local_days(stays: pd.DataFrame, tz: str) -> list[tuple[str, str]]:
     """``(customer_id, local day)`` of each store visit (``customer_id``, ``start``)."""
     import pandas as pd
@@ -185,6 +227,56 @@ class SqliteVisitData:
         self._ready = want
         return want
 
+    def _rollup_days(self, lo: int, hi: int, tz: str | None = None) -> tuple[date, date, ZoneInfo] | None:
+        """The local days ``[first, last]`` that ``[lo, hi)`` spans when the roll-ups can answer it.
+
+        That is when the roll-ups exist, are kept in ``tz`` (default: whichever
+        they are kept in) and ``lo`` and ``hi`` are local midnights there.
+        """
+        have = self._ready if self._ready is not None else store_visits.built(self._connect())
+        if have is None or (tz is not None and tz != have[1]):
+            return None
+        zone = ZoneInfo(have[1])
+        first = datetime.fromtimestamp(lo, zone).date()
+        after = datetime.fromtimestamp(hi, zone).date()
+        midnight = datetime.combine(first, time(), zone).timestamp()
+        if midnight != lo or datetime.combine(after, time(), zone).timestamp() != hi or after <= first:
+            return None
+        return first, after - timedelta(days=1), zone
+
+    @staticmethod
+    def _epochs(run: tuple[date, date], zone: ZoneInfo) -> list[int]:
+        return [
+            int(datetime.combine(run[0], time(), zone).timestamp()),
+            int(datetime.combine(run[1] + timedelta(days=1), time(), zone).timestamp()),
+        ]
+
+    def _per_customer_stays(self, f: AnalyticsFilter) -> list[Any]:
+        """``(customer_id, store visits, first start, last start)`` in ``f`` from the roll-ups."""
+        zone = ZoneInfo(f.tz)
+        months, weeks, days = _split(f.start, f.end)
+        parts: list[str] = []
+        params: list[Any] = []
+        for table, periods in (("customer_months", months), ("customer_weeks", weeks)):
+            if periods:
+                parts.append(
+                    f"SELECT customer_id, stays AS n, first AS f, last AS l FROM {table} "
+                    f"WHERE period IN ({','.join('?' * len(periods))})"
+                )
+                params += periods
+        for run in days:
+            parts.append(
+                "SELECT customer_id, 1 AS n, started_at AS f, started_at AS l "
+                "FROM store_visits INDEXED BY store_visits_started WHERE started_at >= ? AND started_at < ?"
+            )
+            params += self._epochs(run, zone)
+        return self._rows(
+            "SELECT customer_id, SUM(n), MIN(f), MAX(l) FROM ("
+            + " UNION ALL ".join(parts)
+            + ") GROUP BY customer_id",
+            params,
+        )
+
     def _has_tables(self) -> bool:
         return self._ready is not None or store_visits.built(self._connect()) is not None
 
@@ -212,15 +304,18 @@ class SqliteVisitData:
             return stay_stats_from_zone_visits(self, lo, hi, f, gap_seconds)
         import pandas as pd
 
-        per = pd.DataFrame(
-            self._rows(
+        if built[1] == f.tz:
+            rows = self._per_customer_stays(f)  # whole weeks and months from the roll-ups
+        else:
+            rows = self._rows(
                 "SELECT customer_id, COUNT(*), MIN(started_at), MAX(started_at) "
                 f"FROM store_visits INDEXED BY {_stay_index(f)} "
                 "WHERE started_at >= ? AND started_at < ? GROUP BY customer_id",
                 [lo, hi],
-            ),
-            columns=["customer_id", "store_visits", "first", "last"],
-        ).set_index("customer_id")
+            )
+        per = pd.DataFrame(rows, columns=["customer_id", "store_visits", "first", "last"]).set_index(
+            "customer_id"
+        )
         if built[1] == f.tz:
             day0 = (f.start - _EPOCH_DAY).days
         else:
@@ -352,12 +447,36 @@ class SqliteVisitData:
     def sale_stats(self, lo: int, hi: int) -> SaleStats:
         import pandas as pd
 
-        # One scan of the covering index: per customer (NULL = unattributed) and currency.
-        rows = self._rows(
-            f"SELECT customer_id, currency, COUNT(*), SUM(amount_cents) FROM {_T} "
-            "WHERE occurred_at >= ? AND occurred_at < ? GROUP BY customer_id, currency",
-            [_text(lo), _text(hi)],
-        )
+        span = self._rollup_days(lo, hi)
+        if span is None:
+            # One scan of the covering index: per customer (NULL = unattributed) and currency.
+            rows = self._rows(
+                f"SELECT customer_id, currency, COUNT(*), SUM(amount_cents) FROM {_T} "
+                "WHERE occurred_at >= ? AND occurred_at < ? GROUP BY customer_id, currency",
+                [_text(lo), _text(hi)],
+            )
+        else:
+            # Whole months and weeks from the sale roll-ups ('' = unattributed), the rest row by row.
+            first, last, zone = span
+            months, weeks, days = _split(first, last)
+            parts: list[str] = []
+            params: list[Any] = []
+            for table, periods in (("sale_months", months), ("sale_weeks", weeks)):
+                if periods:
+                    parts.append(
+                        f"SELECT NULLIF(customer_id, '') AS c, currency AS m, transactions AS k, "
+                        f"spend_cents AS v FROM {table} WHERE period IN ({','.join('?' * len(periods))})"
+                    )
+                    params += periods
+            for run in days:
+                parts.append(
+                    f"SELECT customer_id AS c, currency AS m, 1 AS k, amount_cents AS v FROM {_T} "
+                    "WHERE occurred_at >= ? AND occurred_at < ?"
+                )
+                params += [_text(t) for t in self._epochs(run, zone)]
+            rows = self._rows(
+                "SELECT c, m, SUM(k), SUM(v) FROM (" + " UNION ALL ".join(parts) + ") GROUP BY c, m", params
+            )
         frame = pd.DataFrame(rows, columns=["customer_id", "currency", "transactions", "spend_cents"])
         counts = frame.groupby("currency")["transactions"].sum()
         linked = frame[frame["customer_id"].notna()]
@@ -389,14 +508,63 @@ class SqliteVisitData:
         number = "CASE " + " ".join(
             f"WHEN occurred_at >= '{b}' THEN {i}" for i, b in reversed(list(enumerate(bounds)))
         )
-        rows = self._rows(
-            f"SELECT {number} ELSE 0 END AS n, customer_id, COUNT(*), SUM(amount_cents) FROM {_T} "
-            "WHERE occurred_at >= ? AND occurred_at < ? AND customer_id IS NOT NULL GROUP BY n, customer_id",
-            [_text(lo), _text(hi)],
-        )
+        if self._rollup_days(lo, hi, f.tz) is not None:
+            rows = self._spend_from_rollups(f, period, starts, zone)
+        else:
+            rows = self._rows(
+                f"SELECT {number} ELSE 0 END AS n, customer_id, COUNT(*), SUM(amount_cents) FROM {_T} "
+                "WHERE occurred_at >= ? AND occurred_at < ? AND customer_id IS NOT NULL "
+                "GROUP BY n, customer_id",
+                [_text(lo), _text(hi)],
+            )
         return pd.DataFrame(
             [(labels[n], c, k, v) for n, c, k, v in rows],
             columns=["period", "customer_id", "transactions", "spend_cents"],
+        )
+
+    def _spend_from_rollups(
+        self, f: AnalyticsFilter, period: Period, starts: list[int], zone: ZoneInfo
+    ) -> list[Any]:
+        """``(period index, customer, transactions, spend)``: whole periods from the sale roll-ups."""
+        table = "sale_weeks" if period == "week" else "sale_months"
+        parts: list[str] = []
+        params: list[Any] = []
+        whole: list[int] = []
+        first_period = None
+        for i, n in enumerate(starts):
+            begin = _EPOCH_DAY + timedelta(days=n)
+            stop = begin + timedelta(days=6) if period == "week" else _next_month(begin) - timedelta(days=1)
+            key = _week(begin) if period == "week" else _month(begin)
+            first_period = key if first_period is None else first_period
+            clip = (max(begin, f.start), min(stop, f.end))
+            if clip == (begin, stop):
+                whole.append(key)
+                continue
+            # A period the range cuts: its whole weeks (inside a month) and days.
+            _m, weeks, days = _split(*clip, months=False)
+            if weeks:
+                parts.append(
+                    f"SELECT {i} AS n, customer_id AS c, transactions AS k, spend_cents AS v FROM sale_weeks "
+                    f"WHERE period IN ({','.join('?' * len(weeks))}) AND customer_id <> ''"
+                )
+                params += weeks
+            for run in days:
+                parts.append(
+                    f"SELECT {i} AS n, customer_id AS c, 1 AS k, amount_cents AS v FROM {_T} "
+                    "WHERE occurred_at >= ? AND occurred_at < ? AND customer_id IS NOT NULL"
+                )
+                params += [_text(t) for t in self._epochs(run, zone)]
+        if whole:
+            parts.append(
+                f"SELECT period - {int(first_period or 0)} AS n, customer_id AS c, transactions AS k, "
+                f"spend_cents AS v FROM {table} "
+                f"WHERE period IN ({','.join('?' * len(whole))}) AND customer_id <> ''"
+            )
+            params += whole
+        if not parts:
+            return []
+        return self._rows(
+            "SELECT n, c, SUM(k), SUM(v) FROM (" + " UNION ALL ".join(parts) + ") GROUP BY n, c", params
         )
 
     def first_visits(self, customer_ids: list[str]) -> dict[str, int]:

@@ -308,6 +308,10 @@ def test_roll_ups_give_the_reference_figures(dst_store: SqliteRepositories, tz: 
         AnalyticsFilter(date(2026, 10, 25), date(2026, 10, 25), tz=tz),
         AnalyticsFilter(date(2026, 10, 21), date(2026, 10, 31), ("cam-a", "cam-b"), tz=tz),  # = all
         AnalyticsFilter(date(2026, 10, 23), date(2026, 10, 29), ("cam-b",), tz=tz),
+        # Whole weeks and a whole month, answered from the per-period roll-ups.
+        AnalyticsFilter(date(2026, 10, 12), date(2026, 11, 8), tz=tz),
+        AnalyticsFilter(date(2026, 9, 20), date(2026, 11, 30), tz=tz),
+        AnalyticsFilter(date(2026, 10, 1), date(2026, 10, 31), tz=tz),
     ]:
         for g in (f, f.previous()):
             assert fast.kpis(g) == slow.kpis(g), g
