@@ -197,6 +197,14 @@ class StoreAnalytics:
             self._memo_store[key] = (now, value)
         return value
 
+    def version(self) -> int | None:
+        """A number that changes whenever the data may have changed, or None when unknown.
+
+        Callers cache results under it (the dashboard: until it changes); None
+        means they must fall back to a time limit.
+        """
+        return None
+
     def forget(self) -> None:
         """Drop memoised reads (tests and benchmarks)."""
         with self._memo_lock:

@@ -371,19 +371,38 @@ def demo_job() -> BackgroundJob:
     return _job(str(settings().data_dir))
 
 
-@st.cache_data(ttl=30, max_entries=512, show_spinner=False)
-def _query(data_dir: str, backend: str, name: str, f: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
+def _run(name: str, f: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
     from core.analytics import AnalyticsFilter
 
     return getattr(analytics(), name)(AnalyticsFilter(*f), **dict(kwargs))
 
 
+@st.cache_data(ttl=30, max_entries=512, show_spinner=False)
+def _query(data_dir: str, backend: str, name: str, f: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
+    return _run(name, f, kwargs)
+
+
+@st.cache_data(ttl=3600, max_entries=512, show_spinner=False)
+def _query_at(
+    data_dir: str, backend: str, version: int, name: str, f: tuple[Any, ...], kwargs: tuple[Any, ...]
+) -> Any:
+    return _run(name, f, kwargs)
+
+
 def query(name: str, f: Any, **kwargs: Any) -> Any:
-    """An analytics query, cached for 30 s per filter (every widget click reruns the page)."""
+    """An analytics query, cached per filter (every widget click reruns the page).
+
+    Cached until the store's data changes when the backend can tell
+    (``analytics().version()``, the local SQLite file's change counter: a rerun
+    or a revisit with no new data reads nothing), else for 30 s.
+    """
     s = settings()
-    return _query(
-        str(s.data_dir), s.backend, name, (f.start, f.end, f.cameras, f.tz), tuple(sorted(kwargs.items()))
-    )
+    args = (f.start, f.end, f.cameras, f.tz)
+    options = tuple(sorted(kwargs.items()))
+    version = getattr(analytics(), "version", lambda: None)()
+    if version is None:
+        return _query(str(s.data_dir), s.backend, name, args, options)
+    return _query_at(str(s.data_dir), s.backend, version, name, args, options)
 
 
 def tz() -> str:

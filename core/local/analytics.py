@@ -638,6 +638,21 @@ class SqliteAnalytics(StoreAnalytics):
     ) -> None:
         self.visit_data = SqliteVisitData(source, timezone=timezone)
         super().__init__(self.visit_data, gap_seconds=gap_seconds)
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
+
+    def version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on a connection of our own that never writes.
+
+        It changes whenever any other connection, in this process or another
+        (ingest, CLI, simulator), commits to the file, and only then; the same
+        technique :class:`core.local.faces.LocalFaceIndex` uses for its cache.
+        """
+        with self._watch_lock:
+            if self._watch is None:
+                path = self.visit_data._connect().execute("PRAGMA database_list").fetchone()[2]
+                self._watch = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
 
     def ensure_indexes(self) -> None:
         self.visit_data.ensure_indexes()

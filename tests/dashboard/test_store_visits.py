@@ -321,3 +321,22 @@ def test_roll_ups_give_the_reference_figures(dst_store: SqliteRepositories, tz: 
             pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=f"{method} {f}")
     ids = [f"cus_{i:02d}" for i in range(12)]
     pd.testing.assert_frame_equal(fast.customer_summary(ids), slow.customer_summary(ids), check_dtype=False)
+
+
+def test_version_changes_when_the_store_does_and_only_then(tmp_path: Path) -> None:
+    repos = SqliteRepositories(tmp_path / "storelens.db")
+    other = SqliteRepositories(tmp_path / "storelens.db")  # another writer (think: the ingest)
+    analytics = SqliteAnalytics(repos.connection, timezone=TZ)
+    f = AnalyticsFilter(date(2026, 10, 20), date(2026, 10, 30), tz=TZ)
+    analytics.kpis(f)  # the first read re-times the roll-ups to the store's zone: a write
+    before = analytics.version()
+    analytics.forget()
+    analytics.kpis(f)  # reads change nothing
+    assert analytics.version() == before
+    other.visits.add(_random_visit(random.Random(1), 1))
+    after = analytics.version()
+    assert after != before
+    repos.visits.add(_random_visit(random.Random(2), 2))  # the dashboard's own connection too
+    assert analytics.version() != after
+    repos.close()
+    other.close()
