@@ -423,9 +423,11 @@ def today() -> date:
 def table(df: pd.DataFrame, key: str, filename: str, **kwargs: Any) -> None:
     """A table with a CSV download of exactly what it shows."""
     st.dataframe(df, key=key, **kwargs)
+    index = not kwargs.get("hide_index", False)
     st.download_button(
         "Download CSV",
-        df.to_csv(index=not kwargs.get("hide_index", False)).encode(),
+        # Made when clicked, not on every run of the page.
+        lambda: df.to_csv(index=index).encode(),
         file_name=f"storelens-{filename}.csv",
         mime="text/csv",
         key=f"{key}_csv",

@@ -176,7 +176,7 @@ with tab_spend:
         st.dataframe(table, key="an_spend_table")
         st.download_button(
             "Download CSV (all customers)",
-            spend.drop(columns="spend").to_csv(index=False).encode(),
+            lambda: spend.drop(columns="spend").to_csv(index=False).encode(),  # made when clicked
             file_name=f"storelens-spend-per-{period}-{f.start}-{f.end}.csv",
             mime="text/csv",
             key="an_spend_csv",
