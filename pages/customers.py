@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from core.consent import CONSENT_FIRST
@@ -92,22 +93,30 @@ st.caption(
 
 ids = [c.customer_id for c in found]
 summary = _ui.analytics().customer_summary(ids).set_index("customer_id")
+zone = ZoneInfo(_ui.tz())  # once: settings are read from the environment on each call
+
+
+def _local(t: datetime, fmt: str) -> str:
+    return t.astimezone(zone).strftime(fmt)
+
+
+# Column by column (a .at lookup per cell cost ~0.4 s for 500 customers).
+rows = summary.reindex(ids)
 table = pd.DataFrame(
-    [
-        {
-            "Name": c.name,
-            "E-mail": c.email or "",
-            "Loyalty id": c.loyalty_id or "",
-            "Store visits": int(summary.at[c.customer_id, "store_visits"]),
-            "Last seen": _ui.local(summary.at[c.customer_id, "last_seen"].to_pydatetime(), "%Y-%m-%d %H:%M")
-            if not pd.isna(summary.at[c.customer_id, "last_seen"])
-            else "",
-            "Spend": summary.at[c.customer_id, "spend_cents"] / 100,
-            "Consent": "yes" if c.consent else "no",
-            "Customer since": _ui.local(c.created_at, "%Y-%m-%d"),
-        }
-        for c in found
-    ]
+    {
+        "Name": [c.name for c in found],
+        "E-mail": [c.email or "" for c in found],
+        "Loyalty id": [c.loyalty_id or "" for c in found],
+        "Store visits": rows["store_visits"].fillna(0).astype(int).tolist(),
+        "Last seen": pd.to_datetime(rows["last_seen"], utc=True)
+        .dt.tz_convert(zone)
+        .dt.strftime("%Y-%m-%d %H:%M")
+        .fillna("")
+        .tolist(),
+        "Spend": (rows["spend_cents"].fillna(0) / 100).tolist(),
+        "Consent": ["yes" if c.consent else "no" for c in found],
+        "Customer since": [_local(c.created_at, "%Y-%m-%d") for c in found],
+    }
 )
 clicked = st.dataframe(
     table,
@@ -192,7 +201,7 @@ with tab_visits:
         visits = pd.DataFrame(
             [
                 {
-                    "Seen at": v.started_at.astimezone(ZoneInfo(_ui.tz())).replace(tzinfo=None),
+                    "Seen at": v.started_at.astimezone(zone).replace(tzinfo=None),
                     "Zone": v.zone,
                     "Camera": v.camera_id,
                     "Minutes": round(v.dwell_seconds / 60, 1),
@@ -202,17 +211,24 @@ with tab_visits:
         )
         if len(profile.visits) >= TIMELINE:
             st.caption(f"The latest {TIMELINE} zone visits.")
-        fig = px.scatter(
-            visits.assign(size=visits["Minutes"].clip(lower=0.5)),
-            x="Seen at",
-            y="Zone",
-            size="size",
-            size_max=18,
-            color="Zone",
-            hover_data={"Minutes": True, "Camera": True, "size": False},
-            labels={"Seen at": f"When ({_ui.tz()})"},
-            title="Where and when they were seen (dot size: time in the zone)",
-        )
+        # The biggest dot 18 px across, as plotly.express's size_max did.
+        sizeref = 2.0 * float(visits["Minutes"].clip(lower=0.5).max()) / 18**2
+        # graph_objects, one trace per zone: plotly.express spent ~0.1 s on frame handling here.
+        fig = go.Figure()
+        for zone_name, part in visits.groupby("Zone", sort=True):
+            fig.add_scatter(
+                x=part["Seen at"],
+                y=part["Zone"],
+                mode="markers",
+                name=str(zone_name),
+                marker={"size": part["Minutes"].clip(lower=0.5), "sizemode": "area", "sizeref": sizeref},
+                customdata=part[["Minutes", "Camera"]].to_numpy(),
+                hovertemplate="%{x|%d %b %H:%M}, %{y}: %{customdata[0]} min (%{customdata[1]})"
+                "<extra></extra>",
+            )
+        fig.update_layout(title="Where and when they were seen (dot size: time in the zone)")
+        fig.update_xaxes(title=f"When ({_ui.tz()})")
+        fig.update_yaxes(title="Zone")
         fig.update_layout(showlegend=False)
         st.plotly_chart(fig, key="cust_timeline")
         _ui.table(visits, key="cust_visits", filename=f"visits-{customer.name}", hide_index=True)
@@ -224,7 +240,7 @@ with tab_spend:
         tx = pd.DataFrame(
             [
                 {
-                    "When": t.occurred_at.astimezone(ZoneInfo(_ui.tz())).replace(tzinfo=None),
+                    "When": t.occurred_at.astimezone(zone).replace(tzinfo=None),
                     "Amount": t.amount_cents / 100,
                     "Currency": t.currency,
                     "Receipt": t.transaction_id,
@@ -235,8 +251,10 @@ with tab_spend:
         monthly = (
             tx.assign(Month=tx["When"].dt.strftime("%Y-%m")).groupby("Month", as_index=False)["Amount"].sum()
         )
-        fig = px.bar(monthly, x="Month", y="Amount", title="Spend per month", labels={"Amount": "Spend"})
-        fig.update_xaxes(type="category")
+        fig = go.Figure(go.Bar(x=monthly["Month"].tolist(), y=monthly["Amount"].tolist(), name="Spend"))
+        fig.update_layout(title="Spend per month")
+        fig.update_xaxes(type="category", title="Month")
+        fig.update_yaxes(title="Spend")
         st.plotly_chart(fig, key="cust_spend")
         _ui.table(
             tx.sort_values("When", ascending=False),
