@@ -114,18 +114,25 @@ def _split(
     leftover days (runs of ``(first, last)``) are read row by row.
     """
     whole_months: list[int] = []
-    weeks: list[int] = []
-    days: list[tuple[date, date]] = []
-    d = start
+    segments = [(start, end)]
     one = timedelta(days=1)
-    while d <= end:
-        if months and d.day == 1 and _next_month(d) - one <= end:
+    if months:
+        first = start if start.day == 1 else _next_month(start)
+        d = first
+        while _next_month(d) - one <= end:
             whole_months.append(_month(d))
             d = _next_month(d)
-        elif d.weekday() == 0 and d + timedelta(days=6) <= end:
-            weeks.append(_week(d))
-            d += timedelta(days=7)
-        else:
+        if whole_months:  # contiguous: what is left lies before and after them
+            segments = [(start, first - one), (d, end)]
+    weeks: list[int] = []
+    days: list[tuple[date, date]] = []
+    for lo, hi in segments:
+        d = lo
+        while d <= hi:
+            if d.weekday() == 0 and d + timedelta(days=6) <= hi:
+                weeks.append(_week(d))
+                d += timedelta(days=7)
+                continue
             if days and days[-1][1] == d - one:
                 days[-1] = (days[-1][0], d)
             else:
@@ -252,30 +259,49 @@ class SqliteVisitData:
         ]
 
     def _per_customer_stays(self, f: AnalyticsFilter) -> list[Any]:
-        """``(customer_id, store visits, first start, last start)`` in ``f`` from the roll-ups."""
+        """``(customer_id, store visits, first start, last start)`` in ``f`` from the roll-ups.
+
+        One grouped query per source (months, weeks, leftover days), each at
+        most one row per customer, merged in Python: a single GROUP BY over
+        their UNION would sort every row.
+        """
         zone = ZoneInfo(f.tz)
         months, weeks, days = _split(f.start, f.end)
-        parts: list[str] = []
-        params: list[Any] = []
+        parts: list[list[Any]] = []
         for table, periods in (("customer_months", months), ("customer_weeks", weeks)):
             if periods:
                 parts.append(
-                    f"SELECT customer_id, stays AS n, first AS f, last AS l FROM {table} "
-                    f"WHERE period IN ({','.join('?' * len(periods))})"
+                    self._rows(
+                        f"SELECT customer_id, SUM(stays), MIN(first), MAX(last) FROM {table} "
+                        f"WHERE period IN ({','.join('?' * len(periods))}) GROUP BY customer_id",
+                        periods,
+                    )
                 )
-                params += periods
-        for run in days:
+        if days:
+            params: list[Any] = []
+            for run in days:
+                params += self._epochs(run, zone)
+            ranges = " OR ".join(["(started_at >= ? AND started_at < ?)"] * len(days))
             parts.append(
-                "SELECT customer_id, 1 AS n, started_at AS f, started_at AS l "
-                "FROM store_visits INDEXED BY store_visits_started WHERE started_at >= ? AND started_at < ?"
+                self._rows(
+                    "SELECT customer_id, COUNT(*), MIN(started_at), MAX(started_at) "
+                    f"FROM store_visits INDEXED BY store_visits_started WHERE {ranges} GROUP BY customer_id",
+                    params,
+                )
             )
-            params += self._epochs(run, zone)
-        return self._rows(
-            "SELECT customer_id, SUM(n), MIN(f), MAX(l) FROM ("
-            + " UNION ALL ".join(parts)
-            + ") GROUP BY customer_id",
-            params,
-        )
+        if len(parts) == 1:
+            return parts[0]
+        merged: dict[str, list[int]] = {}
+        for rows in parts:
+            for cid, n, first, last in rows:
+                have = merged.get(cid)
+                if have is None:
+                    merged[cid] = [n, first, last]
+                else:
+                    have[0] += n
+                    have[1] = min(have[1], first)
+                    have[2] = max(have[2], last)
+        return [(cid, *v) for cid, v in merged.items()]
 
     def _has_tables(self) -> bool:
         return self._ready is not None or store_visits.built(self._connect()) is not None
@@ -572,11 +598,19 @@ class SqliteVisitData:
         # started_at); a GROUP BY would read every visit of every customer.
         import json
 
-        rows = self._rows(
-            "SELECT j.value, (SELECT unixepoch(MIN(started_at)) FROM visits INDEXED BY visits_customer "
-            "WHERE customer_id = j.value) FROM json_each(?) j",
-            [json.dumps(customer_ids)],
-        )
+        if self._has_tables():
+            # A customer's first store visit starts with their first zone visit (any gap):
+            # an integer seek in store_visits instead of parsing a time.
+            sql = (
+                "SELECT j.value, (SELECT MIN(started_at) FROM store_visits INDEXED BY store_visits_customer "
+                "WHERE customer_id = j.value) FROM json_each(?) j"
+            )
+        else:
+            sql = (
+                "SELECT j.value, (SELECT unixepoch(MIN(started_at)) FROM visits INDEXED BY visits_customer "
+                "WHERE customer_id = j.value) FROM json_each(?) j"
+            )
+        rows = self._rows(sql, [json.dumps(customer_ids)])
         return {r[0]: int(r[1]) for r in rows if r[1] is not None}
 
     def names(self, customer_ids: list[str]) -> dict[str, str]:
