@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -371,6 +373,12 @@ def demo_job() -> BackgroundJob:
     return _job(str(settings().data_dir))
 
 
+#: How long a result computed under an older store version may still be shown.
+GRACE_SECONDS = 30.0
+_seen: dict[tuple[Any, ...], tuple[int, float]] = {}  # query -> (version computed at, when)
+_seen_lock = threading.Lock()
+
+
 def _run(name: str, f: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
     from core.analytics import AnalyticsFilter
 
@@ -402,7 +410,18 @@ def query(name: str, f: Any, **kwargs: Any) -> Any:
     version = getattr(analytics(), "version", lambda: None)()
     if version is None:
         return _query(str(s.data_dir), s.backend, name, args, options)
-    return _query_at(str(s.data_dir), s.backend, version, name, args, options)
+    # While an ingest writes, the version moves every second: a result at most
+    # GRACE_SECONDS old is served again (as the former 30 s cache did) rather
+    # than recomputed on every click.
+    key = (str(s.data_dir), s.backend, name, args, options)
+    now = time.monotonic()
+    with _seen_lock:
+        seen = _seen.get(key)
+        if seen is None or (seen[0] != version and now - seen[1] >= GRACE_SECONDS):
+            seen = _seen[key] = (version, now)
+            if len(_seen) > 2048:
+                _seen.clear()
+    return _query_at(str(s.data_dir), s.backend, seen[0], name, args, options)
 
 
 def tz() -> str:
