@@ -61,12 +61,16 @@ def test_orphan_temp_blobs_are_swept_but_live_ones_kept(tmp_path: Path) -> None:
     live.write_bytes(b"being written")
     for path in (orphan, live):
         os.utime(path, (0, 0))
+    # A writer mid-put (as another process would): the writers' lock shared, its temp file exclusive.
+    writers = os.open(tmp_path / "blobs" / FileBlobStore.WRITERS_LOCK, os.O_RDWR)
+    fcntl.flock(writers, fcntl.LOCK_SH)
     fd = os.open(live, os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # a writer in another process holds its temp file
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         FileBlobStore(tmp_path / "blobs")
     finally:
         os.close(fd)
+        os.close(writers)
     assert not orphan.exists() and live.exists()
     assert blobs.get("pending/2026/11/02/a.jpg") == b"jpeg"
     assert stat.S_IMODE(os.stat(folder / "a.jpg").st_mode) == 0o600
