@@ -7,15 +7,8 @@ action link carries its own single-use token (see :mod:`core.tokens`).
 
 from __future__ import annotations
 
-import functools
 import html
-import io
-import re
-import secrets
 from collections.abc import Sequence
-from email import policy as email_policy
-from email.generator import BytesGenerator
-from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import urlencode
@@ -35,63 +28,6 @@ MAIL_ACTIONS: dict[PendingKind, tuple[tuple[str, str], ...]] = {
         ("not_this_person", "Not this person"),
     ),
 }
-
-
-class _CachedHeaderRegistry(HeaderRegistry):
-    """The standard header registry, building each header class once.
-
-    ``HeaderRegistry.__getitem__`` creates a new class with ``type()`` for every
-    header set or parsed (~70 per approval mail); the classes are stateless, so
-    one per header name gives the same headers.
-    """
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        return self._class_for(name.lower())
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 -- one module-level instance, lives as long
-    def _class_for(self, name: str) -> type[BaseHeader]:
-        cls: type[BaseHeader] = super().__getitem__(name)
-        return cls
-
-
-#: ``policy.default`` (what ``EmailMessage()`` uses) with the cached registry.
-MAIL_POLICY = email_policy.default.clone(header_factory=_CachedHeaderRegistry())
-
-
-#: Any line ending (``email.generator``'s own ``NLCRE``).
-_NLCRE = re.compile(r"\r\n|\r|\n")
-
-
-class _BytesGenerator(BytesGenerator):
-    """``BytesGenerator`` writing a part's body in one call instead of two per line.
-
-    Same bytes: the base class writes each line and then the line ending
-    (``self.policy`` is the effective policy while flattening, so its
-    ``linesep`` is the generator's line ending).
-    """
-
-    def _write_lines(self, lines: str) -> None:
-        if lines:
-            assert self.policy is not None  # flatten() always sets it
-            self.write(self.policy.linesep.join(_NLCRE.split(lines)))
-
-
-def _boundary() -> str:
-    """A MIME boundary in the generator's own format, random enough to need no search.
-
-    Left unset, the generator makes one and then searches the whole flattened
-    part for it with a fresh regular expression (a third of an approval mail's
-    build time); 19 random digits after 15 ``=`` cannot occur in base64 or
-    quoted-printable bodies, nor plausibly in the ASCII text parts.
-    """
-    return "=" * 15 + f"{secrets.randbelow(10**19):019d}" + "=="
-
-
-def _to_bytes(msg: EmailMessage) -> bytes:
-    """``msg.as_bytes()`` through :class:`_BytesGenerator`."""
-    out = io.BytesIO()
-    _BytesGenerator(out, mangle_from_=False, policy=msg.policy).flatten(msg, unixfrom=False)
-    return out.getvalue()
 
 
 def approval_link(public_url: str, token: str) -> str:
@@ -150,7 +86,7 @@ def build_approval_mail(
     seen_summary: str = "",
 ) -> OutgoingMail:
     """Build the e-mail for one pending identity (at most 4 crops inline)."""
-    msg = EmailMessage(policy=MAIL_POLICY)
+    msg = EmailMessage()
     if pending.kind is PendingKind.REVIEW and suggested_name:
         subject = f"StoreLens: is this {suggested_name}? ({pending.face_count} sightings)"
     else:
@@ -191,13 +127,10 @@ def build_approval_mail(
     html_part = list(msg.iter_parts())[1]
     for cid, crop in zip(cids, crops[:4], strict=False):
         html_part.add_related(crop, maintype="image", subtype="jpeg", cid=cid)
-    msg.set_boundary(_boundary())
-    if html_part.is_multipart():
-        html_part.set_boundary(_boundary())
     return OutgoingMail(
         to=tuple(recipients),
         subject=subject,
-        mime=_to_bytes(msg),
+        mime=msg.as_bytes(),
         subject_id=pending.pending_id,
         meta={"kind": pending.kind.value},
     )
