@@ -81,9 +81,10 @@ def _edge_options(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from deeplens_lambda.publishers import InProcessPublisher, MqttTransport, SpoolingPublisher
     from deeplens_lambda.spool import Spool
-    from simulator.progress import ProgressBar
     from simulator.replay import ReplayProgress, replay
 
     services = None
@@ -94,13 +95,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     else:
         services = _services(args.backend, args.data_dir)
         publisher = InProcessPublisher(services.ingest, source="simulator")
-    bar = ProgressBar(f"replay {args.camera}", unit="frame")
+    bar = tqdm(unit="frame", dynamic_ncols=True, desc=f"replay {args.camera}")
 
     def progress(p: ReplayProgress) -> None:
         if p.total and bar.total != p.total:
             bar.total = p.total
         bar.update(p.frame - bar.n)
-        bar.set_postfix(events=p.events)
+        bar.set_postfix(events=p.events, refresh=False)
 
     store = args.store or (services.settings.store_id if services else "store-1")
     edge = _edge_options(args, services.settings if services else None)
@@ -142,11 +143,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from simulator.demo import build_demo
-    from simulator.progress import ProgressBar
 
     services = _services("local", args.data_dir)
-    bar = ProgressBar("demo", unit="%", total=100)
+    bar = tqdm(total=100, unit="%", desc="demo", dynamic_ncols=True)
 
     def progress(fraction: float, message: str) -> None:
         bar.set_description(f"demo: {message}"[:60])
