@@ -555,6 +555,43 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def remembered_sha256(path: Path, memo_dir: Path) -> str:
+    """:func:`file_sha256` of ``path``, remembered in ``memo_dir`` under its path, size and mtime.
+
+    Hashing dlib's 22 MB network file costs ~20-40 ms of CPU at every process
+    start only to find the cached ``.onnx``; a small memo file keyed by the
+    file's resolved path, inode, size and ``st_mtime_ns`` (any rewrite changes
+    them) answers instead. Any problem with the memo falls back to hashing.
+    """
+    try:
+        st = path.stat()
+        stamp = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+        memo = memo_dir / f"sha256-{hashlib.sha256(stamp.encode()).hexdigest()[:24]}.txt"
+    except OSError:
+        return file_sha256(path)
+    try:
+        known = memo.read_text(encoding="ascii").strip()
+        if len(known) == 64 and all(c in "0123456789abcdef" for c in known):
+            return known
+    except (OSError, UnicodeDecodeError):
+        pass
+    digest = file_sha256(path)
+    try:
+        memo_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=memo.name + ".", suffix=".tmp", dir=memo_dir)
+        try:
+            os.chmod(tmp, 0o644)  # shared like the models next to it
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(digest + "\n")
+            os.replace(tmp, memo)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:  # an unwritable cache: hash again next time
+        pass
+    return digest
+
+
 _convert_lock = threading.Lock()
 
 
@@ -569,7 +606,10 @@ def onnx_model_path(dat_path: str | os.PathLike[str] | None = None, cache_dir: P
     """
     dat = Path(dat_path) if dat_path is not None else default_dat_path()
     root = cache_dir if cache_dir is not None else model_cache_dir()
-    target = root / f"dlib_face_recognition_resnet_model_v1-{file_sha256(dat)}-c{CONVERTER_VERSION}.onnx"
+    # The default cache remembers the .dat's hash (a subfolder: an explicit
+    # cache_dir holds the models alone).
+    digest = file_sha256(dat) if cache_dir is not None else remembered_sha256(dat, root / "sha256")
+    target = root / f"dlib_face_recognition_resnet_model_v1-{digest}-c{CONVERTER_VERSION}.onnx"
     if target.exists():
         return target
     with _convert_lock:

@@ -7,6 +7,7 @@ difference per component), so templates enrolled with either stay valid.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from core.local.dlib_onnx import (
     file_sha256,
     onnx_model_path,
     read_network,
+    remembered_sha256,
 )
 from core.local.engine import CHIP_PADDING, DlibFaceEngine, get_engine
 from core.models import BoundingBox
@@ -144,6 +146,22 @@ def test_cache_is_keyed_by_the_dat_sha256(tmp_path: Path) -> None:
     original = OnnxFaceDescriptor(dat, cache_dir=cache)(chips)
     altered = OnnxFaceDescriptor(changed, cache_dir=cache)(chips)
     assert np.abs(original - altered).max() > 1e-3
+
+
+def test_remembered_sha256_is_the_hash_and_follows_a_rewritten_file(tmp_path: Path) -> None:
+    data = tmp_path / "net.dat"
+    data.write_bytes(b"a" * 5000)
+    memos = tmp_path / "memo"
+    first = remembered_sha256(data, memos)
+    assert first == file_sha256(data) and len(list(memos.iterdir())) == 1
+    assert remembered_sha256(data, memos) == first  # answered by the memo
+    mtime = data.stat().st_mtime_ns
+    data.write_bytes(b"b" * 5000)  # same size, new content, a later mtime
+    os.utime(data, ns=(mtime + 10**9, mtime + 10**9))
+    assert remembered_sha256(data, memos) == file_sha256(data) != first
+    for memo in memos.iterdir():
+        memo.write_text("not a hash\n")  # a damaged memo is ignored
+    assert remembered_sha256(data, memos) == file_sha256(data)
 
 
 def test_reader_rejects_a_truncated_file(tmp_path: Path) -> None:
