@@ -120,7 +120,10 @@ def spend_per_period(chart: pd.DataFrame, period: str, currency: str) -> go.Figu
     fig.update_layout(barmode="stack", legend_title_text="Customer")
     fig.update_xaxes(title=label, type="category", categoryorder="category ascending")
     fig.update_yaxes(title=f"Spend ({currency})")
-    return _layout(fig, f"Spend per {period}, top 10 customers", height=380)
+    fig = _layout(fig, f"Spend per {period}, top 10 customers", height=380)
+    # Ten names do not fit in one row above the plot (they ran over the title): list them at the side.
+    fig.update_layout(legend={"orientation": "v", "y": 1, "yanchor": "top", "x": 1.01, "xanchor": "left"})
+    return fig
 
 
 def dwell_per_zone(dwell: pd.DataFrame) -> go.Figure:
