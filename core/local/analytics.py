@@ -197,6 +197,14 @@ class SqliteVisitData:
             self.ensure_indexes()
         return self._connect().execute(sql, params).fetchall()
 
+    def _rows_for(self, sql: str, customer_ids: list[str]) -> list[Any]:
+        """``sql`` run per chunk of 500 ids (SQLite's bound-parameter limit), ``{ids}`` their placeholders."""
+        rows: list[Any] = []
+        for i in range(0, len(customer_ids), 500):
+            chunk = customer_ids[i : i + 500]
+            rows += self._rows(sql.format(ids=",".join("?" * len(chunk))), chunk)
+        return rows
+
     def cameras(self) -> list[str]:
         # Skip-scan over the camera index: one seek per distinct camera.
         return [r[0] for r in self._rows("SELECT DISTINCT camera_id FROM visits ORDER BY camera_id")]
@@ -310,16 +318,12 @@ class SqliteVisitData:
         """All-time ``(store visits, last seen)`` per customer from ``store_visits`` (None: not kept)."""
         if self._built(gap) is None:
             return None
-        out: dict[str, tuple[int, int]] = {}
-        for i in range(0, len(customer_ids), 500):
-            chunk = customer_ids[i : i + 500]
-            rows = self._rows(
-                "SELECT customer_id, COUNT(*), MAX(last_seen_at) FROM store_visits "
-                f"WHERE customer_id IN ({','.join('?' * len(chunk))}) GROUP BY customer_id",
-                chunk,
-            )
-            out.update({r[0]: (int(r[1]), int(r[2])) for r in rows})
-        return out
+        rows = self._rows_for(
+            "SELECT customer_id, COUNT(*), MAX(last_seen_at) FROM store_visits "
+            "WHERE customer_id IN ({ids}) GROUP BY customer_id",
+            customer_ids,
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
     def stay_stats(self, f: AnalyticsFilter, gap_seconds: int) -> StayStats:
         lo, hi = f.epochs()
@@ -614,44 +618,29 @@ class SqliteVisitData:
         return {r[0]: int(r[1]) for r in rows if r[1] is not None}
 
     def names(self, customer_ids: list[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for i in range(0, len(customer_ids), 500):
-            chunk = customer_ids[i : i + 500]
-            rows = self._rows(
-                "SELECT customer_id, name FROM customers "
-                f"WHERE customer_id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            out.update({r[0]: r[1] for r in rows})
-        return out
+        sql = "SELECT customer_id, name FROM customers WHERE customer_id IN ({ids})"
+        rows = self._rows_for(sql, customer_ids)
+        return {r[0]: r[1] for r in rows}
 
     def visits_of(self, customer_ids: list[str]) -> pd.DataFrame:
         import pandas as pd
 
-        rows: list[Any] = []
-        for i in range(0, len(customer_ids), 500):
-            chunk = customer_ids[i : i + 500]
-            rows += self._rows(
-                "SELECT customer_id, unixepoch(started_at), unixepoch(last_seen_at) "
-                "FROM visits INDEXED BY analytics_visits_customer "
-                f"WHERE customer_id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
+        rows = self._rows_for(
+            "SELECT customer_id, unixepoch(started_at), unixepoch(last_seen_at) "
+            "FROM visits INDEXED BY analytics_visits_customer WHERE customer_id IN ({ids})",
+            customer_ids,
+        )
         return pd.DataFrame(rows, columns=["customer_id", "start", "end"]).astype(
             {"start": "int64", "end": "int64"}
         )
 
     def spend_of(self, customer_ids: list[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for i in range(0, len(customer_ids), 500):
-            chunk = customer_ids[i : i + 500]
-            rows = self._rows(
-                "SELECT customer_id, SUM(amount_cents) FROM transactions INDEXED BY transactions_customer "
-                f"WHERE customer_id IN ({','.join('?' * len(chunk))}) GROUP BY customer_id",
-                chunk,
-            )
-            out.update({r[0]: int(r[1]) for r in rows})
-        return out
+        rows = self._rows_for(
+            "SELECT customer_id, SUM(amount_cents) FROM transactions INDEXED BY transactions_customer "
+            "WHERE customer_id IN ({ids}) GROUP BY customer_id",
+            customer_ids,
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
 
 class SqliteAnalytics(StoreAnalytics):
